@@ -1,0 +1,48 @@
+"""The `mtl` command line (Typer): one module per command group."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from . import plugins as plugins_cmd
+from . import run as run_cmd
+from . import tasks as tasks_cmd
+
+app = typer.Typer(
+    name="mtl",
+    help="Multi-task learning for NLU: train a target task with auxiliary tasks, compare weighting strategies.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from mtl import __version__
+
+        typer.echo(f"mtl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    """mtl: multi-task learning for natural-language understanding."""
+
+
+app.command("run")(run_cmd.run)
+app.command("tasks")(tasks_cmd.tasks)
+app.add_typer(plugins_cmd.app, name="plugins")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

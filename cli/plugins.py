@@ -1,0 +1,111 @@
+"""`mtl plugins`: what is installed (kind, name, package, version, description) and `plugins show NAME`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from .common import console, user_errors
+
+app = typer.Typer(help="List installed plugins, or show one plugin's options.", no_args_is_help=False)
+
+
+def _rows(registry) -> list[dict]:
+    rows = []
+    for kind, table in registry.entries.items():
+        for name, entry in sorted(table.items()):
+            rows.append({"kind": kind, "name": name, "aliases": list(entry.aliases), "package": entry.package,
+                         "version": entry.version, "plugin": entry.plugin, "description": entry.description})
+    return rows
+
+
+@app.callback(invoke_without_command=True)
+def plugins(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    kind: Annotated[Optional[str], typer.Option(help="Only this kind: weighting, sampler, backbone or task.")] = None,
+) -> None:
+    """List every registered plugin; failed plugins and name conflicts are listed too (exit 1)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with user_errors():
+        from mtl import loader
+        from mtl.registry import check_kind
+
+        registry = loader.registry()
+        rows = _rows(registry)
+        if kind:
+            check_kind(kind)
+            rows = [r for r in rows if r["kind"] == kind]
+        failed = [vars(f) for f in loader.failed + registry.failed]
+        if as_json:
+            typer.echo(json.dumps({"plugins": rows, "failed": failed, "conflicts": registry.conflicts}, indent=2))
+        else:
+            from rich.table import Table
+
+            table = Table()
+            for column in ("kind", "name", "package", "version", "description"):
+                table.add_column(column)
+            for r in rows:
+                name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
+                table.add_row(r["kind"], name, r["package"], r["version"], r["description"])
+            out = console()
+            out.print(table)
+            for f in failed:
+                out.print(f"[red]failed[/red] {f['name']} ({f['package']} {f['version']}): {f['error']}", markup=True)
+            for conflict in registry.conflicts:
+                out.print(f"[red]conflict[/red] {conflict}")
+        if failed or registry.conflicts:
+            raise typer.Exit(1)
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(help="Plugin name, e.g. uniform, mamt, rte, hf.")],
+    kind: Annotated[Optional[str], typer.Option(help="Only this kind (a name may be both a weighting and a sampler).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a plugin's description and options (types and defaults)."""
+    with user_errors():
+        from mtl import loader
+        from mtl.errors import UnknownNameError
+        from mtl.options import describe
+        from mtl.registry import KINDS, check_kind
+        from mtl.suggest import unknown
+
+        registry = loader.registry()
+        kinds = [check_kind(kind)] if kind else list(KINDS)
+        found = []
+        for k in kinds:
+            try:
+                found.append(registry.get(k, name)[0])
+            except UnknownNameError:
+                pass
+        if not found:
+            every = {n for k in kinds for n in registry.names(k)}
+            raise UnknownNameError(unknown("plugin", name, every))
+        described = []
+        for entry in found:
+            options = [{"name": o.name, "type": o.type_name, "default": None if o.required else o.default,
+                        "required": o.required} for o in describe(entry.load())]
+            described.append({"kind": entry.kind, "name": entry.name, "package": entry.package,
+                              "version": entry.version, "description": entry.description, "options": options})
+        if as_json:
+            typer.echo(json.dumps(described, indent=2, default=repr))
+            return
+        from rich.table import Table
+
+        out = console()
+        for d in described:
+            out.print(f"[bold]{d['kind']} {d['name']}[/bold] — {d['description']} ({d['package']} {d['version']})")
+            if not d["options"]:
+                out.print("  no options")
+                continue
+            table = Table()
+            for column in ("option", "type", "default"):
+                table.add_column(column)
+            for o in d["options"]:
+                table.add_row(o["name"], o["type"], "(required)" if o["required"] else repr(o["default"]))
+            out.print(table)

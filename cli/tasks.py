@@ -1,0 +1,42 @@
+"""`mtl tasks`: the registered tasks with their labels, metrics and where their data is found."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from .common import console, user_errors
+
+
+def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+    """List tasks: type, labels, metrics (first = primary), evaluation splits, GLUE folder, hub dataset."""
+    with user_errors():
+        import mtl
+
+        rows = []
+        for name in mtl.available("task"):
+            task = mtl.create("task", name)
+            rows.append({
+                "name": name,
+                "type": "regression" if task.is_regression else f"{task.num_outputs}-way classification",
+                "labels": list(task.labels or []),
+                "metrics": list(task.metrics),
+                "eval_splits": list(task.eval_splits),
+                "glue_folder": task.glue.folder if task.glue else None,
+                "hub": "/".join(p for p in (task.hub or ()) if p) or None,
+                "description": task.description,
+            })
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        from rich.table import Table
+
+        table = Table()
+        for column in ("task", "type", "labels", "metrics", "eval splits", "GLUE folder", "hub"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(r["name"], r["type"], ", ".join(r["labels"]) or "score", ", ".join(r["metrics"]),
+                          ", ".join(r["eval_splits"]), r["glue_folder"] or "-", r["hub"] or "-")
+        console().print(table)

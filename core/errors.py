@@ -1,0 +1,19 @@
+"""User-facing errors: the CLI prints them as one line and exits non-zero, never as a traceback."""
+
+
+class MtlError(Exception):
+    """A mistake the user can fix (bad name, option, file or value). The message is one line."""
+
+    exit_code = 1
+
+
+class UnknownNameError(MtlError):
+    """An unknown weighting, sampler, backbone, task or option key."""
+
+
+class OptionError(MtlError):
+    """A plugin option that does not exist or whose value cannot be converted or is out of range."""
+
+
+class DataError(MtlError):
+    """A data file or folder that is missing or malformed; the message names the file (and line)."""

