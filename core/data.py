@@ -9,12 +9,13 @@ message names the file and, where it applies, the 1-based physical line (the hea
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import DataError
 from .task import Examples
@@ -212,9 +213,9 @@ def _read_delimited(task: "Task", split: str, path: Path, *, delimiter: str, quo
                 index = {name: i for i, name in enumerate(header)}
             text_idx, label_idx = _column_indices(task, split, index, path, header)
             need = max([*text_idx, -1 if label_idx is None else label_idx]) + 1
-            return _collect(task, split, path, reader, pending, text_idx, label_idx, need, limit)
+            return _collect(task, path, reader, pending, text_idx, label_idx, need, limit)
         except UnicodeDecodeError as exc:
-            raise DataError(f"{path}:{reader.line_num + 1}: not UTF-8 text ({exc.reason})") from None
+            raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
         except csv.Error as exc:
             raise DataError(f"{path}:{reader.line_num}: {exc}") from None
 
@@ -235,13 +236,13 @@ def _column_indices(task: "Task", split: str, index: dict[str, int], path: Path,
     return text_idx, label_idx
 
 
-def _collect(task: "Task", split: str, path: Path, reader: Any, pending: list[list[str]],
+def _collect(task: "Task", path: Path, reader: Any, pending: list[list[str]],
              text_idx: list[int], label_idx: int | None, need: int, limit: int | None) -> Examples:
     labels_of = _Labels(task)
     texts: list[tuple[str, ...]] = []
     labels: list[Any] = []
     convert = labels_of.convert
-    rows: Iterable[list[str]] = _chain(pending, reader)
+    rows: Iterable[list[str]] = itertools.chain(pending, reader)
     first_line = reader.line_num  # the physical line of a pending (headerless) first row
     for row in rows:
         if limit is not None and len(texts) >= limit:
@@ -251,7 +252,7 @@ def _collect(task: "Task", split: str, path: Path, reader: Any, pending: list[li
         line = first_line if pending and row is pending[0] else reader.line_num
         if len(row) < need:
             raise DataError(
-                f"{path}:{line}: expected at least {need} tab/comma-separated fields, found {len(row)}"
+                f"{path}:{line}: expected at least {need} fields, found {len(row)}"
             )
         if label_idx is not None:
             label = convert(row[label_idx], f"{path}:{line}")
@@ -262,11 +263,6 @@ def _collect(task: "Task", split: str, path: Path, reader: Any, pending: list[li
     if not texts and limit != 0:
         raise DataError(f"task {task.name!r} has no examples in {path}")
     return Examples(texts, labels, str(path))
-
-
-def _chain(first: list[list[str]], rest: Iterator[list[str]]) -> Iterator[list[str]]:
-    yield from first
-    yield from rest
 
 
 def _read_jsonl(task: "Task", split: str, path: Path, *, limit: int | None) -> Examples:
@@ -342,15 +338,24 @@ def _probe(timeout: float = 3.0) -> str | None:
     if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
         return None
     import socket
+    import threading
     from urllib.parse import urlparse
 
     endpoint = urlparse(os.environ.get("HF_ENDPOINT") or f"https://{HUB_HOST}")
     host, port = endpoint.hostname or HUB_HOST, endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as exc:
-        return f"{host}: {exc.strerror or type(exc).__name__}"
-    return None
+    outcome: list[str | None] = []
+
+    def connect() -> None:  # in a thread, because name resolution ignores the socket timeout
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(f"{host}: {exc.strerror or type(exc).__name__}")
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return outcome[0] if outcome else f"{host}: no answer within {timeout:g} s"
 
 
 def _unreachable(task: "Task", split: str, reason: str) -> DataError:
@@ -388,7 +393,7 @@ def read_hub(task: "Task", split: str, *, limit: int | None = None) -> Examples:
         raise _unreachable(task, split, _short(exc)) from None
     except Exception as exc:  # the hub answered, but with an error (no such dataset/split, ...)
         if type(exc).__name__ in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "OfflineModeIsEnabled",
-                                  "LocalEntryNotFoundError", "HfHubHTTPError"):
+                                  "LocalEntryNotFoundError"):
             raise _unreachable(task, split, _short(exc)) from None
         raise DataError(f"loading {source} for task {task.name!r} failed: {_short(exc)}") from None
     return _from_hub(task, split, dataset, source, limit)
