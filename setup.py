@@ -16,6 +16,7 @@ setup(
         Pybind11Extension(
             "mtl._memory",
             sorted(["csrc/memory.cpp"]),
+            depends=["csrc/common.h", "csrc/kernel_impl.h"],  # headers: rebuild when they change
             cxx_std=17,
             extra_compile_args=compile_args,
         )
