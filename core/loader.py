@@ -21,8 +21,10 @@ from .registry import HOOKS, Entry, Registry
 
 BUILTIN_PLUGINS = (
     "mtl.plugins.weightings.uniform",
+    "mtl.plugins.weightings.mamt",
     "mtl.plugins.samplers.proportional",
     "mtl.plugins.samplers.uniform",
+    "mtl.plugins.samplers.adaptive",
     "mtl.plugins.backbones.minilm",
     "mtl.plugins.backbones.tiny",
     "mtl.plugins.backbones.hf",

@@ -73,3 +73,24 @@ def save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] |
     from safetensors.torch import save
 
     write_atomic(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """A plugin's ``state_dict()`` as safetensors: tensors as tensors, everything else as JSON metadata."""
+    import torch
+
+    tensors = {k: v.detach().cpu() for k, v in state.items() if isinstance(v, torch.Tensor)}
+    others = {k: v for k, v in state.items() if not isinstance(v, torch.Tensor)}
+    save_tensors(path, tensors, {"format": "pt", "state": json.dumps(others)})
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """The inverse of :func:`save_state` (no pickle)."""
+    from safetensors import safe_open
+
+    state: dict[str, Any] = {}
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            state[key] = f.get_tensor(key)
+        state.update(json.loads((f.metadata() or {}).get("state", "{}")))
+    return state

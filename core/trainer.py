@@ -303,6 +303,9 @@ class Trainer:
     def _save_best(self, out: Path) -> None:
         state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
         rundir.save_tensors(out / "checkpoint" / "best.safetensors", state, {"format": "pt", "kind": "mtl-best"})
+        weighting_state = self.weighting.state_dict()
+        if weighting_state:  # e.g. MAMT's memory: training-only, kept beside the model, never inside it
+            rundir.save_state(out / "checkpoint" / "weighting.safetensors", weighting_state)
 
     def _restore_best(self, out: Path) -> None:
         from safetensors.torch import load_file
