@@ -31,13 +31,23 @@ class MultiTaskModel(nn.Module):
         self.backbone = backbone
         self.heads = nn.ModuleDict({name: Head(backbone.hidden_size, n, dropout) for name, n in outputs.items()})
         self.feature_map: nn.Module | None = None  # optional module(pooled, task) -> task feature
+        self.task_ids = {name: i for i, name in enumerate(outputs)}  # stable ids, in run order (target first)
+        if hasattr(backbone, "configure_tasks"):  # e.g. task embeddings need the number of tasks
+            backbone.configure_tasks(list(outputs))
 
     @property
     def hidden_size(self) -> int:
         return self.backbone.hidden_size
 
+    def encode(self, task: str, batch: dict[str, torch.Tensor]):
+        """The backbone's (pooled, hidden_states) for ``batch`` as an instance of ``task``."""
+        if getattr(self.backbone, "uses_task_ids", False):  # task embeddings (TEA-BERT)
+            batch = {**batch, "task_ids": torch.full((batch["input_ids"].shape[0],), self.task_ids[task],
+                                                     dtype=torch.long, device=batch["input_ids"].device)}
+        return self.backbone(batch)
+
     def forward(self, task: str, batch: dict[str, torch.Tensor]):
         """Logits of ``task`` for ``batch``, with the pooled feature and all hidden states."""
-        pooled, hidden_states = self.backbone(batch)
+        pooled, hidden_states = self.encode(task, batch)
         feature = self.feature_map(pooled, task) if self.feature_map is not None else pooled
         return self.heads[task](feature), pooled, hidden_states

@@ -28,6 +28,7 @@ class Run:
     device: torch.device
     rng: torch.Generator  # the weighting's own generator, seeded from the run seed
     total_steps: int = 0
+    steps_per_epoch: int = 0  # Σ_t ⌈N_t / B⌉: one epoch is every task's training data once
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -51,7 +52,7 @@ class Run:
             for batch_positions in sorted_batches(lengths, self.config.eval_batch_size):
                 batch = data.collate([order[p] for p in batch_positions])
                 batch = {k: v.to(self.device) for k, v in batch.items() if k != "labels"}
-                _, hidden_states = self.model.backbone(batch)
+                _, hidden_states = self.model.encode(task, batch)
                 out[batch_positions] = cls_features(hidden_states, layers).cpu()
         finally:
             self.model.train(was_training)

@@ -109,7 +109,7 @@ class Trainer:
         self.sampler.setup(sizes, c.target, self.total_steps, torch.Generator().manual_seed(draw()))
         self.model.to(self.device)
         self.run = Run(c, self.model, self.tasks, c.target, self.train_data, self.device,
-                       torch.Generator().manual_seed(draw()), self.total_steps)
+                       torch.Generator().manual_seed(draw()), self.total_steps, self.steps_per_epoch)
         self.weighting.setup(self.run)
         self.model.to(self.device)  # modules a weighting added
         self.prepared = True
@@ -180,7 +180,6 @@ class Trainer:
         metrics_path = out / "metrics.jsonl"
         metrics_path.touch()
         optimizer, scheduler = self._optimizer()
-        shared = [p for p in self.model.backbone.parameters() if p.requires_grad]
         self.model.train()
 
         best_value, best_eval, best_epoch, best_step = -math.inf, None, -1, -1
@@ -195,29 +194,10 @@ class Trainer:
                 tick = time.perf_counter()
                 epoch = step // self.steps_per_epoch
                 progress = step / self.total_steps
-                names = self.sampler.tasks(step, progress)
-                losses, features, hidden, batches = {}, {}, {}, {}
-                for name in names:
-                    batch = {k: v.to(self.device) for k, v in next(self.streams[name]).items()}
-                    logits, _, hidden_states = self.model(name, batch)
-                    losses[name] = self.tasks[name].loss(logits, batch["labels"])
-                    features[name] = cls_features(hidden_states)
-                    hidden[name] = hidden_states
-                    batches[name] = batch
-                    examples += len(batch["labels"])
+                names, losses, lr, count = self.train_step(step, optimizer, scheduler)
+                examples += count
                 for name, value in losses.items():
-                    if not torch.isfinite(value).all():
-                        raise MtlError(f"non-finite loss at step {step} on task {name!r}; lower --lr or check the data")
-                    pending.setdefault(name, []).append(float(value.detach().mean()))
-                step_info = Step(losses=losses, features=features, target=c.target, index=step, epoch=epoch,
-                                 progress=progress, shared_parameters=shared, hidden_states=hidden, batches=batches)
-                self.weighting.backward(step_info)
-                if c.clip > 0:
-                    torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], c.clip)
-                lr = optimizer.param_groups[0]["lr"]  # the rate this step used
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                    pending.setdefault(name, []).append(value)
                 train_seconds += time.perf_counter() - tick
                 bar.update(step + 1, {n: v[-1] for n, v in pending.items()})
 
@@ -263,6 +243,40 @@ class Trainer:
         }
         rundir.write_json(out / "summary.json", summary)
         return {"output": str(out), "eval": best_eval, "summary": summary}
+
+    def train_step(self, step: int, optimizer, scheduler) -> tuple[list[str], dict[str, float], float, int]:
+        """One optimisation step: the sampler's task(s), their batches, the weighting's backward, AdamW.
+
+        Returns the tasks, their mean instance losses, the learning rate used and the number of examples.
+        """
+        c = self.config
+        epoch = step // self.steps_per_epoch
+        progress = step / self.total_steps
+        names = self.sampler.tasks(step, progress)
+        losses, features, hidden, batches = {}, {}, {}, {}
+        for name in names:
+            batch = {k: v.to(self.device) for k, v in next(self.streams[name]).items()}
+            logits, _, hidden_states = self.model(name, batch)
+            losses[name] = self.tasks[name].loss(logits, batch["labels"])
+            features[name] = cls_features(hidden_states)
+            hidden[name] = hidden_states
+            batches[name] = batch
+        means = {}
+        for name, value in losses.items():
+            if not torch.isfinite(value).all():
+                raise MtlError(f"non-finite loss at step {step} on task {name!r}; lower --lr or check the data")
+            means[name] = float(value.detach().mean())
+        shared = [p for p in self.model.backbone.parameters() if p.requires_grad]
+        self.weighting.backward(Step(losses=losses, features=features, target=c.target, index=step, epoch=epoch,
+                                     progress=progress, shared_parameters=shared, hidden_states=hidden,
+                                     batches=batches))
+        if c.clip > 0:
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], c.clip)
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step used
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return names, means, lr, sum(len(b["labels"]) for b in batches.values())
 
     # ------------------------------------------------------------------ evaluation and checkpoints
     def _selection_name(self) -> str:
