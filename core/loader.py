@@ -22,6 +22,7 @@ from .registry import HOOKS, Entry, Registry
 BUILTIN_PLUGINS = (
     "mtl.plugins.weightings.uniform",
     "mtl.plugins.weightings.mamt",
+    "mtl.plugins.weightings.mmoe",
     "mtl.plugins.samplers.proportional",
     "mtl.plugins.samplers.uniform",
     "mtl.plugins.samplers.adaptive",

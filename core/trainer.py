@@ -121,7 +121,8 @@ class Trainer:
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
             if p.requires_grad:
-                (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
+                exempt = p.ndim < 2 or "norm" in name.lower() or "task_embedding" in name  # biases, norms, task vectors
+                (no_decay if exempt else decay).append(p)
         extra = [p for p in self.weighting.parameters() if all(p is not q for q in decay + no_decay)]
         groups = [{"params": decay, "weight_decay": c.weight_decay},
                   {"params": no_decay + extra, "weight_decay": 0.0}]

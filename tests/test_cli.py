@@ -68,6 +68,8 @@ def test_run_with_config_file_and_set(tmp_path):
     (["--target", "rte", "--data-dir", "/nonexistent/glue"], ["/nonexistent/glue"]),
     (["--aux", "demo-sentiment"], ["--aux needs a --target"]),
     (["--set", "tiny.hidden_size=abc"], ["backbone 'tiny': option 'hidden_size': expected an integer"]),
+    (["--backbone", "hf:no-such-org/no-such-model"], ["backbone 'hf:no-such-org/no-such-model': could not load"]),
+    (["--backbone", "hf:"], ["unknown backbone 'hf:'"]),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, fragments):
     out = tmp_path / "run"

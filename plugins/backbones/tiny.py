@@ -3,11 +3,17 @@
 It uses MiniLM's uncased WordPiece tokenizer (bundled, offline) and the seed of the run for its weights.
 """
 
+from typing import Literal
+
 from mtl import hookimpl
 
 
-def tiny(hidden_size: int = 64, layers: int = 2, heads: int = 2, intermediate_size: int = 128):
-    """A ``BertModel`` of ``layers`` layers of width ``hidden_size``, random weights from the current seed."""
+def tiny(hidden_size: int = 64, layers: int = 2, heads: int = 2, intermediate_size: int = 128,
+         task_embedding: Literal["none", "input", "attention"] = "none"):
+    """A ``BertModel`` of ``layers`` layers of width ``hidden_size``, random weights from the current seed.
+
+    ``task_embedding``: learned task vectors added to the input embeddings or to Q/K/V (TEA-BERT).
+    """
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from mtl.backbone import HFBackbone
@@ -28,7 +34,7 @@ def tiny(hidden_size: int = 64, layers: int = 2, heads: int = 2, intermediate_si
         intermediate_size=intermediate_size,
         max_position_embeddings=512,
     )
-    return HFBackbone(BertModel(config), tokenizer, name="tiny")
+    return HFBackbone(BertModel(config), tokenizer, name="tiny", task_embedding=task_embedding)
 
 
 @hookimpl

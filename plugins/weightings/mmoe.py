@@ -1,0 +1,97 @@
+"""Weighting ``mmoe``: multi-gate mixture of experts (Ma et al., "Modeling Task Relationships in Multi-task
+Learning with Multi-gate Mixture-of-Experts", KDD 2018).
+
+``experts`` MLP experts f_e (Linear(D, hidden) → ReLU → dropout → Linear(hidden, D)) share the pooled backbone
+feature x; each task t has its own softmax gate g_t(x) = softmax(W_t·x) over the experts, and its head sees
+the task feature Σ_e g_t(x)_e · f_e(x) (the paper's Eqs. 5–6, with the backbone as the shared input layer).
+The experts and gates are installed as ``run.model.feature_map``, so they are trained by the optimizer and
+saved with the model; every instance of every task counts 1 in the loss. The mean gate of each task in the
+step is logged as ``mmoe.gate.<task>.<e>``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from mtl import Weighting, hookimpl
+
+
+class Mmoe(Weighting):
+    def __init__(self, experts: int = 4, hidden: int | None = None, dropout: float = 0.1):
+        super().__init__()
+        if experts < 1:
+            raise ValueError(f"experts must be >= 1 (got {experts})")
+        if hidden is not None and hidden < 1:
+            raise ValueError(f"hidden must be >= 1 or none (got {hidden})")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1) (got {dropout})")
+        self.experts, self.hidden, self.dropout = experts, hidden, dropout
+        self.module = None
+        self.last: dict[str, float] = {}
+
+    def setup(self, run) -> None:
+        from mtl.errors import MtlError
+
+        if run.model.feature_map is not None:
+            raise MtlError("weighting 'mmoe': the model already has a feature map between backbone and heads")
+        self.module = _module_class()(run.hidden_size, list(run.tasks), self.experts,
+                                      self.hidden or run.hidden_size, self.dropout)
+        run.model.feature_map = self.module  # the trainer moves the model (and so the module) to the device
+
+    def loss(self, step):
+        self.last = {}
+        if self.module is not None:
+            for task in step.losses:
+                gates = self.module.last_gates.pop(task, None)
+                if gates is not None:
+                    self.last.update({f"mmoe.gate.{task}.{e}": float(g) for e, g in enumerate(gates.mean(0))})
+        return super().loss(step)
+
+    def log(self) -> dict[str, float]:
+        return {**super().log(), **self.last}
+
+
+@functools.cache
+def _module_class():
+    """The nn.Module class, defined on first use so that importing this plugin does not import torch."""
+    import torch
+    from torch import nn
+
+    class MixtureOfExperts(nn.Module):
+        """``experts`` shared MLP experts and one softmax gate per task: feature = Σ_e gate_e(x)·expert_e(x)."""
+
+        def __init__(self, hidden_size: int, tasks: list[str], experts: int = 4, hidden: int | None = None,
+                     dropout: float = 0.1) -> None:
+            super().__init__()
+            width = hidden or hidden_size
+            self.experts = nn.ModuleList(
+                nn.Sequential(nn.Linear(hidden_size, width), nn.ReLU(), nn.Dropout(dropout),
+                              nn.Linear(width, hidden_size))
+                for _ in range(experts)
+            )
+            self.gates = nn.ModuleDict({task: nn.Linear(hidden_size, experts) for task in tasks})
+            self.last_gates: dict[str, torch.Tensor] = {}  # detached gates of the last forward of each task
+
+        def gate(self, x: torch.Tensor, task: str) -> torch.Tensor:
+            """The gate of ``task`` for each row of ``x``: [B, experts], each row sums to 1."""
+            return torch.softmax(self.gates[task](x), dim=-1)
+
+        def forward(self, x: torch.Tensor, task: str) -> torch.Tensor:
+            gates = self.gate(x, task)  # [B, E]
+            outputs = torch.stack([expert(x) for expert in self.experts], dim=1)  # [B, E, D]
+            self.last_gates[task] = gates.detach()
+            return (gates.unsqueeze(-1).to(outputs.dtype) * outputs).sum(dim=1)
+
+    MixtureOfExperts.__module__, MixtureOfExperts.__qualname__ = __name__, "MixtureOfExperts"
+    return MixtureOfExperts
+
+
+def __getattr__(name: str):
+    if name == "MixtureOfExperts":  # importable (and picklable) by name, built lazily
+        return _module_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@hookimpl
+def register_weightings(register):
+    register("mmoe", Mmoe, description="multi-gate mixture of experts between backbone and heads (Ma et al., KDD 2018)")
