@@ -84,13 +84,14 @@ def convert(value: Any, annotation: Any) -> Any:
             if type(None) in args:
                 return None
         errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        arms = [arg for arg in args if arg is not type(None)]
+        for arg in arms:
             try:
                 return convert(value, arg)
             except (ValueError, TypeError) as exc:
                 errors.append(str(exc))
+        if len(arms) == 1:  # `X | None`: the reason X gave is the useful one
+            raise ValueError(errors[0])
         raise ValueError(f"expected {type_name(annotation)}, got {value!r}")
     if origin is Literal:
         for choice in args:

@@ -56,6 +56,13 @@ def test_convert_rejects(value, annotation):
         convert(value, annotation)
 
 
+def test_optional_option_keeps_the_specific_reason():
+    with pytest.raises(ValueError, match="^expected an integer, got 'x'$"):
+        convert("x", Optional[int])
+    with pytest.raises(ValueError, match="^expected int \\| float, got 'x'$"):
+        convert("x", int | float)
+
+
 def test_describe_lists_options_with_types_and_defaults():
     options = {o.name: o for o in describe(Configurable)}
     assert list(options) == ["psi", "k", "metric", "weights", "layers", "tag", "on", "tasks"]
