@@ -61,3 +61,27 @@ def run_mtl(*args: str, env: dict | None = None, cwd: Path | None = None) -> sub
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "mtl.cli", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd)
+
+
+TINY_RUN = ["--backbone", "tiny", "--max-steps", "4", "--batch-size", "8", "--max-length", "32", "--quiet"]
+
+
+def invoke_cli(*args: str):
+    """`mtl ARGS` through typer's CliRunner (stdout and stderr kept apart)."""
+    from typer.testing import CliRunner
+
+    from mtl.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def assert_one_line_error(result, *fragments: str) -> str:
+    """A user mistake: non-zero exit, exactly one stderr line `Error: ...` containing ``fragments``."""
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert "Traceback" not in result.output
+    return lines[0]

@@ -5,28 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
-
-from mtl.cli import app
-
-from conftest import run_mtl
-
-runner = CliRunner()
-TINY = ["--backbone", "tiny", "--max-steps", "4", "--batch-size", "8", "--max-length", "32", "--quiet"]
-
-
-def invoke(*args):
-    return runner.invoke(app, list(args))
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code != 0
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = [l for l in result.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert "Traceback" not in result.output
+from conftest import TINY_RUN as TINY
+from conftest import assert_one_line_error, run_mtl
+from conftest import invoke_cli as invoke
 
 
 def test_version():

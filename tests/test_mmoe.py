@@ -6,14 +6,14 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import mtl
 from mtl import Step
-from mtl.cli import app
 from mtl.config import RunConfig
 from mtl.errors import MtlError
 from mtl.trainer import Trainer
+
+from conftest import TINY_RUN, assert_one_line_error, invoke_cli
 
 from test_trainer import DEMO
 
@@ -136,10 +136,6 @@ def test_bad_options_are_clear_errors(key, value, message):
 
 def test_zero_experts_is_a_one_line_cli_error_and_writes_nothing(tmp_path):
     out = tmp_path / "y"
-    result = CliRunner().invoke(app, ["run", "--backbone", "tiny", "--max-steps", "2", "-q", "-o", str(out),
-                                      "--weighting", "mmoe", "--set", "mmoe.experts=0"])
-    assert result.exit_code != 0
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines == ["Error: weighting 'mmoe': experts must be >= 1 (got 0)"], result.stderr
-    assert "Traceback" not in result.output
+    result = invoke_cli("run", *TINY_RUN, "-o", str(out), "--weighting", "mmoe", "--set", "mmoe.experts=0")
+    assert assert_one_line_error(result) == "Error: weighting 'mmoe': experts must be >= 1 (got 0)"
     assert not out.exists()

@@ -15,6 +15,8 @@ import mtl
 from mtl.cli import app
 from mtl.errors import MtlError
 
+from conftest import TINY_RUN, assert_one_line_error, invoke_cli
+
 SIZES = {"t": 300, "a": 900, "b": 1800}  # run order: target first
 TARGET = "t"
 DRAWS = 6000
@@ -174,9 +176,6 @@ def test_new_samplers_through_the_cli(tmp_path):
 
 def test_bad_temperature_through_the_cli_is_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["run", "--backbone", "tiny", "--max-steps", "2", "-q", "-o", str(out),
-                                      "--sampler", "temperature", "--set", "temperature.T=0"])
-    assert result.exit_code != 0
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines == ["Error: sampler 'temperature': T must be > 0 (got 0.0)"]
+    result = invoke_cli("run", *TINY_RUN, "-o", str(out), "--sampler", "temperature", "--set", "temperature.T=0")
+    assert assert_one_line_error(result) == "Error: sampler 'temperature': T must be > 0 (got 0.0)"
     assert not out.exists()

@@ -8,14 +8,14 @@ import types
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import mtl
 from mtl import Step
-from mtl.cli import app
 from mtl.config import RunConfig
 from mtl.errors import MtlError
 from mtl.trainer import Trainer
+
+from conftest import TINY_RUN, assert_one_line_error, invoke_cli
 
 from test_trainer import DEMO
 
@@ -122,10 +122,7 @@ def test_bad_options_are_errors_naming_the_plugin(options, message):
 
 def test_weights_naming_a_task_not_in_the_run_through_the_cli(tmp_path):
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["run", "--backbone", "tiny", "--max-steps", "2", "-q", "-o", str(out),
-                                      "--weighting", "siwlm", "--set", "siwlm.weights=nope:2"])
-    assert result.exit_code != 0
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: weighting 'siwlm': option 'weights' names task 'nope'")
-    assert "demo-paraphrase, demo-similarity, demo-sentiment" in lines[0] and "Traceback" not in result.output
+    result = invoke_cli("run", *TINY_RUN, "-o", str(out), "--weighting", "siwlm", "--set", "siwlm.weights=nope:2")
+    line = assert_one_line_error(result, "Error: weighting 'siwlm': option 'weights' names task 'nope'")
+    assert "demo-paraphrase, demo-similarity, demo-sentiment" in line
     assert not out.exists()
