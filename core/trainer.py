@@ -243,7 +243,21 @@ class Trainer:
             "peak_memory_mb": _peak_memory_mb(self.device),
         }
         rundir.write_json(out / "summary.json", summary)
+        self._export(out)
         return {"output": str(out), "eval": best_eval, "summary": summary}
+
+    def _export(self, out: Path) -> None:
+        """The deployable target model in ``model/``; a backbone that cannot be exported keeps the run."""
+        from .export import export_model
+
+        if self.config.target is None:
+            return
+        try:
+            export_model(self.model, self.tasks, self.config.target, out / "model", run_dir=out)
+        except MtlError as exc:  # the run itself is complete: warn, never delete it
+            import sys
+
+            print(f"mtl: warning: model/ not written: {exc}", file=sys.stderr)
 
     def train_step(self, step: int, optimizer, scheduler) -> tuple[list[str], dict[str, float], float, int]:
         """One optimisation step: the sampler's task(s), their batches, the weighting's backward, AdamW.

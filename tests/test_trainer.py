@@ -29,7 +29,9 @@ def read_metrics(run_dir):
 def test_run_folder_has_the_files_and_keys_of_the_design(tmp_path):
     result = Trainer(tiny_config(tmp_path, max_steps=12)).train()
     run = tmp_path / "run"
-    assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.jsonl", "eval.json", "summary.json", "checkpoint"}
+    assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.jsonl", "eval.json", "summary.json",
+                                               "checkpoint", "model"}
+    assert (run / "model" / "config.json").exists() and (run / "model" / "mtl_export.json").exists()
     config = json.loads((run / "config.json").read_text())
     assert config["weighting"] == "uniform" and config["plugins"]["weighting.uniform"]["package"] == "mtl"
     records = read_metrics(run)

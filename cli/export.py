@@ -1,0 +1,132 @@
+"""`mtl export`, `mtl predict`, `mtl eval`: the deployable target model of a run, predictions, re-evaluation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import console, user_errors
+
+ModelArg = Annotated[Path, typer.Argument(help="A run folder (written by `mtl run`) or an exported model folder.",
+                                          show_default=False)]
+TaskOpt = Annotated[Optional[str], typer.Option("--task", help="The task (default: the run's target); a run folder "
+                                                              "has every task's head, an export only its own.")]
+
+
+def export(
+    run: Annotated[Path, typer.Argument(help="The run folder (written by `mtl run`).", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder to write (default: RUN/model).")] = None,
+    task: TaskOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it is not empty.")] = False,
+) -> None:
+    """Write the deployable target model: backbone + target head, training-only parts (MAMT's memory,
+    auxiliary heads) plugged out. BERT-family backbones load with plain transformers
+    (AutoModelForSequenceClassification.from_pretrained(OUT)); MMoE models load with `mtl predict OUT`."""
+    with user_errors():
+        from mtl.export import check_out, export_model
+        from mtl.restore import load_run, read_config
+
+        out = out if out is not None else run / "model"
+        read_config(run)  # a one-line error for a folder that is not a run, before anything is loaded
+        check_out(out, overwrite)
+        config, model, tasks = load_run(run)
+        name = task or config.target
+        if name not in tasks:
+            from mtl.errors import MtlError
+            from mtl.suggest import unknown
+
+            raise MtlError(unknown("task of this run", name, list(tasks)))
+        result = export_model(model, tasks, name, out, run_dir=run, overwrite=overwrite)
+        _describe(result)
+
+
+def _describe(result: dict) -> None:
+    out = result["path"]
+    target = "regression, 1 output" if result["labels"] is None else f"labels {', '.join(result['labels'])}"
+    typer.echo(f"Exported task {result['task']} ({target}) to {out}")
+    if result["loadable_with_transformers"]:
+        typer.echo(f"Loads with plain transformers: AutoModelForSequenceClassification.from_pretrained({out!r}) "
+                   f"and AutoTokenizer.from_pretrained({out!r}); `mtl predict {out}` works too.")
+    else:
+        typer.echo(f"Not a plain transformers classifier: MMoE puts gate-weighted experts between the pooler and "
+                   f"the classifier, so AutoModelForSequenceClassification cannot load it (the encoder alone is "
+                   f"in {out}/encoder). Use `mtl predict {out}` or `mtl eval {out}`.")
+    if result.get("folded"):
+        typer.echo(f"Task embedding {result['task_embedding']!r} folded into plain weights: {result['folded']}.")
+    for item in result["plugged_out"]:
+        typer.echo(f"Plugged out: {item}")
+    typer.echo(f"Manifest: {out}/mtl_export.json")
+
+
+def predict(
+    model: ModelArg,
+    source: Annotated[str, typer.Option("--input", "-i", help="A file of input lines, or - for stdin. Each line: a "
+                                       "JSON object with the task's text columns, or one text (two for a pair "
+                                       "task, separated by a tab).")] = "-",
+    task: TaskOpt = None,
+) -> None:
+    """Predict: one JSON line per input line, {"label", "score", "logits"} ({"score"} for regression)."""
+    with user_errors():
+        from mtl.errors import MtlError
+        from mtl.restore import load_predictor, parse_lines
+
+        if source == "-":
+            lines, where = sys.stdin.read().splitlines(), "<stdin>"
+        else:
+            try:
+                lines, where = Path(source).read_text(encoding="utf-8").splitlines(), source
+            except FileNotFoundError:
+                raise MtlError(f"--input {source}: file not found") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise MtlError(f"--input {source}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        predictor = load_predictor(model, task)
+        texts = parse_lines(lines, predictor.task, where)  # every line is checked before anything is printed
+        for row in predictor.predict(texts):
+            typer.echo(json.dumps(row))
+
+
+def evaluate(
+    model: ModelArg,
+    task: TaskOpt = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="The split (default: the task's first evaluation split, dev).")] = None,
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="A GLUE-format folder (default: the run's data).")] = None,
+    data: Annotated[Optional[list[str]], typer.Option("--data", help="A file for a split, TASK.SPLIT=FILE (CSV/TSV/JSONL), or TASK=FOLDER.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="At most N examples (default: the run's --eval-limit).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Re-evaluate a run's (or an export's) task on a split with the task's metrics."""
+    with user_errors():
+        from mtl.config import parse_data
+        from mtl.errors import OptionError
+        from mtl.restore import load_predictor
+
+        if limit is not None and limit < 1:
+            raise OptionError(f"--limit must be >= 1 (got {limit})")
+        files = parse_data(data or [])
+        predictor = load_predictor(model, task)
+        for key in files:
+            if key.partition(".")[0] != predictor.task.name:
+                raise OptionError(f"--data {key}: the task evaluated is {predictor.task.name!r}")
+        result = predictor.evaluate(split or predictor.task.eval_splits[0], data_dir=data_dir, data=files, limit=limit)
+        if as_json:
+            typer.echo(json.dumps(result, indent=2))
+            return
+        from rich.table import Table
+
+        table = Table(title=f"{result['task']} on {result['split']} ({result['examples']} examples, {result['source']})")
+        for column in ("task", "split", "metric", "value"):
+            table.add_column(column, justify="right" if column == "value" else "left")
+        for metric, value in result["metrics"].items():
+            table.add_row(result["task"], result["split"], metric, f"{value:.4f}")
+        console().print(table)
+
+
+def register(app) -> None:
+    """Add this module's commands to the `mtl` application."""
+    app.command("export")(export)
+    app.command("predict")(predict)
+    app.command("eval")(evaluate)
