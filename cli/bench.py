@@ -1,5 +1,147 @@
-"""Placeholder: commands of this group land with issue 5."""
+"""`mtl bench`, `mtl report`, `mtl plot`: compare strategies over seeds, and draw a run's training curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import console, err, split_list, user_errors
+from .run import (AuxOpt, BackboneOpt, ConfigOpt, DataDirOpt, DataOpt, SetOpt, TargetOpt, make_config,
+                  run_values)
+
+ListWeightingOpt = Annotated[Optional[list[str]], typer.Option(
+    "--weighting", "-w", help="Weighting strategies to compare (comma list or repeated); crossed with --sampler.")]
+ListSamplerOpt = Annotated[Optional[list[str]], typer.Option(
+    "--sampler", "-s", help="Samplers to compare (comma list or repeated); crossed with --weighting.")]
+StrategyOpt = Annotated[Optional[list[str]], typer.Option(
+    "--strategy", help="SPEC: single (target only), WEIGHTING or WEIGHTING+SAMPLER; comma list or repeated. "
+                       "These come first, then the --weighting × --sampler grid; the first is the reference.")]
+
+
+def bench(
+    strategy: StrategyOpt = None,
+    weighting: ListWeightingOpt = None,
+    sampler: ListSamplerOpt = None,
+    seeds: Annotated[str, typer.Option(help="Seeds, comma list; every strategy runs each.")] = "0,1,2",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Bench folder (default: bench/<time>); "
+                                                   "an existing one is continued (finished runs are kept).")] = None,
+    target: TargetOpt = None,
+    aux: AuxOpt = None,
+    backbone: BackboneOpt = None,
+    set_: SetOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    data: DataOpt = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs per run (default: 3).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop each run after this many steps.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size (default: 32).")] = None,
+    eval_batch_size: Annotated[Optional[int], typer.Option(help="Evaluation batch size (default: 128).")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="Maximum tokens per example (default: 128).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate of AdamW (default: 5e-5).")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay (default: 0.01).")] = None,
+    warmup: Annotated[Optional[float], typer.Option(help="Fraction of steps of linear warm-up (default: 0.1).")] = None,
+    clip: Annotated[Optional[float], typer.Option(help="Gradient-norm clipping, 0 = off (default: 1.0).")] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="Dropout before each task head (default: 0.1).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use at most N training examples per task.")] = None,
+    eval_limit: Annotated[Optional[int], typer.Option(help="Use at most N evaluation examples per task and split.")] = None,
+    log_every: Annotated[Optional[int], typer.Option(help="Write metrics.jsonl every N steps (default: 10).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per run on stderr.")] = False,
+) -> None:
+    """Compare strategies over seeds: a table of the target's metrics, bench.json, bench.md and bench.png.
+
+    Every strategy × seed is an `mtl run` (a separate process) writing OUTPUT/<strategy>/seed-<s>; the table
+    gives the mean ± std over seeds and the paired t-test against the first strategy. Run the same command
+    again (same --output) to continue a stopped bench: finished runs are kept.
+    """
+    with user_errors():
+        from mtl import bench as core
+
+        given = {
+            "target": target, "backbone": backbone, "data_dir": data_dir, "epochs": epochs, "max_steps": max_steps,
+            "batch_size": batch_size, "eval_batch_size": eval_batch_size, "max_length": max_length, "lr": lr,
+            "weight_decay": weight_decay, "warmup": warmup, "clip": clip, "dropout": dropout, "limit": limit,
+            "eval_limit": eval_limit, "log_every": log_every,
+        }
+        values = run_values(config, given, aux=aux, set_=set_, data=data)
+        defaults = make_config({k: v for k, v in values.items() if k not in ("seed", "output")})
+        strategies = core.parse_strategies(split_list(strategy), split_list(weighting), split_list(sampler),
+                                           base_weighting=defaults.weighting, base_sampler=defaults.sampler)
+        seed_list = core.parse_seeds(seeds)
+        out = output if output is not None else core.default_output()
+        plan = core.make_plan(values, strategies, seed_list, out)
+
+        echo = (lambda _: None) if quiet else err
+        echo(f"Bench {out}: {len(strategies)} strateg{'y' if len(strategies) == 1 else 'ies'} × "
+             f"{len(seed_list)} seed{'' if len(seed_list) == 1 else 's'} "
+             f"({', '.join(s.label for s in strategies)}); run again with -o {out} to continue if stopped.")
+        core.execute(plan, echo)
+        record = core.finish(plan)
+        print_table(record)
+        echo(f"Wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'}")
+
+
+def report(
+    folder: Annotated[Path, typer.Argument(help="A bench folder (written by `mtl bench`).")],
+) -> None:
+    """Redraw a bench's table, bench.md and bench.png from its run folders and bench.json."""
+    with user_errors():
+        from mtl import bench as core
+
+        plan = core.load_plan(folder)
+        record = core.finish(plan)
+        print_table(record)
+        missing = [r for r in record["runs"] if r["status"] != "finished"]
+        if missing:
+            err(f"{len(missing)} of {len(record['runs'])} runs are not finished; `mtl bench -o {folder} ...` "
+                "continues them.")
+        err(f"Wrote {folder / 'bench.json'}, {folder / 'bench.md'}, {folder / 'bench.png'}")
+
+
+def print_table(record: dict) -> None:
+    from rich.table import Table
+
+    from mtl.bench import caption, table_rows, title
+
+    header, rows = table_rows(record["table"])
+    table = Table(title=title(record["table"]), caption=caption(record["table"]))
+    for i, name in enumerate(header):
+        table.add_column(name, justify="left" if i == 0 else "right", no_wrap=i != 0)
+    for cells in rows:
+        table.add_row(*cells)
+    out = console()
+    if not out.is_terminal:  # piped or captured: no terminal to fit, so never squeeze the columns
+        from rich.console import Console
+        from rich.measure import Measurement
+
+        width = Measurement.get(out, out.options.update(max_width=10_000), table).maximum
+        out = Console(width=max(out.width, width), soft_wrap=True)
+    out.print(table)
+
+
+def plot(
+    run: Annotated[Path, typer.Argument(help="A run folder (written by `mtl run`).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the PNGs (default: RUN/plots).")] = None,
+    smoothing: Annotated[float, typer.Option(help="EMA weight for noisy curves, 0 = none.")] = 0.6,
+) -> None:
+    """PNG figures of a run's training curves from its metrics.jsonl.
+
+    Losses, task weights, MAMT's similarity, sampler probabilities, MMoE gate use, evaluation per epoch;
+    each figure only when the run logged its records.
+    """
+    with user_errors():
+        from mtl.plot import plot_run
+
+        for name, path, why in plot_run(run, out, smoothing=smoothing):
+            if path is not None:
+                typer.echo(f"wrote {path}")
+            else:
+                typer.echo(f"skipped {name}: {why}")
 
 
 def register(app) -> None:
     """Add this module's commands to the `mtl` application."""
+    app.command("bench")(bench)
+    app.command("report")(report)
+    app.command("plot")(plot)

@@ -1,0 +1,191 @@
+"""Accuracy of the weighting strategies on real GLUE, with the pretrained MiniLM backbone (`minilm`).
+
+Two settings, each an `mtl bench` (one process per run, 3 seeds, the single-task run first so that every Δ
+and p value is against training the target alone):
+
+- MRPC helped by STS-B: the MAMT paper's MRPC(STS-B) setting (Yan et al., IEEE TII 2022);
+- RTE helped by MRPC, STS-B and SST-2.
+
+Strategies: ``single`` (the target alone), ``uniform``, ``uniform+sequential`` (all auxiliary steps, then
+the target: the transfer-learning baseline), ``mamt+adaptive`` (MAMT with its Eq. 6 sampler), ``siwlm``,
+``mmoe``. A strategy whose plugin is not installed is left out with a note.
+
+Protocols:
+
+- ``quick``: fits in under 45 minutes on two CPU cores: at most 256 training examples per task
+  (``--limit``; 8 batches of 32), one epoch, at most 200 evaluation examples per task (``--eval-limit``).
+  A smoke test of the whole pipeline on real data: the differences it shows are mostly noise.
+- ``full``: every training and evaluation example, 3 epochs (the `mtl run` defaults): the real comparison
+  (hours per run on a CPU; use a GPU).
+
+Both use batch 32, max length 128, learning rate 5e-5. ``--dry-run`` prints the `mtl bench` commands and
+the time estimate (about 2 s per training step of batch 32 with minilm at max length 128 on two cores)
+without running anything. Re-running continues a stopped benchmark: finished runs are kept.
+
+    python benchmarks/glue.py [--protocol quick|full] [--glue-dir DIR] [--output DIR] [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DEFAULT_GLUE = Path(os.environ.get("MTL_GLUE_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"))
+SEEDS = "0,1,2"
+BATCH, MAX_LENGTH = 32, 128
+
+SETTINGS = {  # folder name -> (target, auxiliary tasks)
+    "mrpc-stsb": ("mrpc", ["stsb"]),
+    "rte-mrpc-stsb-sst2": ("rte", ["mrpc", "stsb", "sst2"]),
+}
+# (strategy spec, the plugins it needs)
+STRATEGIES = [
+    ("single", []),
+    ("uniform", [("weighting", "uniform")]),
+    ("uniform+sequential", [("weighting", "uniform"), ("sampler", "sequential")]),
+    ("mamt+adaptive", [("weighting", "mamt"), ("sampler", "adaptive")]),
+    ("siwlm", [("weighting", "siwlm")]),
+    ("mmoe", [("weighting", "mmoe")]),
+]
+PROTOCOLS = {
+    "quick": {"limit": 256, "epochs": 1, "eval_limit": 200},
+    "full": {"limit": None, "epochs": 3, "eval_limit": None},
+}
+
+# The time model of --dry-run (two CPU cores, minilm, batch 32, max length 128).
+SECONDS_PER_STEP = 2.0  # one training step of batch 32
+SECONDS_PER_EVAL_EXAMPLE = 2.0 / BATCH / 3  # a forward pass is about a third of forward + backward
+SECONDS_PER_RUN = 15.0  # process start, imports, loading MiniLM and the data, tokenising
+GLUE_FOLDERS = {"mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "sst2": "SST-2"}
+# Sizes of the GLUE files (examples), used when the folder is not there (dry run on another machine).
+GLUE_SIZES = {"mrpc": (3668, 408), "stsb": (5749, 1500), "rte": (2490, 277), "sst2": (67349, 872)}
+
+
+def strategies() -> tuple[list[str], list[str]]:
+    """The strategies whose plugins are installed, and a note for each one left out."""
+    import mtl
+
+    installed = {kind: set(mtl.available(kind)) for kind in ("weighting", "sampler")}
+    kept, notes = [], []
+    for spec, needs in STRATEGIES:
+        missing = [f"{kind} {name!r}" for kind, name in needs if name not in installed[kind]]
+        if missing:
+            notes.append(f"note: strategy {spec} left out: {', '.join(missing)} is not installed")
+        else:
+            kept.append(spec)
+    return kept, notes
+
+
+def bench_command(setting: str, protocol: str, specs: list[str], glue: Path, output: Path,
+                  seeds: str) -> list[str]:
+    target, aux = SETTINGS[setting]
+    caps = PROTOCOLS[protocol]
+    cmd = [sys.executable, "-m", "mtl.cli", "bench", "--target", target, "--aux", ",".join(aux),
+           "--data-dir", str(glue), "--backbone", "minilm", "--strategy", ",".join(specs), "--seeds", seeds,
+           "--epochs", str(caps["epochs"]), "--batch-size", str(BATCH), "--max-length", str(MAX_LENGTH),
+           "--lr", "5e-5"]
+    if caps["limit"]:
+        cmd += ["--limit", str(caps["limit"])]
+    if caps["eval_limit"]:
+        cmd += ["--eval-limit", str(caps["eval_limit"])]
+    return cmd + ["--output", str(output / setting)]
+
+
+def _size(glue: Path, task: str, split: str) -> int:
+    """Examples in a GLUE file (lines minus the header), or the known size when the file is not here."""
+    path = glue / GLUE_FOLDERS[task] / f"{split}.tsv"
+    try:
+        with open(path, "rb") as f:
+            return max(0, sum(1 for _ in f) - 1)
+    except OSError:
+        return GLUE_SIZES[task][0 if split == "train" else 1]
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 3 * 3600 else f"{seconds / 3600:.1f} h"
+
+
+def estimate(setting: str, protocol: str, specs: list[str], glue: Path, seeds: int) -> tuple[float, str]:
+    """Seconds for one setting under the time model above, and a one-line account of it."""
+    target, aux = SETTINGS[setting]
+    caps = PROTOCOLS[protocol]
+
+    def capped(n: int, cap: int | None) -> int:
+        return min(n, cap) if cap else n
+
+    def run_seconds(tasks: list[str]) -> tuple[float, int]:
+        steps = caps["epochs"] * sum(math.ceil(capped(_size(glue, t, "train"), caps["limit"]) / BATCH) for t in tasks)
+        evals = caps["epochs"] * sum(capped(_size(glue, t, "dev"), caps["eval_limit"]) for t in tasks)
+        return SECONDS_PER_RUN + steps * SECONDS_PER_STEP + evals * SECONDS_PER_EVAL_EXAMPLE, steps
+
+    single, single_steps = run_seconds([target])
+    multi, multi_steps = run_seconds([target, *aux])
+    n_multi = sum(1 for s in specs if s != "single")
+    n_single = sum(1 for s in specs if s == "single")
+    total = seeds * (n_single * single + n_multi * multi)
+    account = (f"{setting}: single-task run {single_steps} steps ≈ {single:.0f} s, multi-task run {multi_steps} "
+               f"steps ≈ {multi:.0f} s; {n_single + n_multi} strategies × {seeds} seeds ≈ {duration(total)}")
+    return total, account
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="quick")
+    parser.add_argument("--glue-dir", type=Path, default=DEFAULT_GLUE,
+                        help=f"GLUE folder (glue_data/ layout) [default: $MTL_GLUE_DIR or {DEFAULT_GLUE}]")
+    parser.add_argument("--output", type=Path, default=None, help="[default: bench/glue-<protocol>]")
+    parser.add_argument("--seeds", default=SEEDS, help=f"comma list [default: {SEEDS}]")
+    parser.add_argument("--setting", choices=sorted(SETTINGS), action="append",
+                        help="run only this setting (repeatable) [default: both]")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands and the time estimate only")
+    args = parser.parse_args()
+
+    output = args.output or Path("bench") / f"glue-{args.protocol}"
+    settings = args.setting or list(SETTINGS)
+    specs, notes = strategies()
+    for note in notes:
+        print(note)
+    if not args.dry_run and not (args.glue_dir / "RTE" / "train.tsv").exists():
+        print(f"error: no GLUE data at {args.glue_dir} (give --glue-dir or set MTL_GLUE_DIR)", file=sys.stderr)
+        return 1
+
+    seeds = len([s for s in args.seeds.split(",") if s.strip()])
+    total = 0.0
+    commands = []
+    for setting in settings:
+        seconds, account = estimate(setting, args.protocol, specs, args.glue_dir, seeds)
+        total += seconds
+        commands.append((setting, bench_command(setting, args.protocol, specs, args.glue_dir, output, args.seeds)))
+        print(f"estimate {account}")
+    print(f"estimate total ({args.protocol}): {duration(total)} "
+          f"(model: {SECONDS_PER_STEP:g} s per training step of {BATCH}, {SECONDS_PER_RUN:g} s start per run, "
+          f"{SECONDS_PER_EVAL_EXAMPLE * 1000:.0f} ms per evaluation example; two CPU cores)")
+    for setting, cmd in commands:
+        shown = ["mtl", *cmd[3:]]
+        print(f"{setting}: {shlex.join(shown)}")
+    if args.dry_run:
+        return 0
+
+    for setting, cmd in commands:
+        print(f"\n=== {setting} ===", flush=True)
+        code = subprocess.run(cmd).returncode
+        if code != 0:
+            print(f"error: the bench of {setting} failed (exit {code}); run this script again to continue it",
+                  file=sys.stderr)
+            return code
+    print()
+    for setting, _ in commands:
+        print((output / setting / "bench.md").read_text(encoding="utf-8"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""`mtl bench` and `mtl report`: a real grid of tiny runs (each its own process), its table, and resuming it."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from mtl.cli import app
+
+runner = CliRunner()
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TASKS = ["--target", "demo-similarity", "--aux", "demo-sentiment"]  # a regression target: metrics vary by seed
+TINY = ["--backbone", "tiny", "--max-steps", "4", "--batch-size", "8", "--max-length", "32", "--eval-limit", "32"]
+STRATEGIES = ["single", "uniform"]
+SEEDS = [0, 1]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """`mtl bench --strategy single,uniform --seeds 0,1` over tiny runs: four `mtl run` processes."""
+    out = tmp_path_factory.mktemp("bench") / "b"
+    result = invoke("bench", "--strategy", ",".join(STRATEGIES), "--seeds", "0,1", *TASKS, *TINY, "-o", out)
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def per_run_metrics(out):
+    """{strategy: {metric: [value per seed]}} read independently from the runs' eval.json files."""
+    values = {}
+    for strategy in STRATEGIES:
+        for seed in SEEDS:
+            evaluation = json.loads((out / strategy / f"seed-{seed}" / "eval.json").read_text())
+            for metric, value in evaluation["demo-similarity"]["dev"].items():
+                values.setdefault(strategy, {}).setdefault(metric, []).append(value)
+    return values
+
+
+def test_bench_writes_json_markdown_and_figure(bench):
+    out, result = bench
+    data = json.loads((out / "bench.json").read_text())
+    assert [s["label"] for s in data["strategies"]] == STRATEGIES
+    assert data["strategies"][0]["single"] and not data["strategies"][1]["single"]
+    assert len(data["runs"]) == 4 and {r["status"] for r in data["runs"]} == {"finished"}
+    for run in data["runs"]:
+        assert run["eval"] and run["summary"]["train_seconds"] > 0
+        assert run["config"]["seed"] == run["seed"] and run["config"]["backbone"] == "tiny"
+        assert run["config"]["aux"] == ([] if run["strategy"] == "single" else ["demo-sentiment"])
+
+    expected = per_run_metrics(out)
+    table = data["table"]
+    assert table["target"] == "demo-similarity" and table["split"] == "dev" and table["reference"] == "single"
+    assert table["metrics"] == ["pearson", "spearman"] and table["primary"] == "pearson"
+    rows = {row["strategy"]: row for row in table["rows"]}
+    for strategy in STRATEGIES:
+        for metric, values in expected[strategy].items():
+            got = rows[strategy]["metrics"][metric]
+            assert got["values"] == pytest.approx(values)
+            assert got["mean"] == pytest.approx(statistics.mean(values))
+            assert got["std"] == pytest.approx(statistics.stdev(values))
+    for metric in table["metrics"]:
+        uniform, single = expected["uniform"][metric], expected["single"][metric]
+        got = rows["uniform"]["metrics"][metric]
+        assert got["delta"] == pytest.approx(statistics.mean(uniform) - statistics.mean(single))
+        p = stats.ttest_rel(uniform, single).pvalue
+        assert (got["p"] is None) if math.isnan(p) else got["p"] == pytest.approx(p)
+    summaries = [json.loads((out / "uniform" / f"seed-{s}" / "summary.json").read_text()) for s in SEEDS]
+    assert rows["uniform"]["train_seconds"] == pytest.approx(statistics.mean(s["train_seconds"] for s in summaries))
+    assert rows["uniform"]["peak_memory_mb"] == pytest.approx(max(s["peak_memory_mb"] for s in summaries))
+
+    markdown = (out / "bench.md").read_text()
+    mean, std = rows["uniform"]["metrics"]["pearson"]["mean"], rows["uniform"]["metrics"]["pearson"]["std"]
+    assert f"| uniform | 2 | {mean:.4f} ± {std:.4f} |" in markdown
+    assert "| single | 2 |" in markdown and "(reference)" in markdown
+    assert f"{mean:.4f} ± {std:.4f}" in result.stdout and "(reference)" in result.stdout
+    png = (out / "bench.png").read_bytes()
+    assert png[:8] == PNG_MAGIC and len(png) > 5000
+
+
+def test_report_reproduces_the_table(bench):
+    out, result = bench
+    markdown = (out / "bench.md").read_text()
+    (out / "bench.md").unlink()
+    (out / "bench.png").unlink()
+    report = invoke("report", out)
+    assert report.exit_code == 0, report.output
+    assert report.stdout == result.stdout
+    assert (out / "bench.md").read_text() == markdown
+    assert (out / "bench.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_report_without_bench_json_finds_the_run_folders(bench, tmp_path):
+    out, result = bench
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "bench.json").unlink()
+    report = invoke("report", copy)
+    assert report.exit_code == 0, report.output
+    assert report.stdout == result.stdout  # single first, then the others; same numbers
+
+
+def test_report_of_a_folder_that_is_no_bench(tmp_path):
+    assert_one_line_error(invoke("report", tmp_path), "not a bench folder")
+    assert_one_line_error(invoke("report", tmp_path / "nope"), "no such folder")
+
+
+def test_a_stopped_bench_continues_with_only_the_unfinished_run(bench, tmp_path):
+    out, _ = bench
+    copy = tmp_path / "b"
+    shutil.copytree(out, copy)
+    (copy / "uniform" / "seed-1" / "eval.json").unlink()  # stopped during this run
+    kept = {(s, seed): (copy / s / f"seed-{seed}" / "eval.json").stat().st_mtime_ns
+            for s in STRATEGIES for seed in SEEDS if (s, seed) != ("uniform", 1)}
+    result = invoke("bench", "--strategy", ",".join(STRATEGIES), "--seeds", "0,1", *TASKS, *TINY, "-o", copy)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("finished before, kept") == 3
+    assert "uniform seed 1: running again" in result.stderr and result.stderr.count(": running") == 1
+    for (s, seed), mtime in kept.items():
+        assert (copy / s / f"seed-{seed}" / "eval.json").stat().st_mtime_ns == mtime
+    assert (copy / "uniform" / "seed-1" / "eval.json").exists()
+    data = json.loads((copy / "bench.json").read_text())
+    assert {r["status"] for r in data["runs"]} == {"finished"}
+    before = json.loads((out / "uniform" / "seed-1" / "eval.json").read_text())
+    after = json.loads((copy / "uniform" / "seed-1" / "eval.json").read_text())
+    assert after["demo-similarity"]["dev"] == pytest.approx(before["demo-similarity"]["dev"])  # same seed, same run
+
+
+def test_other_run_options_in_an_existing_bench_are_refused(bench):
+    out, _ = bench
+    before = (out / "bench.json").read_text()
+    result = invoke("bench", "--strategy", ",".join(STRATEGIES), "--seeds", "0,1", *TASKS, *TINY, "--lr", "1e-4",
+                    "-o", out)
+    assert_one_line_error(result, "other run options", "lr")
+    assert (out / "bench.json").read_text() == before
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--strategy", "mamtt"], ["unknown strategy 'mamtt'", "Did you mean 'mamt'"]),
+    (["--strategy", "single,mamt+nope"], ["unknown sampler 'nope'"]),
+    (["--strategy", "a+b+c"], ["unknown strategy 'a+b+c'"]),
+    (["--weighting", "uniform,unifrm"], ["unknown weighting 'unifrm'", "Did you mean 'uniform'"]),
+    (["--weighting", "uniform", "--sampler", "propotional"], ["unknown sampler 'propotional'"]),
+    ([], ["nothing to compare"]),
+    (["--strategy", "uniform", "--seeds", "0,x"], ["--seeds '0,x'"]),
+    (["--strategy", "mamt", "--set", "mamt.psii=0.5"], ["unknown option 'psii'"]),
+    (["--strategy", "uniform", "--target", "rtee"], ["unknown task 'rtee'"]),
+    (["--strategy", "uniform", "--lr", "-1"], ["--lr must be a positive number"]),
+    (["--strategy", "uniform", "--data-dir", "/nonexistent/glue"], ["/nonexistent/glue"]),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, fragments):
+    out = tmp_path / "b"
+    result = invoke("bench", *TINY, *args, "-o", out)
+    assert_one_line_error(result, *fragments)
+    assert not out.exists()
+
+
+def test_output_folder_that_is_not_a_bench_is_kept(tmp_path):
+    (tmp_path / "keep.txt").write_text("x")
+    assert_one_line_error(invoke("bench", "--strategy", "uniform", *TINY, "-o", tmp_path), "not a bench folder")
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_strategy_grid_order_and_labels():
+    from mtl.bench import parse_strategies
+
+    labels = [s.label for s in parse_strategies(["single", "mamt"], ["uniform", "mamt"], ["proportional", "adaptive"])]
+    assert labels == ["single", "mamt", "uniform+proportional", "uniform+adaptive", "mamt+proportional",
+                      "mamt+adaptive"]
+    only_samplers = parse_strategies([], [], ["uniform"], base_weighting="mamt")
+    assert [(s.label, s.weighting, s.sampler) for s in only_samplers] == [("mamt+uniform", "mamt", "uniform")]
+    (plain,) = parse_strategies([], ["mmoe"], [], base_sampler="adaptive")
+    assert (plain.weighting, plain.sampler) == ("mmoe", "adaptive")
+
+
+def test_plugin_options_go_only_to_the_strategies_that_use_them():
+    from mtl.bench import Strategy, strategy_values
+
+    base = {"target": "rte", "aux": ["stsb"], "options": {"mamt": {"psi": "0.5"}, "stsb": {"x": "1"},
+                                                           "tiny": {"layers": "1"}}}
+    mamt = strategy_values(base, Strategy("mamt", "mamt", "adaptive"))
+    assert mamt["options"] == base["options"] and mamt["weighting"] == "mamt" and mamt["sampler"] == "adaptive"
+    uniform = strategy_values(base, Strategy("uniform", "uniform", "proportional"))
+    assert uniform["options"] == {"stsb": {"x": "1"}, "tiny": {"layers": "1"}}
+    single = strategy_values(base, Strategy("single", "uniform", "proportional", single=True))
+    assert single["aux"] == [] and single["options"] == {"tiny": {"layers": "1"}}
