@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from .common import console, err, split_list, user_errors
-from .run import (AuxOpt, BackboneOpt, ConfigOpt, DataDirOpt, DataOpt, SetOpt, TargetOpt, make_config,
-                  run_values)
+from .options import (TargetOpt, AuxOpt, BackboneOpt, SetOpt, ConfigOpt, DataDirOpt, DataOpt, EpochsOpt, MaxStepsOpt, BatchSizeOpt, EvalBatchSizeOpt, MaxLengthOpt, LrOpt, WeightDecayOpt, WarmupOpt, ClipOpt, DropoutOpt, LimitOpt, EvalLimitOpt, LogEveryOpt)
+from .run import make_config, run_values
 
 ListWeightingOpt = Annotated[Optional[list[str]], typer.Option(
     "--weighting", "-w", help="Weighting strategies to compare (comma list or repeated); crossed with --sampler.")]
@@ -34,19 +34,19 @@ def bench(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     data: DataOpt = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs per run (default: 3).")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop each run after this many steps.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size (default: 32).")] = None,
-    eval_batch_size: Annotated[Optional[int], typer.Option(help="Evaluation batch size (default: 128).")] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Maximum tokens per example (default: 128).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate of AdamW (default: 5e-5).")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay (default: 0.01).")] = None,
-    warmup: Annotated[Optional[float], typer.Option(help="Fraction of steps of linear warm-up (default: 0.1).")] = None,
-    clip: Annotated[Optional[float], typer.Option(help="Gradient-norm clipping, 0 = off (default: 1.0).")] = None,
-    dropout: Annotated[Optional[float], typer.Option(help="Dropout before each task head (default: 0.1).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Use at most N training examples per task.")] = None,
-    eval_limit: Annotated[Optional[int], typer.Option(help="Use at most N evaluation examples per task and split.")] = None,
-    log_every: Annotated[Optional[int], typer.Option(help="Write metrics.jsonl every N steps (default: 10).")] = None,
+    epochs: EpochsOpt = None,
+    max_steps: MaxStepsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    eval_batch_size: EvalBatchSizeOpt = None,
+    max_length: MaxLengthOpt = None,
+    lr: LrOpt = None,
+    weight_decay: WeightDecayOpt = None,
+    warmup: WarmupOpt = None,
+    clip: ClipOpt = None,
+    dropout: DropoutOpt = None,
+    limit: LimitOpt = None,
+    eval_limit: EvalLimitOpt = None,
+    log_every: LogEveryOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per run on stderr.")] = False,
 ) -> None:
     """Compare strategies over seeds: a table of the target's metrics, bench.json, bench.md and bench.png.

@@ -9,15 +9,8 @@ import typer
 
 from .common import console, err, split_list, user_errors
 
-TargetOpt = Annotated[Optional[str], typer.Option("--target", "-t", help="The task to improve (its dev metric picks the best checkpoint).")]
-AuxOpt = Annotated[Optional[list[str]], typer.Option("--aux", "-a", help="Auxiliary task(s); repeat or comma-separate.")]
-WeightingOpt = Annotated[Optional[str], typer.Option("--weighting", "-w", help="Weighting strategy (default: uniform); see `mtl plugins`.")]
-SamplerOpt = Annotated[Optional[str], typer.Option("--sampler", "-s", help="Task sampler (default: proportional).")]
-BackboneOpt = Annotated[Optional[str], typer.Option("--backbone", "-b", help="minilm (default, offline), tiny, or hf:<name-or-path>.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Plugin option NAME.KEY=VALUE (NAME: plugin, task, or weighting/sampler/backbone); repeatable.")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML or JSON file of run options; command-line options override it.")]
-DataDirOpt = Annotated[Optional[str], typer.Option("--data-dir", help="A GLUE-format folder (glue_data/ layout: RTE/train.tsv, ...).")]
-DataOpt = Annotated[Optional[list[str]], typer.Option("--data", help="A user file for a split, TASK.SPLIT=FILE (CSV/TSV/JSONL, named columns), or TASK=FOLDER.")]
+from .options import (TargetOpt, AuxOpt, WeightingOpt, SamplerOpt, BackboneOpt, SetOpt, ConfigOpt, DataDirOpt, DataOpt, EpochsOpt, MaxStepsOpt, BatchSizeOpt, EvalBatchSizeOpt, MaxLengthOpt, LrOpt, WeightDecayOpt, WarmupOpt, ClipOpt, DropoutOpt, LimitOpt, EvalLimitOpt, LogEveryOpt)
+
 
 
 def run(
@@ -30,22 +23,22 @@ def run(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     data: DataOpt = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (one epoch = every task's data once) (default: 3).")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (overrides --epochs).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size (default: 32).")] = None,
-    eval_batch_size: Annotated[Optional[int], typer.Option(help="Evaluation batch size (default: 128).")] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Maximum tokens per example (default: 128).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate of AdamW (default: 5e-5).")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay (default: 0.01).")] = None,
-    warmup: Annotated[Optional[float], typer.Option(help="Fraction of steps of linear warm-up (default: 0.1).")] = None,
-    clip: Annotated[Optional[float], typer.Option(help="Gradient-norm clipping, 0 = off (default: 1.0).")] = None,
-    dropout: Annotated[Optional[float], typer.Option(help="Dropout before each task head (default: 0.1).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Use at most N training examples per task.")] = None,
-    eval_limit: Annotated[Optional[int], typer.Option(help="Use at most N evaluation examples per task and split.")] = None,
+    epochs: EpochsOpt = None,
+    max_steps: MaxStepsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    eval_batch_size: EvalBatchSizeOpt = None,
+    max_length: MaxLengthOpt = None,
+    lr: LrOpt = None,
+    weight_decay: WeightDecayOpt = None,
+    warmup: WarmupOpt = None,
+    clip: ClipOpt = None,
+    dropout: DropoutOpt = None,
+    limit: LimitOpt = None,
+    eval_limit: EvalLimitOpt = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed; the same seed gives the same run (default: 0).")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Run folder (default: runs/<time>-<target>-<weighting>-<sampler>-s<seed>).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.")] = False,
-    log_every: Annotated[Optional[int], typer.Option(help="Write metrics.jsonl every N steps (default: 10).")] = None,
+    log_every: LogEveryOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train --target with --aux tasks; with no task options, the built-in demo suite (offline)."""

@@ -162,7 +162,6 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         if not self.prepared:
             self.prepare()
-        c = self.config
         created = not self.output.exists()
         rundir.create(self.output, self.overwrite)
         try:

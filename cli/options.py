@@ -1,0 +1,32 @@
+"""The options `mtl run` and `mtl bench` share, as `Annotated` aliases (one definition, one help text)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+TargetOpt = Annotated[Optional[str], typer.Option("--target", "-t", help="The task to improve (its dev metric picks the best checkpoint).")]
+AuxOpt = Annotated[Optional[list[str]], typer.Option("--aux", "-a", help="Auxiliary task(s); repeat or comma-separate.")]
+WeightingOpt = Annotated[Optional[str], typer.Option("--weighting", "-w", help="Weighting strategy (default: uniform); see `mtl plugins`.")]
+SamplerOpt = Annotated[Optional[str], typer.Option("--sampler", "-s", help="Task sampler (default: proportional).")]
+BackboneOpt = Annotated[Optional[str], typer.Option("--backbone", "-b", help="minilm (default, offline), tiny, or hf:<name-or-path>.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Plugin option NAME.KEY=VALUE (NAME: plugin, task, or weighting/sampler/backbone); repeatable.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML or JSON file of run options; command-line options override it.")]
+DataDirOpt = Annotated[Optional[str], typer.Option("--data-dir", help="A GLUE-format folder (glue_data/ layout: RTE/train.tsv, ...).")]
+DataOpt = Annotated[Optional[list[str]], typer.Option("--data", help="A user file for a split, TASK.SPLIT=FILE (CSV/TSV/JSONL, named columns), or TASK=FOLDER.")]
+
+EpochsOpt = Annotated[Optional[int], typer.Option(help="Epochs (one epoch = every task's data once) (default: 3).")]
+MaxStepsOpt = Annotated[Optional[int], typer.Option(help="Stop after this many steps (overrides --epochs).")]
+BatchSizeOpt = Annotated[Optional[int], typer.Option(help="Training batch size (default: 32).")]
+EvalBatchSizeOpt = Annotated[Optional[int], typer.Option(help="Evaluation batch size (default: 128).")]
+MaxLengthOpt = Annotated[Optional[int], typer.Option(help="Maximum tokens per example (default: 128).")]
+LrOpt = Annotated[Optional[float], typer.Option(help="Peak learning rate of AdamW (default: 5e-5).")]
+WeightDecayOpt = Annotated[Optional[float], typer.Option(help="AdamW weight decay (default: 0.01).")]
+WarmupOpt = Annotated[Optional[float], typer.Option(help="Fraction of steps of linear warm-up (default: 0.1).")]
+ClipOpt = Annotated[Optional[float], typer.Option(help="Gradient-norm clipping, 0 = off (default: 1.0).")]
+DropoutOpt = Annotated[Optional[float], typer.Option(help="Dropout before each task head (default: 0.1).")]
+LimitOpt = Annotated[Optional[int], typer.Option(help="Use at most N training examples per task.")]
+EvalLimitOpt = Annotated[Optional[int], typer.Option(help="Use at most N evaluation examples per task and split.")]
+LogEveryOpt = Annotated[Optional[int], typer.Option(help="Write metrics.jsonl every N steps (default: 10).")]
