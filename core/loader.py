@@ -174,14 +174,18 @@ def build_registry() -> Registry:
     return registry
 
 
-_cache: tuple[tuple[int, ...], Registry] | None = None
+_cache: tuple[tuple[object, ...], Registry] | None = None
 
 
 def registry() -> Registry:
-    """The registry of all loaded plugins, rebuilt only when plugins are registered or unregistered."""
+    """The registry of all loaded plugins, rebuilt only when plugins are registered or unregistered.
+
+    The cache key holds the plugin objects themselves, not their ``id()``: a plugin object unregistered and
+    garbage-collected could otherwise hand its id to a new one and the stale registry would be reused.
+    """
     global _cache
     load_plugins()
-    key = tuple(id(plugin) for _, plugin in pm.list_name_plugin())
-    if _cache is None or _cache[0] != key:
-        _cache = (key, build_registry())
+    plugins = tuple(plugin for _, plugin in pm.list_name_plugin())
+    if _cache is None or len(_cache[0]) != len(plugins) or any(a is not b for a, b in zip(_cache[0], plugins)):
+        _cache = (plugins, build_registry())
     return _cache[1]

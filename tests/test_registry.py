@@ -219,3 +219,36 @@ def test_third_party_name_conflict_with_builtin_is_reported(tmp_path):
     assert "weighting 'uniform' is registered twice" in result.stderr
     assert "mtl.plugins.weightings.uniform" in result.stderr and "clash" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_registry_is_rebuilt_when_a_plugin_object_is_replaced():
+    """A plugin unregistered and freed must not leave its registry behind for the next one (CPython may
+    hand the freed object's id to the new plugin object, so the cache cannot be keyed on ids)."""
+    import gc
+
+    class Plugin:
+        def __init__(self, name):
+            self.name = name
+
+        @hookimpl
+        def register_weightings(self, register):
+            register(self.name, Weighting)
+
+    loader.load_plugins()
+    for round_ in range(20):
+        plugin = Plugin(f"first{round_}")
+        loader.pm.register(plugin)
+        try:
+            assert f"first{round_}" in mtl.available("weighting")
+        finally:
+            loader.pm.unregister(plugin)
+        del plugin
+        gc.collect()
+        plugin = Plugin(f"second{round_}")
+        loader.pm.register(plugin)
+        try:
+            names = mtl.available("weighting")
+        finally:
+            loader.pm.unregister(plugin)
+        del plugin
+        assert f"second{round_}" in names and f"first{round_}" not in names
