@@ -30,3 +30,6 @@ DropoutOpt = Annotated[Optional[float], typer.Option(help="Dropout before each t
 LimitOpt = Annotated[Optional[int], typer.Option(help="Use at most N training examples per task.")]
 EvalLimitOpt = Annotated[Optional[int], typer.Option(help="Use at most N evaluation examples per task and split.")]
 LogEveryOpt = Annotated[Optional[int], typer.Option(help="Write metrics.jsonl every N steps (default: 10).")]
+CheckpointEveryOpt = Annotated[Optional[int], typer.Option(help="Also checkpoint every N steps (always at each epoch end); the last two are kept.")]
+PrecisionOpt = Annotated[Optional[str], typer.Option(help="fp32 (default), bf16 (autocast; CPU or CUDA) or fp16 (autocast + grad scaler; CUDA).")]
+SkipNonfiniteOpt = Annotated[Optional[bool], typer.Option("--skip-nonfinite", help="Skip (and count) a step whose loss or gradient is not finite instead of stopping.")]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from mtl.errors import MtlError
+
 from .common import console, err, split_list, user_errors
 
-from .options import (TargetOpt, AuxOpt, WeightingOpt, SamplerOpt, BackboneOpt, SetOpt, ConfigOpt, DataDirOpt, DataOpt, EpochsOpt, MaxStepsOpt, BatchSizeOpt, EvalBatchSizeOpt, MaxLengthOpt, LrOpt, WeightDecayOpt, WarmupOpt, ClipOpt, DropoutOpt, LimitOpt, EvalLimitOpt, LogEveryOpt)
+from .options import (TargetOpt, AuxOpt, WeightingOpt, SamplerOpt, BackboneOpt, SetOpt, ConfigOpt, DataDirOpt, DataOpt, EpochsOpt, MaxStepsOpt, BatchSizeOpt, EvalBatchSizeOpt, MaxLengthOpt, LrOpt, WeightDecayOpt, WarmupOpt, ClipOpt, DropoutOpt, LimitOpt, EvalLimitOpt, LogEveryOpt,
+                      CheckpointEveryOpt, PrecisionOpt, SkipNonfiniteOpt)
 
 
 
@@ -39,16 +43,34 @@ def run(
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Run folder (default: runs/<time>-<target>-<weighting>-<sampler>-s<seed>).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.")] = False,
     log_every: LogEveryOpt = None,
+    checkpoint_every: CheckpointEveryOpt = None,
+    precision: PrecisionOpt = None,
+    skip_nonfinite: SkipNonfiniteOpt = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the stopped run in this folder from its last good checkpoint (with its own options).")] = None,
+    nproc: Annotated[Optional[int], typer.Option(help="Train with N processes on this machine (launches torchrun; DDP).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train --target with --aux tasks; with no task options, the built-in demo suite (offline)."""
     with user_errors():
+        if nproc is not None and nproc > 1 and "WORLD_SIZE" not in os.environ:
+            raise typer.Exit(launch(nproc))
+        if resume is not None:
+            extra = [k for k, v in locals_given(locals()).items() if v is not None and v is not False]
+            if extra:
+                raise MtlError(f"--resume continues {resume} with the options in its config.json; "
+                               f"drop --{extra[0].replace('_', '-')}")
+            from mtl.trainer import Trainer
+
+            result = Trainer.resuming(resume, progress=not quiet).prepare().train()
+            print_results(result, result_target(resume))
+            return
         given = {
             "target": target, "weighting": weighting, "sampler": sampler, "backbone": backbone,
             "data_dir": data_dir, "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
             "eval_batch_size": eval_batch_size, "max_length": max_length, "lr": lr,
             "weight_decay": weight_decay, "warmup": warmup, "clip": clip, "dropout": dropout, "limit": limit,
             "eval_limit": eval_limit, "seed": seed, "output": output, "log_every": log_every,
+            "checkpoint_every": checkpoint_every, "precision": precision, "skip_nonfinite": skip_nonfinite,
         }
         cfg = make_config(run_values(config, given, aux=aux, set_=set_, data=data))
         demo = not cfg.target and not cfg.aux
@@ -64,6 +86,39 @@ def run(
             err(f"No --target given: training the built-in demo suite ({cfg.target} with {', '.join(cfg.aux)}).")
         result = trainer.train()
         print_results(result, cfg.target)
+
+
+RESUME_KEEPS = {"resume", "quiet", "nproc"}
+
+
+def locals_given(values: dict) -> dict:
+    """The options of :func:`run` a user gave besides --resume, --quiet and --nproc (they conflict with --resume)."""
+    return {k: v for k, v in values.items() if k not in RESUME_KEEPS and not k.startswith("_")}
+
+
+def result_target(run_dir: Path) -> str | None:
+    import json
+
+    return json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8")).get("target")
+
+
+def launch(nproc: int) -> int:
+    """Run this same `mtl run` command under torchrun with ``nproc`` processes; its exit status."""
+    import subprocess
+    import sys
+
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "mtl.cli", *args]
+    err(f"launching {nproc} processes: torchrun --standalone --nproc-per-node={nproc} -m mtl.cli {' '.join(args)}")
+    return subprocess.call(command)
 
 
 def run_values(config: Optional[Path], given: dict, *, aux: Optional[list[str]] = None,

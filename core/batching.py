@@ -102,3 +102,19 @@ class TaskStream:
 
     def __next__(self) -> dict[str, torch.Tensor]:
         return self.data.collate(self.next_indices())
+
+    def state_dict(self) -> dict:
+        """Where the stream is: this pass's batch order, the position in it, and the generator (for resume)."""
+        flat = [i for batch in self.batches for i in batch]
+        return {"order": torch.tensor(flat, dtype=torch.int64),
+                "sizes": torch.tensor([len(b) for b in self.batches], dtype=torch.int64),
+                "position": self.position, "passes": self.passes, "rng": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        order = state["order"].tolist()
+        self.batches, start = [], 0
+        for size in state["sizes"].tolist():
+            self.batches.append(order[start : start + size])
+            start += size
+        self.position, self.passes = int(state["position"]), int(state["passes"])
+        self.generator.set_state(state["rng"])

@@ -16,6 +16,9 @@ from .errors import MtlError, OptionError
 from .suggest import unknown
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
 @dataclass
 class RunConfig:
     target: str | None = None
@@ -41,6 +44,9 @@ class RunConfig:
     seed: int = 0
     output: str | None = None
     log_every: int = 10
+    checkpoint_every: int | None = None  # steps between checkpoints (also at every epoch end)
+    precision: str = "fp32"  # fp32 | bf16 (autocast, CPU or CUDA) | fp16 (autocast + grad scaler, CUDA)
+    skip_nonfinite: bool = False  # skip (and count) a step with a non-finite loss instead of stopping
 
     @property
     def tasks(self) -> list[str]:
@@ -53,7 +59,9 @@ class RunConfig:
         for name, value in positive_int.items():
             if value < 1:
                 raise OptionError(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
-        for name in ("max_steps", "limit", "eval_limit"):
+        if self.precision not in PRECISIONS:
+            raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        for name in ("max_steps", "limit", "eval_limit", "checkpoint_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise OptionError(f"--{name.replace('_', '-')} must be >= 1 (got {value})")

@@ -17,3 +17,7 @@ class OptionError(MtlError):
 
 class DataError(MtlError):
     """A data file or folder that is missing or malformed; the message names the file (and line)."""
+
+
+class TrainingError(MtlError):
+    """Training stopped on purpose (a non-finite loss); the run folder and its checkpoints are kept."""

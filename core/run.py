@@ -30,6 +30,15 @@ class Run:
     total_steps: int = 0
     steps_per_epoch: int = 0  # Σ_t ⌈N_t / B⌉: one epoch is every task's training data once
     extra: dict[str, Any] = field(default_factory=dict)
+    gather_fn: Any = None  # set by the trainer on steps whose batch is split over distributed ranks
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """This step's ``tensor`` (first dimension = instances) over all ranks, in batch order.
+
+        Under torchrun every rank sees a contiguous shard of the step's batch; a weighting that must see the
+        whole batch (MAMT's memory replacement) gathers it here. In a single process it returns ``tensor``.
+        """
+        return self.gather_fn(tensor) if self.gather_fn is not None else tensor
 
     @property
     def hidden_size(self) -> int:

@@ -37,6 +37,10 @@ class Weighting:
     mean weight applied to each task is recorded in ``self.applied`` and logged as ``weight.<task>``.
     """
 
+    #: False for a weighting that cannot train under torchrun (e.g. it computes gradients with
+    #: ``torch.autograd.grad`` instead of one ``backward``, which DistributedDataParallel does not average).
+    supports_distributed: bool = True
+
     def __init__(self) -> None:
         self.applied: dict[str, float] = {}
 

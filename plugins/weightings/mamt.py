@@ -33,6 +33,7 @@ class Mamt(Weighting):
             raise ValueError(f"layers must be >= 1 (got {layers})")
         self.memory_batches, self.psi, self.phi, self.k, self.layers, self.metric = memory, psi, phi, k, layers, metric
         self.bank = None
+        self.gather = lambda z: z
         self.tracker = None
         self.counts = {"argmin": 0, "random": 0}
         self.last: dict[str, float] = {}
@@ -49,6 +50,7 @@ class Mamt(Weighting):
         if self.k is not None and self.k > slots:
             raise MtlError(f"weighting 'mamt': k={self.k} is larger than the memory ({slots} slots)")
         self.rng = run.rng
+        self.gather = run.gather  # the whole batch over distributed ranks, so every rank's memory stays equal
         self.bank = run.encode(run.target, slots, self.layers).contiguous()
         self._track()
 
@@ -103,7 +105,7 @@ class Mamt(Weighting):
         for task, losses in step.losses.items():
             z = self._features(step, task)
             if task == step.target:
-                self.remember(z)
+                self.remember(self.gather(z))
                 weight = torch.ones_like(losses)
             else:
                 similarity = self.scores(z)

@@ -40,6 +40,8 @@ def conflicts(grads: "list[torch.Tensor]") -> int:
 
 
 class PCGrad(Weighting):
+    supports_distributed = False  # it projects per-task gradients with autograd.grad, outside DDP's reduction
+
     def __init__(self) -> None:
         super().__init__()
         self.model = None

@@ -1,0 +1,246 @@
+"""Crash-safe checkpoints and --resume: a stopped run continues to exactly the metrics of an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import assert_one_line_error, invoke_cli
+from mtl import checkpoint
+from mtl.checkpoint import CheckpointError
+from mtl.config import RunConfig
+from mtl.errors import MtlError, TrainingError
+from mtl.trainer import Trainer
+
+DEMO = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"])
+
+
+def config(path, **overrides) -> RunConfig:
+    values = dict(DEMO, backbone="tiny", epochs=2, batch_size=16, max_length=32, lr=1e-3, log_every=1,
+                  limit=64, eval_limit=48, checkpoint_every=4, output=str(path), seed=3)
+    values.update(overrides)
+    return RunConfig(**values)
+
+
+class Crash(Exception):
+    """Stands in for a crash in the middle of training (the process goes on only to run the test)."""
+
+
+def crash_at(monkeypatch, at: int) -> None:
+    original = Trainer.train_step
+
+    def train_step(self, step, *args, **kwargs):
+        if step == at:
+            raise Crash(f"crash at step {step}")
+        return original(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+
+
+def run_files(path) -> tuple[dict, str]:
+    return json.loads((path / "eval.json").read_text()), (path / "metrics.jsonl").read_text()
+
+
+STRATEGIES = [("uniform", "proportional"), ("mamt", "adaptive"), ("siwlm", "sequential"), ("mmoe", "temperature")]
+
+
+@pytest.mark.parametrize("weighting,sampler", STRATEGIES)
+def test_resume_after_a_crash_gives_the_uninterrupted_run(tmp_path, monkeypatch, weighting, sampler):
+    options = dict(weighting=weighting, sampler=sampler)
+    Trainer(config(tmp_path / "whole", **options)).train()
+    crash_at(monkeypatch, 10)  # 12 steps per epoch: checkpoints at 4 and 8, the crash in between
+    with pytest.raises(Crash):
+        Trainer(config(tmp_path / "crashed", **options)).train()
+    monkeypatch.undo()
+    assert checkpoint.latest(tmp_path / "crashed" / "checkpoint").name == "step-00000008.safetensors"
+    result = Trainer.resuming(tmp_path / "crashed").prepare().train()
+    assert result["summary"]["resumed_from"].endswith("step-00000008.safetensors")
+    # the same metrics, and the same metrics.jsonl byte for byte (records after the checkpoint written once)
+    assert run_files(tmp_path / "crashed") == run_files(tmp_path / "whole")
+    # a finished run keeps its best model but not the resume checkpoints
+    assert not list((tmp_path / "crashed" / "checkpoint").glob("step-*"))
+    assert (tmp_path / "crashed" / "checkpoint" / "best.safetensors").exists()
+
+
+def test_only_the_last_two_checkpoints_are_kept(tmp_path, monkeypatch):
+    crash_at(monkeypatch, 21)  # checkpoints at 4, 8, 12 (epoch end), 16, 20
+    with pytest.raises(Crash):
+        Trainer(config(tmp_path / "run")).train()
+    folder = tmp_path / "run" / "checkpoint"
+    assert sorted(p.name for p in folder.glob("step-*")) == ["step-00000016.safetensors", "step-00000020.safetensors"]
+    listed = json.loads((folder / "checkpoints.json").read_text())["checkpoints"]
+    assert [e["step"] for e in listed] == [16, 20]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_checkpoint_is_rejected_and_the_previous_one_used(tmp_path, monkeypatch, capfd, damage):
+    Trainer(config(tmp_path / "whole")).train()
+    crash_at(monkeypatch, 10)
+    with pytest.raises(Crash):
+        Trainer(config(tmp_path / "crashed")).train()
+    monkeypatch.undo()
+    newest = tmp_path / "crashed" / "checkpoint" / "step-00000008.safetensors"
+    data = bytearray(newest.read_bytes())
+    if damage == "truncate":
+        newest.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        data[len(data) // 2] ^= 0xFF
+        newest.write_bytes(bytes(data))
+    capfd.readouterr()
+    result = Trainer.resuming(tmp_path / "crashed").prepare().train()
+    warning = capfd.readouterr().err
+    assert "step-00000008.safetensors" in warning and "using the previous checkpoint" in warning
+    assert ("truncated" if damage == "truncate" else "SHA-256 does not match") in warning
+    assert result["summary"]["resumed_from"].endswith("step-00000004.safetensors")
+    assert run_files(tmp_path / "crashed") == run_files(tmp_path / "whole")
+
+
+def test_no_usable_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
+    crash_at(monkeypatch, 10)
+    with pytest.raises(Crash):
+        Trainer(config(tmp_path / "run")).train()
+    for path in (tmp_path / "run" / "checkpoint").glob("step-*"):
+        path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="no usable checkpoint .*step-00000004.safetensors: truncated"):
+        Trainer.resuming(tmp_path / "run").prepare().train()
+
+
+def test_pack_keeps_key_types_tensors_and_values():
+    state = {"optimizer": {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2, 3)}},
+                           "param_groups": [{"betas": (0.9, 0.999), "params": [0, 1], "lr": 1e-3}]},
+             "best": -float("inf"), "names": ["a", "b"], "empty": {}}
+    back = checkpoint.deserialise(checkpoint.serialise(state))
+    assert list(back["optimizer"]["state"]) == [0]  # int keys stay ints (optimizer.load_state_dict needs them)
+    assert torch.equal(back["optimizer"]["state"][0]["exp_avg"], torch.ones(2, 3))
+    assert back["optimizer"]["param_groups"][0]["betas"] == [0.9, 0.999]
+    assert back["best"] == -float("inf") and back["names"] == ["a", "b"] and back["empty"] == {}
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_eval(tmp_path):
+    """A real `mtl run` subprocess killed with SIGKILL right after a checkpoint, then `mtl run --resume`."""
+    args = ["run", "--backbone", "tiny", "--max-steps", "80", "--limit", "64", "--eval-limit", "48",
+            "--batch-size", "16", "--max-length", "32", "--checkpoint-every", "4", "--seed", "5", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = subprocess.run([sys.executable, "-m", "mtl.cli", *args, "-o", str(tmp_path / "whole")], env=env,
+                           capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "mtl.cli", *args, "-o", str(killed)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = killed / "checkpoint" / "checkpoints.json"
+    deadline = time.monotonic() + 120
+    while not manifest.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL and not (killed / "eval.json").exists()
+    resumed = subprocess.run([sys.executable, "-m", "mtl.cli", "run", "--resume", str(killed), "--quiet"], env=env,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert run_files(killed) == run_files(tmp_path / "whole")
+
+
+def nan_at(monkeypatch, trainer, at: int) -> None:
+    """Every task's loss is NaN at step ``at`` (and only there)."""
+    current = {"step": -1}
+    original_step = Trainer.train_step
+
+    def train_step(self, step, *args, **kwargs):
+        current["step"] = step
+        return original_step(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    for task_type in {type(task) for task in trainer.tasks.values()}:
+        original = task_type.loss
+
+        def loss(self, logits, labels, _original=original):
+            value = _original(self, logits, labels)
+            return value * float("nan") if current["step"] == at else value
+
+        monkeypatch.setattr(task_type, "loss", loss)
+
+
+def test_non_finite_loss_names_step_task_and_last_checkpoint(tmp_path, monkeypatch):
+    trainer = Trainer(config(tmp_path / "run")).prepare()
+    nan_at(monkeypatch, trainer, 6)
+    with pytest.raises(TrainingError, match=r"non-finite loss at step 6 on task 'demo-.+'; last checkpoint "
+                                            r".*step-00000004.safetensors \(continue with `mtl run --resume"):
+        trainer.train()
+    assert (tmp_path / "run" / "checkpoint" / "step-00000004.safetensors").exists()
+
+
+def test_skip_nonfinite_skips_and_counts_the_step(tmp_path, monkeypatch):
+    trainer = Trainer(config(tmp_path / "run", skip_nonfinite=True, max_steps=10)).prepare()
+    nan_at(monkeypatch, trainer, 3)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    steps_seen = []
+    original_step = torch.optim.AdamW.step
+
+    def step(self, *args, **kwargs):
+        steps_seen.append(1)
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    result = trainer.train()
+    assert result["summary"]["skipped_steps"] == 1
+    assert len(steps_seen) == 9  # the optimizer did not step on the skipped step
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = {r["step"]: r for r in records if "tasks" in r}
+    assert "nonfinite.skipped" not in steps[2] and steps[3]["nonfinite.skipped"] == 1
+    assert not any(k.startswith("loss.") for k in steps[3])  # the NaN loss is not logged
+    assert all(value == value for r in records for k, value in r.items() if k.startswith("loss."))
+    assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+
+def test_bf16_trains_on_cpu_under_autocast(tmp_path, monkeypatch):
+    trainer = Trainer(config(tmp_path / "run", precision="bf16", epochs=3, lr=2e-3)).prepare()
+    dtypes = set()
+    trainer.model.backbone.register_forward_hook(
+        lambda module, inputs, output: dtypes.add(output[0].dtype) if module.training else None)
+    result = trainer.train()
+    assert dtypes == {torch.bfloat16}  # the backbone really ran in bf16 during training
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss.demo-similarity"] for r in records if "loss.demo-similarity" in r]
+    assert all(v == v and v < float("inf") for v in losses)
+    assert sum(losses[-4:]) / 4 < 0.8 * sum(losses[:4]) / 4  # it learns (the similarity scale, as in fp32)
+    assert set(result["eval"]) == {"demo-paraphrase", "demo-similarity", "demo-sentiment"}
+
+
+def test_fp16_without_cuda_is_a_one_line_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: fp16 is allowed")
+    result = invoke_cli("run", "--backbone", "tiny", "--precision", "fp16", "-o", str(tmp_path / "run"), "-q")
+    assert_one_line_error(result, "--precision fp16 needs a CUDA device")
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_precision_is_a_one_line_error(tmp_path):
+    result = invoke_cli("run", "--backbone", "tiny", "--precision", "fp8", "-o", str(tmp_path / "run"), "-q")
+    assert_one_line_error(result, "--precision must be one of fp32, bf16, fp16", "'fp8'")
+
+
+def test_resume_refuses_other_options_finished_runs_and_missing_folders(tmp_path, monkeypatch):
+    crash_at(monkeypatch, 6)
+    with pytest.raises(Crash):
+        Trainer(config(tmp_path / "run")).train()
+    monkeypatch.undo()
+    assert_one_line_error(invoke_cli("run", "--resume", str(tmp_path / "run"), "--lr", "0.1"), "drop --lr")
+    assert_one_line_error(invoke_cli("run", "--resume", str(tmp_path / "nothing")), "not a run folder")
+    assert invoke_cli("run", "--resume", str(tmp_path / "run"), "-q").exit_code == 0
+    assert_one_line_error(invoke_cli("run", "--resume", str(tmp_path / "run")), "the run is finished")
+
+
+def test_resume_with_no_checkpoint_written_is_a_clear_error(tmp_path, monkeypatch):
+    crash_at(monkeypatch, 2)
+    with pytest.raises(Crash):
+        Trainer(config(tmp_path / "run")).train()
+    monkeypatch.undo()
+    with pytest.raises(MtlError, match="no checkpoint was written before the run stopped"):
+        Trainer.resuming(tmp_path / "run")
