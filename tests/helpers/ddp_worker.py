@@ -1,0 +1,54 @@
+"""Run by tests/test_distributed.py, under torchrun (2 gloo processes) or alone, to compare the two.
+
+    python ddp_worker.py one-step OUT   # one training step: saves loss, gradients and parameters per rank
+    python ddp_worker.py memory OUT     # a short MAMT run: saves each rank's memory bank
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from mtl.config import RunConfig
+from mtl.trainer import Trainer
+
+mode, out = sys.argv[1], Path(sys.argv[2])
+rank = int(os.environ.get("RANK", "0"))
+tag = f"rank{rank}" if "WORLD_SIZE" in os.environ else "single"
+common = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"], backbone="tiny", batch_size=16,
+              max_length=32, limit=64, eval_limit=40, seed=11, log_every=1)
+
+if mode == "one-step":
+    # no dropout and no clipping: the gradient is then exactly the global batch's mean-loss gradient
+    trainer = Trainer(RunConfig(**common, dropout=0.0, clip=0.0, lr=1e-3, max_steps=1,
+                                output=str(out / f"unused-{tag}"))).prepare()
+    trainer.model.eval()  # no dropout anywhere (the backbone's too): ranks draw different dropout masks
+    optimizer, scheduler = trainer._optimizer()
+    grads = {}
+    original = optimizer.step
+
+    def step(*args, **kwargs):
+        for name, p in trainer.model.named_parameters():
+            if p.grad is not None:
+                grads[f"grad.{name}"] = p.grad.detach().clone()
+        return original(*args, **kwargs)
+
+    optimizer.step = step
+    names, losses, lr, count = trainer.train_step(0, optimizer, scheduler)
+    params = {f"param.{k}": v.detach().clone().contiguous() for k, v in trainer.model.state_dict().items()}
+    save_file({**grads, **params}, str(out / f"{tag}.safetensors"))
+    (out / f"{tag}.json").write_text(json.dumps({"tasks": names, "losses": losses, "examples": count}))
+    trainer.ctx.close()
+elif mode == "memory":
+    trainer = Trainer(RunConfig(**common, weighting="mamt", sampler="adaptive", max_steps=10,
+                                options={"mamt": {"memory": 2}}, output=str(out / "run"))).prepare()
+    result = trainer.train()
+    save_file({"bank": trainer.weighting.bank.contiguous()}, str(out / f"bank-{tag}.safetensors"))
+    (out / f"{tag}.json").write_text(json.dumps({"replaced": trainer.weighting.counts, "eval": result["eval"]}))
+else:
+    raise SystemExit(f"unknown mode {mode!r}")
