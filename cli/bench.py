@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from .common import console, err, split_list, user_errors
-from .options import (TargetOpt, AuxOpt, BackboneOpt, SetOpt, ConfigOpt, DataDirOpt, DataOpt, EpochsOpt, MaxStepsOpt, BatchSizeOpt, EvalBatchSizeOpt, MaxLengthOpt, LrOpt, WeightDecayOpt, WarmupOpt, ClipOpt, DropoutOpt, LimitOpt, EvalLimitOpt, LogEveryOpt)
+from .options import (TargetOpt, AuxOpt, BackboneOpt, SetOpt, ConfigOpt, DataDirOpt, DataOpt, EpochsOpt, MaxStepsOpt, BatchSizeOpt, EvalBatchSizeOpt, MaxLengthOpt, LrOpt, WeightDecayOpt, WarmupOpt, ClipOpt, DropoutOpt, LimitOpt, EvalLimitOpt, LogEveryOpt,
+                      CheckpointEveryOpt, PrecisionOpt, SkipNonfiniteOpt)
 from .run import make_config, run_values
 
 ListWeightingOpt = Annotated[Optional[list[str]], typer.Option(
@@ -47,6 +48,9 @@ def bench(
     limit: LimitOpt = None,
     eval_limit: EvalLimitOpt = None,
     log_every: LogEveryOpt = None,
+    checkpoint_every: CheckpointEveryOpt = None,
+    precision: PrecisionOpt = None,
+    skip_nonfinite: SkipNonfiniteOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per run on stderr.")] = False,
 ) -> None:
     """Compare strategies over seeds: a table of the target's metrics, bench.json, bench.md and bench.png.
@@ -62,7 +66,8 @@ def bench(
             "target": target, "backbone": backbone, "data_dir": data_dir, "epochs": epochs, "max_steps": max_steps,
             "batch_size": batch_size, "eval_batch_size": eval_batch_size, "max_length": max_length, "lr": lr,
             "weight_decay": weight_decay, "warmup": warmup, "clip": clip, "dropout": dropout, "limit": limit,
-            "eval_limit": eval_limit, "log_every": log_every,
+            "eval_limit": eval_limit, "log_every": log_every, "checkpoint_every": checkpoint_every,
+            "precision": precision, "skip_nonfinite": skip_nonfinite,
         }
         values = run_values(config, given, aux=aux, set_=set_, data=data)
         defaults = make_config({k: v for k, v in values.items() if k not in ("seed", "output")})

@@ -162,6 +162,8 @@ def test_other_run_options_in_an_existing_bench_are_refused(bench):
     (["--strategy", "mamt", "--set", "mamt.psii=0.5"], ["unknown option 'psii'"]),
     (["--strategy", "uniform", "--target", "rtee"], ["unknown task 'rtee'"]),
     (["--strategy", "uniform", "--lr", "-1"], ["--lr must be a positive number"]),
+    (["--strategy", "uniform", "--precision", "fp8"], ["--precision must be one of"]),
+    (["--strategy", "uniform", "--checkpoint-every", "0"], ["--checkpoint-every must be >= 1"]),
     (["--strategy", "uniform", "--data-dir", "/nonexistent/glue"], ["/nonexistent/glue"]),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, fragments):

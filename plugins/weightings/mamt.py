@@ -7,7 +7,9 @@ On a target batch each instance replaces a memory slot (Eq. 3, Algorithm 1 lines
 batch each instance gets τ_i = min(φ, max(0, S_i)) (Eq. 5), S_i the mean of its top-k similarities to the
 memory (Eq. 4; k = M is the paper's mean), similarity F of Eq. 2 (``maxnorm``) or cosine; the loss is
 τ_i·ℓ_i with τ detached. Target instances weigh 1. The memory is training-only: it is never part of the
-model (plug-out), and it is saved with the weighting's state.
+model (plug-out), and it is saved with the weighting's state. Under torchrun the target features of all ranks
+are gathered in batch order (``run.gather``) and every rank applies the same replacements with the same draws,
+so the memory is identical on every rank.
 """
 
 from __future__ import annotations
