@@ -63,7 +63,8 @@ class Trainer:
         if (run_dir / "summary.json").exists():
             raise MtlError(f"--resume {run_dir}: the run is finished (summary.json exists); nothing to resume")
         if checkpoint.latest(run_dir / "checkpoint") is None:
-            raise MtlError(f"--resume {run_dir}: no checkpoint was written before the run stopped; start it again")
+            raise MtlError(f"--resume {run_dir}: no checkpoint was written before the run stopped; start it again "
+                           f"(same options, --overwrite)")
         try:
             record = json.loads(record_path.read_text(encoding="utf-8"))
         except ValueError as exc:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -29,13 +30,14 @@ def alone(*args: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_one_step_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path):
-    torchrun(str(WORKER), "one-step", str(tmp_path))
-    alone(str(WORKER), "one-step", str(tmp_path))
+@pytest.mark.parametrize("batch", [16, 15])  # equal shards (8 + 8) and unequal ones (7 + 8)
+def test_one_step_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path, batch):
+    torchrun(str(WORKER), "one-step", str(tmp_path), str(batch))
+    alone(str(WORKER), "one-step", str(tmp_path), str(batch))
     single = json.loads((tmp_path / "single.json").read_text())
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     for rank in ranks:
-        assert rank["tasks"] == single["tasks"] and rank["examples"] == single["examples"] == 16
+        assert rank["tasks"] == single["tasks"] and rank["examples"] == single["examples"] == batch
         (task,) = single["tasks"]
         assert abs(rank["losses"][task] - single["losses"][task]) < 1e-5 * abs(single["losses"][task])
     one = load_file(tmp_path / "single.safetensors")

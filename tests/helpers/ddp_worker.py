@@ -1,6 +1,6 @@
 """Run by tests/test_distributed.py, under torchrun (2 gloo processes) or alone, to compare the two.
 
-    python ddp_worker.py one-step OUT   # one training step: saves loss, gradients and parameters per rank
+    python ddp_worker.py one-step OUT [BATCH]  # one training step: saves loss, gradients and parameters per rank
     python ddp_worker.py memory OUT     # a short MAMT run: saves each rank's memory bank
 """
 
@@ -20,8 +20,9 @@ from mtl.trainer import Trainer
 mode, out = sys.argv[1], Path(sys.argv[2])
 rank = int(os.environ.get("RANK", "0"))
 tag = f"rank{rank}" if "WORLD_SIZE" in os.environ else "single"
-common = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"], backbone="tiny", batch_size=16,
-              max_length=32, limit=64, eval_limit=40, seed=11, log_every=1)
+batch = int(sys.argv[3]) if len(sys.argv) > 3 else 16
+common = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"], backbone="tiny", batch_size=batch,
+              max_length=32, limit=4 * batch, eval_limit=40, seed=11, log_every=1)  # whole batches only
 
 if mode == "one-step":
     # no dropout and no clipping: the gradient is then exactly the global batch's mean-loss gradient
