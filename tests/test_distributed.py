@@ -30,7 +30,7 @@ def alone(*args: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.mark.parametrize("batch", [16, 15])  # equal shards (8 + 8) and unequal ones (7 + 8)
+@pytest.mark.parametrize("batch", [16, 15, 1])  # shards 8 + 8, 7 + 8; a 1-example batch is trained whole on both
 def test_one_step_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path, batch):
     torchrun(str(WORKER), "one-step", str(tmp_path), str(batch))
     alone(str(WORKER), "one-step", str(tmp_path), str(batch))
