@@ -66,7 +66,7 @@ def main() -> None:
         run("2 processes, 1 thread each", [*args, "--nproc", "2"], 1, out),
     ]
     base = rows[0]["examples_per_second"]
-    print(f"\n| configuration | examples/s | ratio | train s | wall s |\n|---|---:|---:|---:|---:|")
+    print("\n| configuration | examples/s | ratio | train s | wall s |\n|---|---:|---:|---:|---:|")
     for row in rows:
         print(f"| {row['label']} | {row['examples_per_second']:.1f} | {row['examples_per_second'] / base:.2f} "
               f"| {row['train_seconds']:.1f} | {row['wall_seconds']:.1f} |")
