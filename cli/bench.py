@@ -10,7 +10,7 @@ import typer
 from .common import console, err, split_list, user_errors
 from .options import (TargetOpt, AuxOpt, BackboneOpt, SetOpt, ConfigOpt, DataDirOpt, DataOpt, EpochsOpt, MaxStepsOpt, BatchSizeOpt, EvalBatchSizeOpt, MaxLengthOpt, LrOpt, WeightDecayOpt, WarmupOpt, ClipOpt, DropoutOpt, LimitOpt, EvalLimitOpt, LogEveryOpt,
                       CheckpointEveryOpt, PrecisionOpt, SkipNonfiniteOpt)
-from .run import make_config, run_values
+from .run import make_config, run_values, scalar_options
 
 ListWeightingOpt = Annotated[Optional[list[str]], typer.Option(
     "--weighting", "-w", help="Weighting strategies to compare (comma list or repeated); crossed with --sampler.")]
@@ -62,13 +62,8 @@ def bench(
     with user_errors():
         from mtl import bench as core
 
-        given = {
-            "target": target, "backbone": backbone, "data_dir": data_dir, "epochs": epochs, "max_steps": max_steps,
-            "batch_size": batch_size, "eval_batch_size": eval_batch_size, "max_length": max_length, "lr": lr,
-            "weight_decay": weight_decay, "warmup": warmup, "clip": clip, "dropout": dropout, "limit": limit,
-            "eval_limit": eval_limit, "log_every": log_every, "checkpoint_every": checkpoint_every,
-            "precision": precision, "skip_nonfinite": skip_nonfinite,
-        }
+        # --weighting/--sampler are lists of strategies here and --output is the bench folder, not a run option
+        given = scalar_options(locals(), exclude=("weighting", "sampler", "output"))
         values = run_values(config, given, aux=aux, set_=set_, data=data)
         defaults = make_config({k: v for k, v in values.items() if k not in ("seed", "output")})
         strategies = core.parse_strategies(split_list(strategy), split_list(weighting), split_list(sampler),

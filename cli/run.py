@@ -64,14 +64,7 @@ def run(
             result = Trainer.resuming(resume, progress=not quiet).prepare().train()
             print_results(result, result_target(resume))
             return
-        given = {
-            "target": target, "weighting": weighting, "sampler": sampler, "backbone": backbone,
-            "data_dir": data_dir, "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
-            "eval_batch_size": eval_batch_size, "max_length": max_length, "lr": lr,
-            "weight_decay": weight_decay, "warmup": warmup, "clip": clip, "dropout": dropout, "limit": limit,
-            "eval_limit": eval_limit, "seed": seed, "output": output, "log_every": log_every,
-            "checkpoint_every": checkpoint_every, "precision": precision, "skip_nonfinite": skip_nonfinite,
-        }
+        given = scalar_options(locals())
         cfg = make_config(run_values(config, given, aux=aux, set_=set_, data=data))
         demo = not cfg.target and not cfg.aux
         if demo:
@@ -89,6 +82,17 @@ def run(
 
 
 RESUME_KEEPS = {"resume", "quiet", "nproc"}
+LIST_FIELDS = {"aux", "options", "data"}  # RunConfig fields merged from repeatable options, not given as one value
+
+
+def scalar_options(values: dict, exclude: tuple[str, ...] = ()) -> dict:
+    """The one-value RunConfig options among a command's parameters (its ``locals()``), by field name.
+
+    Shared by `mtl run` and `mtl bench`, so an option added to RunConfig and to both signatures needs nothing else.
+    """
+    from mtl.config import FIELD_NAMES
+
+    return {k: v for k, v in values.items() if k in FIELD_NAMES and k not in LIST_FIELDS and k not in exclude}
 
 
 def locals_given(values: dict) -> dict:

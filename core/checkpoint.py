@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from . import rundir
-from .errors import MtlError
+from .errors import MtlError, warn
 
 MANIFEST = "checkpoints.json"
 KEEP = 2
@@ -117,10 +116,6 @@ def latest(folder: Path) -> Path | None:
     return folder / entries[-1]["file"] if entries else None
 
 
-def _warn(message: str) -> None:
-    print(f"mtl: warning: {message}", file=sys.stderr)
-
-
 def load(folder: Path) -> tuple[dict[str, Any], Path]:
     """The newest checkpoint whose size and SHA-256 match the list; a bad one is skipped with a warning."""
     entries = _manifest(folder)
@@ -144,5 +139,5 @@ def load(folder: Path) -> tuple[dict[str, Any], Path]:
                 except Exception as exc:  # a listed file that still does not parse
                     problem = f"{path}: unreadable ({type(exc).__name__}: {exc})"
         problems.append(problem)
-        _warn(problem + ("; using the previous checkpoint" if entry is not entries[0] else ""))
+        warn(problem + ("; using the previous checkpoint" if entry is not entries[0] else ""))
     raise CheckpointError(f"{folder}: no usable checkpoint ({'; '.join(problems)})")

@@ -1,5 +1,12 @@
 """User-facing errors: the CLI prints them as one line and exits non-zero, never as a traceback."""
 
+import sys
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr: something went wrong that mtl worked around."""
+    print(f"mtl: warning: {message}", file=sys.stderr)
+
 
 class MtlError(Exception):
     """A mistake the user can fix (bad name, option, file or value). The message is one line."""

@@ -11,12 +11,12 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
-import sys
 from dataclasses import dataclass
 
 import pluggy
 
 from . import hookspecs
+from .errors import warn
 from .registry import HOOKS, Entry, Registry
 
 BUILTIN_PLUGINS = (
@@ -81,10 +81,6 @@ def _version() -> str:
     return __version__
 
 
-def _warn(message: str) -> None:
-    print(f"mtl: warning: {message}", file=sys.stderr)
-
-
 def _register(module: object, info: PluginInfo) -> bool:
     """Register one plugin module; a misspelled hook unregisters it and records the failure."""
     try:
@@ -94,7 +90,7 @@ def _register(module: object, info: PluginInfo) -> bool:
         if pm.is_registered(module):
             pm.unregister(module)
         failed.append(FailedPlugin(info.name, info.package, info.version, f"{type(exc).__name__}: {exc}"))
-        _warn(f"plugin {info.name!r} ({info.package}) was not loaded: {exc}")
+        warn(f"plugin {info.name!r} ({info.package}) was not loaded: {exc}")
         return False
     _info[info.name] = info
     return True
@@ -112,7 +108,7 @@ def load_plugins() -> None:
             module = importlib.import_module(module_name)
         except Exception as exc:  # a built-in plugin missing an optional dependency is isolated too
             failed.append(FailedPlugin(module_name, "mtl", info.version, f"{type(exc).__name__}: {exc}"))
-            _warn(f"built-in plugin {module_name!r} failed to load: {type(exc).__name__}: {exc}")
+            warn(f"built-in plugin {module_name!r} failed to load: {type(exc).__name__}: {exc}")
             continue
         _register(module, info)
 
@@ -126,14 +122,14 @@ def load_plugins() -> None:
             continue
         if ep.name in seen or pm.has_plugin(ep.name):
             failed.append(FailedPlugin(ep.name, package, version, "another plugin has the same entry-point name"))
-            _warn(f"plugin {ep.name!r} from {package} was skipped: another plugin has the same name")
+            warn(f"plugin {ep.name!r} from {package} was skipped: another plugin has the same name")
             continue
         seen.add(ep.name)
         try:
             module = ep.load()
         except Exception as exc:  # any import-time error of a third-party plugin is isolated
             failed.append(FailedPlugin(ep.name, package, version, f"{type(exc).__name__}: {exc}"))
-            _warn(f"plugin {ep.name!r} ({package} {version}) failed to load: {type(exc).__name__}: {exc}")
+            warn(f"plugin {ep.name!r} ({package} {version}) failed to load: {type(exc).__name__}: {exc}")
             continue
         _register(module, PluginInfo(ep.name, package, version, builtin=False))
 
@@ -170,7 +166,7 @@ def build_registry() -> Registry:
                 registry.failed.append(
                     FailedPlugin(info.name, info.package, info.version, f"{hook_name}: {type(exc).__name__}: {exc}")
                 )
-                _warn(f"plugin {info.name!r} failed in {hook_name}: {type(exc).__name__}: {exc}")
+                warn(f"plugin {info.name!r} failed in {hook_name}: {type(exc).__name__}: {exc}")
     return registry
 
 

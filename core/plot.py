@@ -163,27 +163,31 @@ def _finish_axes(ax, xlabel: str, ylabel: str, legend: bool = True) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ figures
-def _loss(run: _Run, path: Path, smoothing: float) -> Path | str:
-    if not run.tasks("loss."):
-        return "no loss.<task> records"
+def _per_task_figure(run: _Run, path: Path, prefix: str, smoothing: float, missing: str, title: str,
+                     ylabel: str, ylim=None) -> Path | str:
+    """One line per task of the ``<prefix><task>`` records; ``ylim(ax)`` may then set the y range."""
+    if not run.tasks(prefix):
+        return missing
     fig = _figure()
     ax = fig.subplots()
-    _per_task_lines(run, "loss.", ax, smoothing)
-    run.title(ax, f"Training loss per task (EMA smoothing {smoothing:g}; faint: logged values)")
-    _finish_axes(ax, "step", "mean instance loss")
+    _per_task_lines(run, prefix, ax, smoothing)
+    run.title(ax, title)
+    _finish_axes(ax, "step", ylabel)
+    if ylim is not None:
+        ylim(ax)
     return _save(fig, path)
+
+
+def _loss(run: _Run, path: Path, smoothing: float) -> Path | str:
+    return _per_task_figure(run, path, "loss.", smoothing, "no loss.<task> records",
+                            f"Training loss per task (EMA smoothing {smoothing:g}; faint: logged values)",
+                            "mean instance loss")
 
 
 def _weights(run: _Run, path: Path, smoothing: float) -> Path | str:
-    if not run.tasks("weight."):
-        return "no weight.<task> records (the weighting logs none)"
-    fig = _figure()
-    ax = fig.subplots()
-    _per_task_lines(run, "weight.", ax, smoothing)
-    run.title(ax, "Effective loss weight per task (mean over the task's instances in a step)")
-    _finish_axes(ax, "step", "weight")
-    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
-    return _save(fig, path)
+    return _per_task_figure(run, path, "weight.", smoothing, "no weight.<task> records (the weighting logs none)",
+                            "Effective loss weight per task (mean over the task's instances in a step)", "weight",
+                            ylim=lambda ax: ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0])))
 
 
 def _similarity(run: _Run, path: Path, smoothing: float) -> Path | str:
@@ -206,15 +210,9 @@ def _similarity(run: _Run, path: Path, smoothing: float) -> Path | str:
 
 
 def _sampler(run: _Run, path: Path, smoothing: float) -> Path | str:
-    if not run.tasks("p."):
-        return "no p.<task> records"
-    fig = _figure()
-    ax = fig.subplots()
-    _per_task_lines(run, "p.", ax, 0.0)
-    run.title(ax, "Sampler: probability of training each task at a step")
-    _finish_axes(ax, "step", "probability")
-    ax.set_ylim(0, 1.02)
-    return _save(fig, path)
+    return _per_task_figure(run, path, "p.", 0.0, "no p.<task> records",
+                            "Sampler: probability of training each task at a step", "probability",
+                            ylim=lambda ax: ax.set_ylim(0, 1.02))
 
 
 def _gates(run: _Run, path: Path, smoothing: float) -> Path | str:

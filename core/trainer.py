@@ -28,7 +28,7 @@ import mtl
 from . import checkpoint, distributed, loader, rng, rundir
 from .batching import Encoded, TaskStream, encode, sorted_batches
 from .config import FIELD_NAMES, RunConfig, plugin_options
-from .errors import DataError, MtlError, OptionError, TrainingError
+from .errors import DataError, MtlError, OptionError, TrainingError, warn
 from .model import MultiTaskModel
 from .run import Run, cls_features
 from .weighting import Step
@@ -331,9 +331,7 @@ class Trainer:
         try:
             export_model(self.model, self.tasks, self.config.target, out / "model", run_dir=out)
         except MtlError as exc:  # the run itself is complete: warn, never delete it
-            import sys
-
-            print(f"mtl: warning: model/ not written: {exc}", file=sys.stderr)
+            warn(f"model/ not written: {exc}")
 
     def _autocast(self):
         precision = self.config.precision
@@ -435,7 +433,7 @@ class Trainer:
         state = {
             "format": 1,
             "world_size": self.ctx.world,
-            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "model": self._model_state(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else {},
@@ -511,9 +509,13 @@ class Trainer:
             self.model.train(was_training)
         return results
 
+    def _model_state(self) -> dict[str, torch.Tensor]:
+        """A CPU copy of the model's weights (safetensors refuses tensors that share memory)."""
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
     def _save_best(self, out: Path) -> None:
-        state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        rundir.save_tensors(out / "checkpoint" / "best.safetensors", state, {"format": "pt", "kind": "mtl-best"})
+        rundir.save_tensors(out / "checkpoint" / "best.safetensors", self._model_state(),
+                            {"format": "pt", "kind": "mtl-best"})
         weighting_state = self.weighting.state_dict()
         if weighting_state:  # e.g. MAMT's memory: training-only, kept beside the model, never inside it
             rundir.save_state(out / "checkpoint" / "weighting.safetensors", weighting_state)

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
+from conftest import assert_one_line_error as one_line_error
 from mtl.cli import app
 
 runner = CliRunner()
@@ -26,11 +27,9 @@ def invoke(*args):
 
 
 def assert_one_line_error(result, *fragments):
+    """conftest's one-line error check, with the exact exit status `mtl bench` uses."""
     assert result.exit_code == 1, result.output
-    lines = [l for l in result.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+    one_line_error(result, *fragments)
 
 
 @pytest.fixture(scope="module")
