@@ -28,8 +28,8 @@ BATCH, MAX_LENGTH, LR = 32, 128, 5e-5
 
 
 def bench_mtl(data_dir: str, steps: int | None) -> tuple[float, int]:
-    from mtl.config import RunConfig
-    from mtl.trainer import Trainer
+    from mtl.runs.config import RunConfig
+    from mtl.train.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         config = RunConfig(target="rte", weighting="uniform", backbone="minilm", data_dir=data_dir,
@@ -42,12 +42,16 @@ def bench_mtl(data_dir: str, steps: int | None) -> tuple[float, int]:
 
 def bench_hf(data_dir: str, steps: int | None) -> tuple[float, int]:
     import datasets
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              Trainer, TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
     from transformers.utils import logging as hf_logging
 
     import mtl
-
     from mtl.plugins.backbones.minilm import model_path
 
     hf_logging.set_verbosity_error()
@@ -82,6 +86,12 @@ def main() -> int:
     args = parser.parse_args()
     if not (Path(args.data_dir) / "RTE" / "train.tsv").exists():
         print(f"RTE not found under {args.data_dir}; pass --data-dir", file=sys.stderr)
+        return 2
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is None:  # transformers.Trainer needs it; mtl does not
+        print('benchmarks/throughput.py needs accelerate for transformers.Trainer: pip install -e ".[bench]"',
+              file=sys.stderr)
         return 2
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, max length {MAX_LENGTH}")
     hf_seconds, hf_examples = bench_hf(args.data_dir, args.steps)

@@ -8,8 +8,31 @@ from typing import Annotated, Optional
 import typer
 
 from .common import console, err, split_list, user_errors
-from .options import (TargetOpt, AuxOpt, BackboneOpt, SetOpt, ConfigOpt, DataDirOpt, DataOpt, EpochsOpt, MaxStepsOpt, BatchSizeOpt, EvalBatchSizeOpt, MaxLengthOpt, LrOpt, WeightDecayOpt, WarmupOpt, ClipOpt, DropoutOpt, LimitOpt, EvalLimitOpt, LogEveryOpt,
-                      CheckpointEveryOpt, PrecisionOpt, SkipNonfiniteOpt)
+from .options import (
+    AuxOpt,
+    BackboneOpt,
+    BatchSizeOpt,
+    CheckpointEveryOpt,
+    ClipOpt,
+    ConfigOpt,
+    DataDirOpt,
+    DataOpt,
+    DropoutOpt,
+    EpochsOpt,
+    EvalBatchSizeOpt,
+    EvalLimitOpt,
+    LimitOpt,
+    LogEveryOpt,
+    LrOpt,
+    MaxLengthOpt,
+    MaxStepsOpt,
+    PrecisionOpt,
+    SetOpt,
+    SkipNonfiniteOpt,
+    TargetOpt,
+    WarmupOpt,
+    WeightDecayOpt,
+)
 from .run import make_config, run_values, scalar_options
 
 ListWeightingOpt = Annotated[Optional[list[str]], typer.Option(
@@ -60,7 +83,7 @@ def bench(
     again (same --output) to continue a stopped bench: finished runs are kept.
     """
     with user_errors():
-        from mtl import bench as core
+        from mtl.study import bench as core
 
         # --weighting/--sampler are lists of strategies here and --output is the bench folder, not a run option
         given = scalar_options(locals(), exclude=("weighting", "sampler", "output"))
@@ -87,7 +110,7 @@ def report(
 ) -> None:
     """Redraw a bench's table, bench.md and bench.png from its run folders and bench.json."""
     with user_errors():
-        from mtl import bench as core
+        from mtl.study import bench as core
 
         plan = core.load_plan(folder)
         record = core.finish(plan)
@@ -102,7 +125,7 @@ def report(
 def print_table(record: dict) -> None:
     from rich.table import Table
 
-    from mtl.bench import caption, table_rows, title
+    from mtl.study.bench import caption, table_rows, title
 
     header, rows = table_rows(record["table"])
     table = Table(title=title(record["table"]), caption=caption(record["table"]))
@@ -127,11 +150,11 @@ def plot(
 ) -> None:
     """PNG figures of a run's training curves from its metrics.jsonl.
 
-    Losses, task weights, MAMT's similarity, sampler probabilities, MMoE gate use, evaluation per epoch;
-    each figure only when the run logged its records.
+    Losses, task weights, sampler probabilities, evaluation per epoch, then each plugin's figures
+    (`mtl plugins --kind figure`: MAMT's similarity, MMoE's gates, ...); each only when the run logged its records.
     """
     with user_errors():
-        from mtl.plot import plot_run
+        from mtl.study.figures import plot_run
 
         for name, path, why in plot_run(run, out, smoothing=smoothing):
             if path is not None:

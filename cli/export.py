@@ -25,19 +25,20 @@ def export(
 ) -> None:
     """Write the deployable target model: backbone + target head, training-only parts (MAMT's memory,
     auxiliary heads) plugged out. BERT-family backbones load with plain transformers
-    (AutoModelForSequenceClassification.from_pretrained(OUT)); MMoE models load with `mtl predict OUT`."""
+    (AutoModelForSequenceClassification.from_pretrained(OUT)); models with a module between backbone and
+    heads (MMoE's experts and gates) load with `mtl predict OUT`."""
     with user_errors():
-        from mtl.export import check_out, export_model
-        from mtl.restore import load_run, read_config
+        from mtl.runs.export import export_model
+        from mtl.runs.folder import check_empty
+        from mtl.runs.restore import load_run, read_config
 
         out = out if out is not None else run / "model"
         read_config(run)  # a one-line error for a folder that is not a run, before anything is loaded
-        check_out(out, overwrite)
+        check_empty(out, overwrite, "--out")
         config, model, tasks = load_run(run)
         name = task or config.target
         if name not in tasks:
-            from mtl.errors import MtlError
-            from mtl.suggest import unknown
+            from mtl.errors import MtlError, unknown
 
             raise MtlError(unknown("task of this run", name, list(tasks)))
         result = export_model(model, tasks, name, out, run_dir=run, overwrite=overwrite)
@@ -52,9 +53,11 @@ def _describe(result: dict) -> None:
         typer.echo(f"Loads with plain transformers: AutoModelForSequenceClassification.from_pretrained({out!r}) "
                    f"and AutoTokenizer.from_pretrained({out!r}); `mtl predict {out}` works too.")
     else:
-        typer.echo(f"Not a plain transformers classifier: MMoE puts gate-weighted experts between the pooler and "
-                   f"the classifier, so AutoModelForSequenceClassification cannot load it (the encoder alone is "
-                   f"in {out}/encoder). Use `mtl predict {out}` or `mtl eval {out}`.")
+        feature_map = result["feature_map"]
+        typer.echo(f"Not a plain transformers classifier: weighting {feature_map['weighting']!r} puts a module "
+                   f"between the pooler and the classifier, so AutoModelForSequenceClassification cannot load it "
+                   f"(the encoder alone is in {out}/{feature_map['encoder']}). Use `mtl predict {out}` or "
+                   f"`mtl eval {out}`.")
     if result.get("folded"):
         typer.echo(f"Task embedding {result['task_embedding']!r} folded into plain weights: {result['folded']}.")
     for item in result["plugged_out"]:
@@ -72,7 +75,7 @@ def predict(
     """Predict: one JSON line per input line, {"label", "score", "logits"} ({"score"} for regression)."""
     with user_errors():
         from mtl.errors import MtlError
-        from mtl.restore import load_predictor, parse_lines
+        from mtl.runs.predict import load_predictor, parse_lines
 
         if source == "-":
             lines, where = sys.stdin.read().splitlines(), "<stdin>"
@@ -100,9 +103,9 @@ def evaluate(
 ) -> None:
     """Re-evaluate a run's (or an export's) task on a split with the task's metrics."""
     with user_errors():
-        from mtl.config import parse_data
         from mtl.errors import OptionError
-        from mtl.restore import load_predictor
+        from mtl.runs.config import parse_data
+        from mtl.runs.predict import load_predictor
 
         if limit is not None and limit < 1:
             raise OptionError(f"--limit must be >= 1 (got {limit})")

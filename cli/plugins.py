@@ -25,14 +25,14 @@ def _rows(registry) -> list[dict]:
 def plugins(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    kind: Annotated[Optional[str], typer.Option(help="Only this kind: weighting, sampler, backbone or task.")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="Only this kind: weighting, sampler, backbone, task or figure.")] = None,
 ) -> None:
     """List every registered plugin; failed plugins and name conflicts are listed too (exit 1)."""
     if ctx.invoked_subcommand is not None:
         return
     with user_errors():
-        from mtl import loader
-        from mtl.registry import check_kind
+        from mtl.contract import loader
+        from mtl.contract.registry import check_kind
 
         registry = loader.registry()
         rows = _rows(registry)
@@ -67,13 +67,12 @@ def show(
     kind: Annotated[Optional[str], typer.Option(help="Only this kind (a name may be both a weighting and a sampler).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show a plugin's description and options (types and defaults)."""
+    """Show a plugin's description and options (types and defaults); a figure has no options."""
     with user_errors():
-        from mtl import loader
-        from mtl.errors import UnknownNameError
-        from mtl.options import describe
-        from mtl.registry import KINDS, check_kind
-        from mtl.suggest import unknown
+        from mtl.contract import loader
+        from mtl.contract.options import describe
+        from mtl.contract.registry import KINDS, check_kind
+        from mtl.errors import UnknownNameError, unknown
 
         registry = loader.registry()
         kinds = [check_kind(kind)] if kind else list(KINDS)
@@ -88,8 +87,11 @@ def show(
             raise UnknownNameError(unknown("plugin", name, every))
         described = []
         for entry in found:
-            options = [{"name": o.name, "type": o.type_name, "default": None if o.required else o.default,
-                        "required": o.required} for o in describe(entry.load())]
+            factory = entry.load()  # a broken lazy "module:attr" is a one-line error here too
+            # a figure's draw(run) takes the run's records, not options
+            options = [] if entry.kind == "figure" else [
+                {"name": o.name, "type": o.type_name, "default": None if o.required else o.default,
+                 "required": o.required} for o in describe(factory)]
             described.append({"kind": entry.kind, "name": entry.name, "package": entry.package,
                               "version": entry.version, "description": entry.description, "options": options})
         if as_json:
@@ -100,6 +102,9 @@ def show(
         out = console()
         for d in described:
             out.print(f"[bold]{d['kind']} {d['name']}[/bold] — {d['description']} ({d['package']} {d['version']})")
+            if d["kind"] == "figure":
+                out.print(f"  no options; `mtl plot RUN` writes {d['name']}.png when the run has its records")
+                continue
             if not d["options"]:
                 out.print("  no options")
                 continue

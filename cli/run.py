@@ -11,10 +11,33 @@ import typer
 from mtl.errors import MtlError
 
 from .common import console, err, split_list, user_errors
-
-from .options import (TargetOpt, AuxOpt, WeightingOpt, SamplerOpt, BackboneOpt, SetOpt, ConfigOpt, DataDirOpt, DataOpt, EpochsOpt, MaxStepsOpt, BatchSizeOpt, EvalBatchSizeOpt, MaxLengthOpt, LrOpt, WeightDecayOpt, WarmupOpt, ClipOpt, DropoutOpt, LimitOpt, EvalLimitOpt, LogEveryOpt,
-                      CheckpointEveryOpt, PrecisionOpt, SkipNonfiniteOpt)
-
+from .options import (
+    AuxOpt,
+    BackboneOpt,
+    BatchSizeOpt,
+    CheckpointEveryOpt,
+    ClipOpt,
+    ConfigOpt,
+    DataDirOpt,
+    DataOpt,
+    DropoutOpt,
+    EpochsOpt,
+    EvalBatchSizeOpt,
+    EvalLimitOpt,
+    LimitOpt,
+    LogEveryOpt,
+    LrOpt,
+    MaxLengthOpt,
+    MaxStepsOpt,
+    PrecisionOpt,
+    SamplerOpt,
+    SetOpt,
+    SkipNonfiniteOpt,
+    TargetOpt,
+    WarmupOpt,
+    WeightDecayOpt,
+    WeightingOpt,
+)
 
 
 def run(
@@ -59,7 +82,7 @@ def run(
             if extra:
                 raise MtlError(f"--resume continues {resume} with the options in its config.json; "
                                f"drop --{extra[0].replace('_', '-')}")
-            from mtl.trainer import Trainer
+            from mtl.train.trainer import Trainer
 
             result = Trainer.resuming(resume, progress=not quiet).prepare().train()
             print_results(result, result_target(resume))
@@ -68,11 +91,11 @@ def run(
         cfg = make_config(run_values(config, given, aux=aux, set_=set_, data=data))
         demo = not cfg.target and not cfg.aux
         if demo:
-            from mtl.data import DEMO_SUITE
+            from mtl.data.files import DEMO_SUITE
 
             cfg.target, cfg.aux = DEMO_SUITE["target"], list(DEMO_SUITE["aux"])
 
-        from mtl.trainer import Trainer
+        from mtl.train.trainer import Trainer
 
         trainer = Trainer(cfg, progress=not quiet, overwrite=overwrite).prepare()
         if demo:
@@ -90,7 +113,7 @@ def scalar_options(values: dict, exclude: tuple[str, ...] = ()) -> dict:
 
     Shared by `mtl run` and `mtl bench`, so an option added to RunConfig and to both signatures needs nothing else.
     """
-    from mtl.config import FIELD_NAMES
+    from mtl.runs.config import FIELD_NAMES
 
     return {k: v for k, v in values.items() if k in FIELD_NAMES and k not in LIST_FIELDS and k not in exclude}
 
@@ -101,9 +124,9 @@ def locals_given(values: dict) -> dict:
 
 
 def result_target(run_dir: Path) -> str | None:
-    import json
+    from mtl.runs.folder import RunFolder
 
-    return json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8")).get("target")
+    return RunFolder(run_dir).record().get("target")
 
 
 def launch(nproc: int) -> int:
@@ -131,7 +154,12 @@ def run_values(config: Optional[Path], given: dict, *, aux: Optional[list[str]] 
 
     ``given`` holds the scalar options by RunConfig field name (None = not given); shared with `mtl bench`.
     """
-    from mtl.config import merge_options, parse_assignments, parse_data, read_config_file
+    from mtl.runs.config import (
+        merge_options,
+        parse_assignments,
+        parse_data,
+        read_config_file,
+    )
 
     values = read_config_file(config) if config else {}
     values.update({k: v for k, v in given.items() if v is not None})
@@ -146,8 +174,8 @@ def run_values(config: Optional[Path], given: dict, *, aux: Optional[list[str]] 
 
 def make_config(values: dict):
     """A RunConfig from :func:`run_values`' dict (an unknown or mistyped key is a one-line error)."""
-    from mtl.config import RunConfig
     from mtl.errors import MtlError
+    from mtl.runs.config import RunConfig
 
     try:
         return RunConfig(**values)

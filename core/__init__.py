@@ -1,52 +1,49 @@
 """mtl: multi-task learning for natural-language understanding.
 
-Public API (the plugin contract of DESIGN.md)::
+Public API (the plugin contract of DESIGN.md; plugins import nothing else of mtl but ``mtl.errors`` and
+``mtl.memory``)::
 
     from mtl import hookimpl, Weighting, Sampler, Task
     mtl.available("weighting")            # registered names of a kind
     mtl.create("weighting", "uniform")    # build one, exactly as the CLI does
 
-Importing ``mtl`` does not import torch; plugins are loaded on first use.
+Importing ``mtl`` does not import torch; plugins are loaded on first use, and the torch-based parts of the
+API (``HFBackbone``, ``from_pretrained``, ``Run``, ``cls_features``) are imported when first named.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from .errors import DataError, MtlError, OptionError, UnknownNameError
-from .hookspecs import hookimpl, hookspec
-from .sampler import Sampler
-from .task import Examples, Task
-from .weighting import Step, Weighting
+from mtl import _moved
+from mtl.contract.hookspecs import hookimpl, hookspec
+from mtl.contract.loader import available, create
+from mtl.contract.sampler import Sampler, normalise
+from mtl.contract.task import Task
+from mtl.contract.weighting import Step, Weighting
+from mtl.data.examples import Examples, GlueLayout
+from mtl.errors import DataError, MtlError, OptionError, TrainingError, UnknownNameError
+from mtl.version import __version__
 
-__version__ = "0.1.0"
+_LAZY = {
+    "Backbone": "mtl.model.backbone",
+    "HFBackbone": "mtl.model.backbone",
+    "from_pretrained": "mtl.model.backbone",
+    "Run": "mtl.model.context",
+    "cls_features": "mtl.model.context",
+}
 
 __all__ = [
-    "DataError", "Examples", "MtlError", "OptionError", "Sampler", "Step", "Task", "UnknownNameError",
-    "Weighting", "available", "create", "hookimpl", "hookspec", "__version__",
+    "DataError", "Examples", "GlueLayout", "MtlError", "OptionError", "Sampler", "Step", "Task", "TrainingError",
+    "UnknownNameError", "Weighting", "available", "create", "hookimpl", "hookspec", "normalise", "__version__",
+    *_LAZY,
 ]
 
-
-def available(kind: str) -> list[str]:
-    """Registered names of a kind: ``"weighting"``, ``"sampler"``, ``"backbone"`` or ``"task"``."""
-    from . import loader
-
-    registry = loader.registry()
-    registry.check()
-    return registry.names(kind)
+_moved.install()
 
 
-def create(kind: str, name: str, **options: Any) -> Any:
-    """Build the plugin ``name`` of ``kind`` with ``options`` (converted to the factory's annotated types)."""
-    from . import loader
-    from .options import build
-
-    registry = loader.registry()
-    registry.check()
-    entry, argument = registry.get(kind, name)
-    factory = entry.load()
-    args = (argument,) if argument is not None else ()
-    obj = build(f"{kind} {name!r}", factory, options, *args)
-    if kind == "task":
-        obj.name = entry.name
-    return obj
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mtl' has no attribute {name!r}")

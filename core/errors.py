@@ -1,5 +1,7 @@
-"""User-facing errors: the CLI prints them as one line and exits non-zero, never as a traceback."""
+"""User-facing errors: the CLI prints them as one line and exits non-zero, never as a traceback; and the
+one-line "did you mean" message for an unknown name."""
 
+import difflib
 import sys
 
 
@@ -28,3 +30,11 @@ class DataError(MtlError):
 
 class TrainingError(MtlError):
     """Training stopped on purpose (a non-finite loss); the run folder and its checkpoints are kept."""
+
+def unknown(what: str, name: str, valid) -> str:
+    """One line: the unknown name, the closest valid names, and all valid names."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    listing = ", ".join(valid) if valid else "(none)"
+    return f"unknown {what} {name!r}.{hint} Valid: {listing}"

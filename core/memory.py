@@ -39,7 +39,7 @@ from typing import Any
 import torch
 
 try:  # the compiled kernel; absent only in a source tree that was never built
-    from . import _memory as _kernel
+    from mtl import _memory as _kernel
 except ImportError:  # pragma: no cover - depends on the build
     _kernel = None
 

@@ -28,7 +28,7 @@ def glue_dir() -> Path:
 @pytest.fixture
 def register_plugin():
     """Register in-process plugin objects for one test and unregister them afterwards (as simonw/llm's tests)."""
-    from mtl import loader
+    from mtl.contract import loader
 
     loader.load_plugins()
     registered = []
@@ -44,16 +44,28 @@ def register_plugin():
             loader.pm.unregister(plugin)
 
 
-@pytest.fixture(scope="session")
-def example_plugin_path(tmp_path_factory) -> Path:
-    """The example third-party plugin package, pip-installed into a private folder (not the environment)."""
+def install_fixture_package(name: str, tmp_path_factory) -> Path:
+    """The package tests/fixtures/NAME, pip-installed into a private folder (not the environment): put the folder
+    on PYTHONPATH to use it."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(FIXTURES / "mtl-example-plugin")],
+         "--target", str(target), str(FIXTURES / name)],
         check=True, capture_output=True,
     )
     return target
+
+
+@pytest.fixture(scope="session")
+def example_plugin_path(tmp_path_factory) -> Path:
+    """The example third-party plugin package, pip-installed into a private folder (not the environment)."""
+    return install_fixture_package("mtl-example-plugin", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def gated_plugin_path(tmp_path_factory) -> Path:
+    """The third-party plugin with a module between backbone and heads (tests/fixtures/mtl-gated-plugin)."""
+    return install_fixture_package("mtl-gated-plugin", tmp_path_factory)
 
 
 def run_mtl(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -8,10 +8,10 @@ import shutil
 import statistics
 
 import pytest
+from conftest import assert_one_line_error as one_line_error
 from scipy import stats
 from typer.testing import CliRunner
 
-from conftest import assert_one_line_error as one_line_error
 from mtl.cli import app
 
 runner = CliRunner()
@@ -179,7 +179,7 @@ def test_output_folder_that_is_not_a_bench_is_kept(tmp_path):
 
 
 def test_strategy_grid_order_and_labels():
-    from mtl.bench import parse_strategies
+    from mtl.study.bench import parse_strategies
 
     labels = [s.label for s in parse_strategies(["single", "mamt"], ["uniform", "mamt"], ["proportional", "adaptive"])]
     assert labels == ["single", "mamt", "uniform+proportional", "uniform+adaptive", "mamt+proportional",
@@ -191,7 +191,7 @@ def test_strategy_grid_order_and_labels():
 
 
 def test_plugin_options_go_only_to_the_strategies_that_use_them():
-    from mtl.bench import Strategy, strategy_values
+    from mtl.study.bench import Strategy, strategy_values
 
     base = {"target": "rte", "aux": ["stsb"], "options": {"mamt": {"psi": "0.5"}, "stsb": {"x": "1"},
                                                            "tiny": {"layers": "1"}}}

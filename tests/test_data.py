@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import mtl
-from mtl import data
+from mtl.data import files as data
 from mtl.errors import DataError
 
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import run_mtl
+from safetensors.torch import load_file
 
 WORKER = Path(__file__).parent / "helpers" / "ddp_worker.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import mtl
-from mtl import hookspecs, loader
+from mtl.contract import hookspecs, loader
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 

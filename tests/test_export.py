@@ -11,13 +11,13 @@ import sys
 
 import pytest
 import torch
+from conftest import assert_one_line_error as one_line_error
 from typer.testing import CliRunner
 
-from conftest import assert_one_line_error as one_line_error
 from mtl.cli import app
-from mtl.config import RunConfig
 from mtl.errors import MtlError
-from mtl.trainer import Trainer
+from mtl.runs.config import RunConfig
+from mtl.train.trainer import Trainer
 
 runner = CliRunner()
 DEMO = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"])
@@ -185,8 +185,11 @@ def test_mmoe_export_is_not_plain_loadable_but_mtl_predict_matches(runs, exports
     assert "Not a plain transformers classifier" in stdout and "mtl predict" in stdout
     assert plain["mmoe_loaded"] is False  # no config.json at the top: it cannot be mistaken for a classifier
     manifest = json.loads((folder / "mtl_export.json").read_text())
-    assert manifest["kind"] == "mmoe" and manifest["loadable_with_transformers"] is False
-    assert manifest["mmoe"]["experts"] == 3 and "MMoE gates of the other tasks" in " ".join(manifest["plugged_out"])
+    assert manifest["kind"] == "feature-map" and manifest["loadable_with_transformers"] is False
+    assert manifest["feature_map"] == {"weighting": "mmoe", "options": {"experts": 3}, "encoder": "encoder",
+                                       "head": "mtl_head.safetensors"}
+    plugged = " ".join(manifest["plugged_out"])  # the other tasks' gates
+    assert "gates.demo-similarity" in plugged and "gates.demo-sentiment" in plugged and "experts" not in plugged
     from safetensors.torch import load_file
 
     head = load_file(folder / "mtl_head.safetensors")
@@ -201,7 +204,7 @@ def test_mmoe_export_is_not_plain_loadable_but_mtl_predict_matches(runs, exports
 
 
 def test_the_trainer_writes_the_model_folder_and_export_model_refuses_to_overwrite(runs, tmp_path):
-    from mtl.export import export_model
+    from mtl.runs.export import export_model
 
     run, trainer = runs["attention"]
     assert (run / "model" / "config.json").is_file()  # written by Trainer.train itself
@@ -217,15 +220,13 @@ def test_the_trainer_writes_the_model_folder_and_export_model_refuses_to_overwri
 
 
 def test_an_architecture_that_does_not_map_is_a_clear_error(tmp_path):
-    from transformers import RobertaConfig, RobertaModel
-
-    from mtl.backbone import HFBackbone
-    from mtl.export import export_model
-    from mtl.model import MultiTaskModel
-    from mtl.plugins.backbones.minilm import model_path
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, RobertaConfig, RobertaModel
 
     import mtl
+    from mtl.model.backbone import HFBackbone
+    from mtl.model.multitask import MultiTaskModel
+    from mtl.plugins.backbones.minilm import model_path
+    from mtl.runs.export import export_model
 
     encoder = RobertaModel(RobertaConfig(vocab_size=31000, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                          intermediate_size=16))

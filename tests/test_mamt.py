@@ -7,15 +7,14 @@ import types
 
 import pytest
 import torch
+from test_trainer import DEMO
 
 import mtl
 from mtl import Step, memory
-from mtl.config import RunConfig
 from mtl.errors import MtlError
-from mtl.rundir import load_state
-from mtl.trainer import Trainer
-
-from test_trainer import DEMO
+from mtl.runs.config import RunConfig
+from mtl.runs.folder import load_state
+from mtl.train.trainer import Trainer
 
 
 def mamt_config(tmp_path, **overrides) -> RunConfig:
@@ -46,7 +45,8 @@ def test_aux_weights_are_eq5_detached_and_clamped(tmp_path):
     bank = w.bank.clone()
     z = torch.cat([bank[:3], -bank[3:5], torch.randn(3, bank.shape[1])])  # similar, opposite, random
     losses = torch.rand(len(z), requires_grad=True)
-    loss = w.loss(_step(trainer, "demo-sentiment", losses, z))
+    step = _step(trainer, "demo-sentiment", losses, z)
+    loss = w.loss(step)
     loss.backward()
     tau = losses.grad * len(z)  # d(mean(τ ℓ))/dℓ_i = τ_i / B: τ entered as a constant
     expected = memory.similarity(z, bank).mean(1).clamp(0, 0.5)
@@ -55,7 +55,7 @@ def test_aux_weights_are_eq5_detached_and_clamped(tmp_path):
     assert torch.equal(w.bank, bank)  # auxiliary batches never touch the memory
     log = w.log()
     assert log["mamt.tau"] == pytest.approx(float(expected.mean()), abs=1e-5)
-    assert log["weight.demo-sentiment"] == pytest.approx(float(expected.mean()), abs=1e-5)
+    assert step.weights["demo-sentiment"] == pytest.approx(float(expected.mean()), abs=1e-5)  # weight.<task>
 
 
 @pytest.mark.parametrize("options", [{"k": 2}, {"metric": "maxnorm"}, {"k": 5, "metric": "maxnorm"}])

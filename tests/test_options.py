@@ -8,8 +8,8 @@ import pytest
 
 import mtl
 from mtl import Weighting, hookimpl
+from mtl.contract.options import convert, describe
 from mtl.errors import OptionError
-from mtl.options import convert, describe
 
 
 class Configurable(Weighting):

@@ -8,12 +8,11 @@ import sys
 import types
 
 import pytest
+from conftest import run_mtl
 
 import mtl
 from mtl import Weighting, hookimpl, loader
 from mtl.errors import MtlError, UnknownNameError
-
-from conftest import run_mtl
 
 
 def test_builtin_plugins_are_registered_like_third_party_ones():

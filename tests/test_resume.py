@@ -11,13 +11,14 @@ import time
 
 import pytest
 import torch
-
 from conftest import assert_one_line_error, invoke_cli
-from mtl import checkpoint
-from mtl.checkpoint import CheckpointError
-from mtl.config import RunConfig
+
 from mtl.errors import MtlError, TrainingError
-from mtl.trainer import Trainer
+from mtl.runs import checkpoint
+from mtl.runs.checkpoint import CheckpointError
+from mtl.runs.config import RunConfig
+from mtl.runs.folder import RunFolder
+from mtl.train.trainer import Trainer
 
 DEMO = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"])
 
@@ -59,7 +60,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_run(tmp_path, monkeypatch,
     with pytest.raises(Crash):
         Trainer(config(tmp_path / "crashed", **options)).train()
     monkeypatch.undo()
-    assert checkpoint.latest(tmp_path / "crashed" / "checkpoint").name == "step-00000008.safetensors"
+    assert RunFolder(tmp_path / "crashed").latest_checkpoint().name == "step-00000008.safetensors"
     result = Trainer.resuming(tmp_path / "crashed").prepare().train()
     assert result["summary"]["resumed_from"].endswith("step-00000008.safetensors")
     # the same metrics, and the same metrics.jsonl byte for byte (records after the checkpoint written once)

@@ -8,14 +8,13 @@ from collections import Counter
 
 import pytest
 import torch
+from conftest import TINY_RUN, assert_one_line_error, invoke_cli
 from scipy.stats import chisquare
 from typer.testing import CliRunner
 
 import mtl
 from mtl.cli import app
 from mtl.errors import MtlError
-
-from conftest import TINY_RUN, assert_one_line_error, invoke_cli
 
 SIZES = {"t": 300, "a": 900, "b": 1800}  # run order: target first
 TARGET = "t"

@@ -6,17 +6,16 @@ import json
 
 import pytest
 import torch
+from test_trainer import DEMO
 from typer.testing import CliRunner
 
 import mtl
-from mtl.backbone import HFBackbone
 from mtl.cli import app
-from mtl.config import RunConfig
 from mtl.errors import MtlError
-from mtl.model import MultiTaskModel
-from mtl.trainer import Trainer
-
-from test_trainer import DEMO
+from mtl.model.backbone import HFBackbone
+from mtl.model.multitask import MultiTaskModel
+from mtl.runs.config import RunConfig
+from mtl.train.trainer import Trainer
 
 OUTPUTS = {"t0": 2, "t1": 1, "t2": 3}  # three tasks
 SMALL = dict(hidden_size=32, layers=3, heads=2, intermediate_size=64)

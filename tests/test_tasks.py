@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import mtl
-from mtl.data import DEMO_SUITE
+from mtl.data.files import DEMO_SUITE
 from mtl.errors import DataError
 
 GLUE = Path(os.environ.get("MTL_GLUE_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"))
@@ -323,10 +323,10 @@ def test_demo_pair_tasks_agree():
 def test_demo_files_are_reproduced_by_the_generator(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "tools" / "make_demo.py"), str(tmp_path)], check=True,
                    capture_output=True)
-    shipped = sorted(p.name for p in (ROOT / "core" / "demo").glob("*.tsv"))
+    shipped = sorted(p.name for p in (ROOT / "core" / "data" / "demo").glob("*.tsv"))
     assert shipped == sorted(p.name for p in tmp_path.glob("*.tsv")) and len(shipped) == 6
     for name in shipped:
-        assert (tmp_path / name).read_bytes() == (ROOT / "core" / "demo" / name).read_bytes(), name
+        assert (tmp_path / name).read_bytes() == (ROOT / "core" / "data" / "demo" / name).read_bytes(), name
 
 
 def test_demo_task_has_no_glue_layout(tmp_path):

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from mtl.config import RunConfig
 from mtl.errors import MtlError
-from mtl.trainer import Trainer
+from mtl.runs.config import RunConfig
+from mtl.train.trainer import Trainer
 
 DEMO = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"])
 
@@ -23,7 +23,9 @@ def tiny_config(tmp_path, **overrides) -> RunConfig:
 
 
 def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    from mtl.runs.folder import RunFolder
+
+    return RunFolder(run_dir).metrics()
 
 
 def test_run_folder_has_the_files_and_keys_of_the_design(tmp_path):

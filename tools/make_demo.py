@@ -1,4 +1,4 @@
-"""Write the built-in demo suite: core/demo/{paraphrase,similarity,sentiment}_{train,dev}.tsv.
+"""Write the built-in demo suite: core/data/demo/{paraphrase,similarity,sentiment}_{train,dev}.tsv.
 
 Three small related tasks over one everyday vocabulary, made from templates with a fixed seed (standard
 library only, so the files are reproducible byte for byte):
@@ -11,7 +11,7 @@ library only, so the files are reproducible byte for byte):
 - sentiment: is a one-sentence review positive or negative? Negation ("was not good") and contrast
   ("..., but ...", the second clause wins) keep it from being a bag-of-words task.
 
-Usage: ``python tools/make_demo.py [OUT_DIR]`` (default: core/demo next to this script's parent).
+Usage: ``python tools/make_demo.py [OUT_DIR]`` (default: core/data/demo next to this script's parent).
 """
 
 from __future__ import annotations
@@ -229,4 +229,4 @@ def main(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "core" / "demo")
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "core" / "data" / "demo")

@@ -11,7 +11,7 @@ def hf(name: str, task_embedding: Literal["none", "input", "attention"] = "none"
     ``task_embedding``: learned task vectors added to the input embeddings (any encoder with a word-embedding
     table) or to Q/K/V of every self-attention layer (BERT-style encoders) (TEA-BERT).
     """
-    from mtl.backbone import from_pretrained
+    from mtl import from_pretrained
 
     if not name:
         raise ValueError("name a model after 'hf:', e.g. hf:bert-base-uncased or hf:/path/to/model")

@@ -28,7 +28,7 @@ def minilm(task_embedding: Literal["none", "input", "attention"] = "none"):
     ``task_embedding``: learned task vectors (zeros at start) added to the input embeddings or to Q/K/V
     of every self-attention layer (TEA-BERT; Maziarka & Danel, IJCNN 2021).
     """
-    from mtl.backbone import from_pretrained
+    from mtl import from_pretrained
 
     return from_pretrained(model_path(), "minilm", task_embedding=task_embedding)
 

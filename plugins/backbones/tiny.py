@@ -16,7 +16,7 @@ def tiny(hidden_size: int = 64, layers: int = 2, heads: int = 2, intermediate_si
     """
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from mtl.backbone import HFBackbone
+    from mtl import HFBackbone
     from mtl.plugins.backbones.minilm import model_path
 
     for key, value in {"hidden_size": hidden_size, "layers": layers, "heads": heads,

@@ -5,8 +5,7 @@ v = training progress in [0, 1]; normalised. Training starts proportional and en
 with probability (N_t + N_aux) / (N_t + 2·N_aux). Without a target it is the proportional sampler.
 """
 
-from mtl import Sampler, hookimpl
-from mtl.sampler import normalise
+from mtl import Sampler, hookimpl, normalise
 
 
 class Adaptive(Sampler):

@@ -1,7 +1,6 @@
 """Sampler ``proportional``: a task is drawn with probability p_t = N_t / sum_s N_s (MT-DNN, Liu et al. 2019)."""
 
-from mtl import Sampler, hookimpl
-from mtl.sampler import normalise
+from mtl import Sampler, hookimpl, normalise
 
 
 class Proportional(Sampler):

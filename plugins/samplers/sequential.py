@@ -9,8 +9,7 @@ it is the proportional sampler.
 
 from __future__ import annotations
 
-from mtl import Sampler, hookimpl
-from mtl.sampler import normalise
+from mtl import Sampler, hookimpl, normalise
 
 
 class Sequential(Sampler):

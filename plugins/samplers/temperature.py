@@ -7,8 +7,7 @@ p_t ‚àù min(N_t, cap)^(1/T), normalised. T = 1 is the proportional sampler, T ‚Ü
 
 from __future__ import annotations
 
-from mtl import Sampler, hookimpl
-from mtl.sampler import normalise
+from mtl import Sampler, hookimpl, normalise
 
 
 class Temperature(Sampler):

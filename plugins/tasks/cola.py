@@ -7,8 +7,7 @@ GLUE's ``CoLA/train.tsv`` and ``dev.tsv`` have no header: source, label, origina
 
 from __future__ import annotations
 
-from mtl import Task, hookimpl
-from mtl.task import GlueLayout
+from mtl import GlueLayout, Task, hookimpl
 
 
 class CoLA(Task):

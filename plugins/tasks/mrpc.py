@@ -6,8 +6,7 @@ GLUE's ``MRPC/train.tsv`` and ``dev.tsv`` start with a UTF-8 BOM, removed when r
 
 from __future__ import annotations
 
-from mtl import Task, hookimpl
-from mtl.task import GlueLayout
+from mtl import GlueLayout, Task, hookimpl
 
 
 class MRPC(Task):

@@ -3,8 +3,7 @@ does the sentence answer the question? Accuracy."""
 
 from __future__ import annotations
 
-from mtl import Task, hookimpl
-from mtl.task import GlueLayout
+from mtl import GlueLayout, Task, hookimpl
 
 
 class QNLI(Task):

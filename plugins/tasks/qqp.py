@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from mtl import Task, hookimpl
-from mtl.task import GlueLayout
+from mtl import GlueLayout, Task, hookimpl
 
 
 class QQP(Task):

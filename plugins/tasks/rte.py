@@ -3,8 +3,7 @@ in GLUE (Wang et al., ICLR 2019)."""
 
 from __future__ import annotations
 
-from mtl import Task, hookimpl
-from mtl.task import GlueLayout
+from mtl import GlueLayout, Task, hookimpl
 
 
 class RTE(Task):

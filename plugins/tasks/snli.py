@@ -3,8 +3,7 @@ score (Wang et al., ICLR 2019). Pairs without a gold label (``-`` in files, -1 o
 
 from __future__ import annotations
 
-from mtl import Task, hookimpl
-from mtl.task import GlueLayout
+from mtl import GlueLayout, Task, hookimpl
 
 
 class SNLI(Task):

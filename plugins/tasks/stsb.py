@@ -3,8 +3,7 @@ similarity score, Pearson and Spearman correlation as in GLUE (Wang et al., ICLR
 
 from __future__ import annotations
 
-from mtl import Task, hookimpl
-from mtl.task import GlueLayout
+from mtl import GlueLayout, Task, hookimpl
 
 
 class STSB(Task):

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from mtl import Task, hookimpl
-from mtl.task import GlueLayout
+from mtl import GlueLayout, Task, hookimpl
 
 
 class WNLI(Task):

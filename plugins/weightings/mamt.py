@@ -65,7 +65,7 @@ class Mamt(Weighting):
     def _features(self, step, task: str):
         if self.layers == 1:
             return step.features[task].contiguous()
-        from mtl.run import cls_features
+        from mtl import cls_features
 
         return cls_features(step.hidden_states[task], self.layers).contiguous()
 
@@ -103,19 +103,17 @@ class Mamt(Weighting):
     def loss(self, step):
         import torch
 
-        parts, self.applied, self.last = [], {}, {}
+        weights, self.last = {}, {}
         for task, losses in step.losses.items():
             z = self._features(step, task)
             if task == step.target:
                 self.remember(self.gather(z))
-                weight = torch.ones_like(losses)
+                weights[task] = torch.ones_like(losses)
             else:
                 similarity = self.scores(z)
-                weight = similarity.clamp(min=0.0, max=self.phi).to(losses.device, losses.dtype).detach()
-                self.last.update({"mamt.similarity": float(similarity.mean()), "mamt.tau": float(weight.mean())})
-            self.applied[task] = float(weight.mean())
-            parts.append(weight * losses)
-        return torch.cat(parts).mean()
+                weights[task] = similarity.clamp(min=0.0, max=self.phi).to(losses.device, losses.dtype).detach()
+                self.last.update({"mamt.similarity": float(similarity.mean()), "mamt.tau": float(weights[task].mean())})
+        return step.weighted(weights)
 
     def log(self) -> dict[str, float]:
         return {**super().log(), **self.last, "mamt.replacements_argmin": float(self.counts["argmin"]),
@@ -134,3 +132,30 @@ class Mamt(Weighting):
 @hookimpl
 def register_weightings(register):
     register("mamt", Mamt, description="memory-assistant instance weighting (Yan et al., IEEE TII 2022)")
+
+
+def similarity_figure(run):
+    """``similarity.png``: the mean similarity S of the auxiliary examples to the memory (and the mean τ) over
+    training, as in the paper's Fig. 6. ``run`` is the read-only view of ``mtl plot`` (no torch, no mtl import)."""
+    steps, values = run.series("mamt.similarity")
+    if not values:
+        return "no mamt.similarity records (not a MAMT run)"
+    fig = run.figure()
+    ax = fig.subplots()
+    if len(values) > 2:
+        ax.plot(steps, values, color="C0", alpha=0.25, linewidth=1)
+    run.line(ax, steps, run.smooth(values), color="C0", linewidth=2,
+             label="mean similarity S of auxiliary examples to the memory")
+    tau_steps, tau = run.series("mamt.tau")
+    if tau:
+        run.line(ax, tau_steps, run.smooth(tau), color="C1", linewidth=1.5, linestyle="--",
+                 label="mean weight τ = min(φ, max(0, S))")
+    run.title(ax, f"MAMT: auxiliary-to-memory similarity over training (EMA {run.smoothing:g})")
+    run.finish(ax, "step", "similarity / τ")
+    return fig
+
+
+@hookimpl
+def register_figures(register):
+    register("similarity", similarity_figure,
+             description="MAMT: mean auxiliary-to-memory similarity and weight τ over training")

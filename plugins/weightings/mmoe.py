@@ -6,7 +6,8 @@ feature x; each task t has its own softmax gate g_t(x) = softmax(W_t·x) over th
 the task feature Σ_e g_t(x)_e · f_e(x) (the paper's Eqs. 5–6, with the backbone as the shared input layer).
 The experts and gates are installed as ``run.model.feature_map``, so they are trained by the optimizer and
 saved with the model; every instance of every task counts 1 in the loss. The mean gate of each task in the
-step is logged as ``mmoe.gate.<task>.<e>``.
+step is logged as ``mmoe.gate.<task>.<e>``. ``inference_module(task, hidden_size)`` is the experts and that task's
+gate only: what ``mtl export`` writes beside the encoder and ``mtl predict`` rebuilds (the other gates are plugged out).
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class Mmoe(Weighting):
 
     def log(self) -> dict[str, float]:
         return {**super().log(), **self.last}
+
+    def inference_module(self, task: str, hidden_size: int):
+        """The experts and ``task``'s gate only (the other tasks' gates are not needed to predict ``task``)."""
+        return _module_class()(hidden_size, [task], self.experts, self.hidden or hidden_size, self.dropout)
 
 
 @functools.cache
@@ -95,3 +100,48 @@ def __getattr__(name: str):
 @hookimpl
 def register_weightings(register):
     register("mmoe", Mmoe, description="multi-gate mixture of experts between backbone and heads (Ma et al., KDD 2018)")
+
+
+def gates_figure(run):
+    """``gates.png``: the mean gate weight of each expert, per task (a heatmap of the ``mmoe.gate.<task>.<e>``
+    records). ``run`` is the read-only view of ``mtl plot``; numpy is imported only when there is something to draw."""
+    keys = run.keys("mmoe.gate.")
+    if not keys:
+        return "no mmoe.gate.<task>.<expert> records (not an MMoE run)"
+    sums: dict[tuple[str, int], list[float]] = {}
+    for key in keys:
+        task, _, expert = key[len("mmoe.gate."):].rpartition(".")
+        if not task or not expert.isdigit():
+            continue
+        sums[(task, int(expert))] = run.series(key)[1]
+    tasks = run.ordered(sorted({t for t, _ in sums}))
+    experts = sorted({e for _, e in sums})
+    if not tasks:
+        return "no mmoe.gate.<task>.<expert> records"
+    import numpy as np
+
+    matrix = np.full((len(tasks), len(experts)), np.nan)
+    for (task, expert), values in sums.items():
+        if values:
+            matrix[tasks.index(task), experts.index(expert)] = sum(values) / len(values)
+    fig = run.figure(max(5.0, 1.3 * len(experts) + 3), max(2.8, 0.6 * len(tasks) + 1.8))
+    ax = fig.subplots()
+    image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=max(1e-9, float(np.nanmax(matrix))), aspect="auto")
+    for i in range(len(tasks)):
+        for j in range(len(experts)):
+            if not np.isnan(matrix[i, j]):
+                bright = matrix[i, j] > 0.6 * np.nanmax(matrix)
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=9,
+                        color="black" if bright else "white")
+    ax.set_xticks(range(len(experts)), [f"expert {e}" for e in experts])
+    ax.set_yticks(range(len(tasks)), [run.label(t) for t in tasks])
+    fig.colorbar(image, ax=ax, label="mean gate weight")
+    run.title(ax, "MMoE gate use: mean gate weight per task and expert")
+    ax.set_xlabel("expert")
+    ax.set_ylabel("task")
+    return fig
+
+
+@hookimpl
+def register_figures(register):
+    register("gates", gates_figure, description="MMoE: mean gate weight per task and expert (heatmap)")

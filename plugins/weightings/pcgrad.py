@@ -54,7 +54,7 @@ class PCGrad(Weighting):
 
     def loss(self, step):
         """Σ_t mean(ℓ_t): the objective whose shared-parameter gradient PCGrad replaces with Σ_t g_t^PC."""
-        self.applied = {task: 1.0 for task in step.losses}
+        step.record_weights({task: 1.0 for task in step.losses})
         return sum(losses.mean() for losses in step.losses.values())
 
     def orders(self, n: int) -> list[list[int]]:
@@ -67,7 +67,7 @@ class PCGrad(Weighting):
         import torch
 
         tasks = list(step.losses)
-        self.applied = {task: 1.0 for task in tasks}
+        step.record_weights({task: 1.0 for task in tasks})
         shared = [p for p in step.shared_parameters if p.requires_grad]
         shared_ids = {id(p) for p in shared}
         model_parameters = self.model.parameters() if self.model is not None else []

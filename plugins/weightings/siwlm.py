@@ -68,11 +68,8 @@ class Siwlm(Weighting):
         return self.initial[task] * factor
 
     def loss(self, step):
-        import torch
-
         self.focus = self.focus_task(step.index, step.epoch)
-        self.applied = {task: self.weight(task, step.index, step.epoch) for task in step.losses}
-        return torch.cat([self.applied[task] * losses.reshape(-1) for task, losses in step.losses.items()]).mean()
+        return step.weighted({task: self.weight(task, step.index, step.epoch) for task in step.losses})
 
     def log(self) -> dict[str, float]:
         focus = float(self.tasks.index(self.focus)) if self.focus in self.tasks else -1.0

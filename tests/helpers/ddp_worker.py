@@ -13,8 +13,8 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from mtl.config import RunConfig
-from mtl.trainer import Trainer
+from mtl.runs.config import RunConfig
+from mtl.train.trainer import Trainer
 
 mode, out = sys.argv[1], Path(sys.argv[2])
 rank = int(os.environ.get("RANK", "0"))

@@ -1,0 +1,205 @@
+"""The plugins loader: built-in plugins and entry-point group ``mtl``, registered with one pluggy manager.
+
+Modelled on simonw/llm's ``plugins.py``: built-in plugins are a tuple of module names registered exactly
+like third-party ones. Each third-party entry point is loaded in isolation (a broken one is reported and
+skipped), ``MTL_LOAD_PLUGINS`` (comma list; empty = none) limits which load, and ``check_pending`` runs for
+every plugin so a misspelled hook is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from mtl.contract import hookspecs
+from mtl.contract.registry import HOOKS, Entry, Registry
+from mtl.errors import warn
+from mtl.version import __version__
+
+BUILTIN_PLUGINS = (
+    "mtl.plugins.weightings.uniform",
+    "mtl.plugins.weightings.mamt",
+    "mtl.plugins.weightings.siwlm",
+    "mtl.plugins.weightings.mmoe",
+    "mtl.plugins.weightings.pcgrad",
+    "mtl.plugins.samplers.proportional",
+    "mtl.plugins.samplers.uniform",
+    "mtl.plugins.samplers.adaptive",
+    "mtl.plugins.samplers.temperature",
+    "mtl.plugins.samplers.round_robin",
+    "mtl.plugins.samplers.sequential",
+    "mtl.plugins.samplers.all_tasks",
+    "mtl.plugins.backbones.minilm",
+    "mtl.plugins.backbones.tiny",
+    "mtl.plugins.backbones.hf",
+    "mtl.plugins.tasks.cola",
+    "mtl.plugins.tasks.sst2",
+    "mtl.plugins.tasks.mrpc",
+    "mtl.plugins.tasks.stsb",
+    "mtl.plugins.tasks.qqp",
+    "mtl.plugins.tasks.mnli",
+    "mtl.plugins.tasks.qnli",
+    "mtl.plugins.tasks.rte",
+    "mtl.plugins.tasks.wnli",
+    "mtl.plugins.tasks.snli",
+    "mtl.plugins.tasks.demo",
+)
+
+ENTRY_POINT_GROUP = "mtl"
+
+
+@dataclass
+class FailedPlugin:
+    name: str
+    package: str
+    version: str
+    error: str
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    package: str
+    version: str
+    builtin: bool
+
+
+pm = pluggy.PluginManager("mtl")
+pm.add_hookspecs(hookspecs)
+
+_loaded = False
+failed: list[FailedPlugin] = []
+_info: dict[str, PluginInfo] = {}
+
+
+def _register(module: object, info: PluginInfo) -> bool:
+    """Register one plugin module; a misspelled hook unregisters it and records the failure."""
+    try:
+        pm.register(module, name=info.name)
+        pm.check_pending()
+    except Exception as exc:  # PluginValidationError, or a module registered twice
+        if pm.is_registered(module):
+            pm.unregister(module)
+        failed.append(FailedPlugin(info.name, info.package, info.version, f"{type(exc).__name__}: {exc}"))
+        warn(f"plugin {info.name!r} ({info.package}) was not loaded: {exc}")
+        return False
+    _info[info.name] = info
+    return True
+
+
+def load_plugins() -> None:
+    """Load built-in and third-party plugins once."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module_name in BUILTIN_PLUGINS:
+        info = PluginInfo(module_name, "mtl", __version__, builtin=True)
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # a built-in plugin missing an optional dependency is isolated too
+            failed.append(FailedPlugin(module_name, "mtl", info.version, f"{type(exc).__name__}: {exc}"))
+            warn(f"built-in plugin {module_name!r} failed to load: {type(exc).__name__}: {exc}")
+            continue
+        _register(module, info)
+
+    allowed = os.environ.get("MTL_LOAD_PLUGINS")
+    allowed_names = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
+    seen: set[str] = set()
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        package = ep.dist.name if ep.dist else "?"
+        version = ep.dist.version if ep.dist else "?"
+        if allowed_names is not None and ep.name not in allowed_names and package not in allowed_names:
+            continue
+        if ep.name in seen or pm.has_plugin(ep.name):
+            failed.append(FailedPlugin(ep.name, package, version, "another plugin has the same entry-point name"))
+            warn(f"plugin {ep.name!r} from {package} was skipped: another plugin has the same name")
+            continue
+        seen.add(ep.name)
+        try:
+            module = ep.load()
+        except Exception as exc:  # any import-time error of a third-party plugin is isolated
+            failed.append(FailedPlugin(ep.name, package, version, f"{type(exc).__name__}: {exc}"))
+            warn(f"plugin {ep.name!r} ({package} {version}) failed to load: {type(exc).__name__}: {exc}")
+            continue
+        _register(module, PluginInfo(ep.name, package, version, builtin=False))
+
+
+def plugin_info(plugin_name: str) -> PluginInfo:
+    return _info.get(plugin_name) or PluginInfo(plugin_name, "?", "?", builtin=False)
+
+
+def build_registry() -> Registry:
+    """Call every plugin's hooks one by one (so each registration is attributed to its plugin)."""
+    load_plugins()
+    registry = Registry()
+    for kind, hook_name in HOOKS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            info = plugin_info(impl.plugin_name)
+
+            def register(name, factory, *, description="", aliases=(), _kind=kind, _info=info):
+                registry.add(
+                    Entry(
+                        kind=_kind,
+                        name=name,
+                        factory=factory,
+                        description=description,
+                        aliases=tuple(aliases),
+                        plugin=_info.name,
+                        package=_info.package,
+                        version=_info.version,
+                    )
+                )
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:  # isolate a plugin whose hook raises
+                registry.failed.append(
+                    FailedPlugin(info.name, info.package, info.version, f"{hook_name}: {type(exc).__name__}: {exc}")
+                )
+                warn(f"plugin {info.name!r} failed in {hook_name}: {type(exc).__name__}: {exc}")
+    return registry
+
+
+_cache: tuple[tuple[object, ...], Registry] | None = None
+
+
+def registry() -> Registry:
+    """The registry of all loaded plugins, rebuilt only when plugins are registered or unregistered.
+
+    The cache key holds the plugin objects themselves, not their ``id()``: a plugin object unregistered and
+    garbage-collected could otherwise hand its id to a new one and the stale registry would be reused.
+    """
+    global _cache
+    load_plugins()
+    plugins = tuple(plugin for _, plugin in pm.list_name_plugin())
+    if _cache is None or len(_cache[0]) != len(plugins) or any(a is not b for a, b in zip(_cache[0], plugins)):
+        _cache = (plugins, build_registry())
+    return _cache[1]
+
+
+def available(kind: str) -> list[str]:
+    """Registered names of a kind: ``"weighting"``, ``"sampler"``, ``"backbone"``, ``"task"`` or ``"figure"``."""
+    current = registry()
+    current.check()
+    return current.names(kind)
+
+
+def create(kind: str, name: str, **options: Any) -> Any:
+    """Build the plugin ``name`` of ``kind`` with ``options`` (converted to the factory's annotated types)."""
+    from mtl.contract.options import build
+
+    current = registry()
+    current.check()
+    entry, argument = current.get(kind, name)
+    factory = entry.load()
+    args = (argument,) if argument is not None else ()
+    obj = build(f"{kind} {name!r}", factory, options, *args)
+    if kind == "task":
+        obj.name = entry.name
+    return obj

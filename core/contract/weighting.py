@@ -1,0 +1,106 @@
+"""The weighting-strategy base class of the plugin contract (see DESIGN.md, "Weighting").
+
+A weighting decides how much each instance of each task counts in the loss. The trainer calls
+``setup(run)`` once, then ``backward(step)`` every step and records ``log()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported lazily so that `import mtl` stays fast
+    import torch
+
+    from mtl.model.context import Run
+
+
+@dataclass
+class Step:
+    """What a weighting sees of one training step."""
+
+    losses: dict[str, "torch.Tensor"]  # unreduced per-instance losses of each task in this step
+    features: dict[str, "torch.Tensor"]  # memory features (mean [CLS] of the last layers), detached, [B, D]
+    target: str | None
+    index: int  # global step, from 0
+    epoch: int  # from 0
+    progress: float  # 0..1 over the whole run
+    shared_parameters: list = field(default_factory=list)  # the backbone's parameters (gradient methods)
+    hidden_states: dict[str, tuple] = field(default_factory=dict)  # all layers' hidden states, per task
+    batches: dict[str, Any] = field(default_factory=dict)  # the tokenised inputs, per task
+    weights: dict[str, float] = field(default_factory=dict)  # mean weight applied per task, logged as weight.<task>
+
+    def record_weights(self, weights: dict[str, Any]) -> None:
+        """Record the weight applied to each task's instances (a number, or one weight per instance): the
+        trainer logs their means as ``weight.<task>``."""
+        for task, weight in weights.items():
+            self.weights[task] = float(weight.float().mean()) if hasattr(weight, "float") else float(weight)
+
+    def weighted(self, weights: dict[str, Any]) -> "torch.Tensor":
+        """The mean over every instance of the step of weight × instance loss, recording the weights.
+
+        ``weights[task]`` is a number or a tensor of one weight per instance of ``task`` (detach it unless the
+        weight itself is to be trained); every task of the step needs one.
+        """
+        import torch
+
+        missing = [task for task in self.losses if task not in weights]
+        if missing:
+            raise ValueError(f"Step.weighted: no weight for task(s) {', '.join(missing)}")
+        self.record_weights({task: weights[task] for task in self.losses})
+        return torch.cat([weights[task] * losses.reshape(-1) for task, losses in self.losses.items()]).mean()
+
+
+class Weighting:
+    """Base class: every instance of every task counts 1 (the mean of all instance losses).
+
+    Subclasses override ``loss`` (instance/task weights, usually ``return step.weighted({task: weight})``) or
+    ``backward`` (gradient surgery). The weights applied reach ``weight.<task>`` through the step
+    (:meth:`Step.weighted` or :meth:`Step.record_weights`); a plugin written before that which sets
+    ``self.applied`` still has it logged by :meth:`log`.
+    """
+
+    #: False for a weighting that cannot train under torchrun (e.g. it computes gradients with
+    #: ``torch.autograd.grad`` instead of one ``backward``, which DistributedDataParallel does not average).
+    supports_distributed: bool = True
+
+    def __init__(self) -> None:
+        self.applied: dict[str, float] = {}
+
+    def setup(self, run: "Run") -> None:
+        """Called once before training; may add modules to ``run.model`` (they are then trained and saved)."""
+
+    def loss(self, step: Step) -> "torch.Tensor":
+        """The scalar to minimise; default: the mean of all instance losses of all tasks in the step."""
+        return step.weighted({task: 1.0 for task in step.losses})
+
+    def backward(self, step: Step) -> None:
+        """Compute gradients; default ``self.loss(step).backward()``."""
+        self.loss(step).backward()
+
+    def parameters(self) -> list:
+        """Extra trainable parameters not already inside ``run.model`` (gates, log-variances)."""
+        return []
+
+    def log(self) -> dict[str, float]:
+        """Scalars recorded each logged step (flat keys, e.g. ``mamt.similarity``); ``weight.<task>`` comes from the
+        step, or from ``self.applied`` where an older plugin sets it."""
+        return {f"weight.{task}": float(value) for task, value in getattr(self, "applied", {}).items()}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def inference_module(self, task: str, hidden_size: int) -> "torch.nn.Module | None":
+        """How ``task``'s inference is rebuilt when ``setup`` put a module between backbone and heads.
+
+        For a weighting whose ``setup`` sets ``run.model.feature_map`` (called ``feature_map(pooled, task)``):
+        a fresh module holding only what ``task``'s inference needs, with the same ``forward(pooled, task)``
+        and ``state_dict`` keys that are a subset of the feature map's (the trained values of those keys are
+        loaded into it). It is called on a weighting built with the run's options, without ``setup``: by
+        ``mtl export`` (the module's state is written beside the encoder) and by ``mtl predict`` on an export.
+        Default None: the weighting adds no feature map (or one that cannot be exported).
+        """
+        return None

@@ -1,0 +1,413 @@
+"""Reading a task's split: a user file, a GLUE-format folder, the package (demo suite) or the Hugging Face hub.
+
+Files are read with the plain :mod:`csv` module (no pandas): GLUE's TSVs are tab-separated with quoting
+turned off, UTF-8 with an optional BOM (MRPC), and CoLA's train/dev files have no header row (GLUE,
+Wang et al., ICLR 2019). Every problem with a file is a :class:`mtl.errors.DataError` whose one-line
+message names the file and, where it applies, the 1-based physical line (the header is line 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from mtl.data.examples import Examples
+from mtl.data.hub import offline as _offline
+from mtl.data.hub import probe as _probe
+from mtl.errors import DataError
+
+if TYPE_CHECKING:
+    from mtl.contract.task import Task
+
+# The built-in demo suite (core/data/demo/, made by tools/make_demo.py): a target task and its auxiliaries.
+DEMO_SUITE = {"target": "demo-paraphrase", "aux": ["demo-similarity", "demo-sentiment"]}
+
+_FIELD_LIMIT_SET = False
+
+
+def load_split(task: "Task", split: str, *, data_dir: str | os.PathLike | None = None,
+               file: str | os.PathLike | None = None, limit: int | None = None) -> Examples:
+    """The examples of ``split`` of ``task``, from ``file``, else ``data_dir``, else the package, else the hub.
+
+    Labels are class indices (classification), floats (regression), or an empty list for an unlabeled
+    split (a test split whose file has no label column). ``limit`` keeps the first ``limit`` examples.
+    """
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0 (got {limit})")
+    if file is not None:
+        return read_file(task, split, Path(file), limit=limit)
+    if data_dir is not None and task.glue is not None:
+        return read_glue(task, split, Path(data_dir), limit=limit)
+    if split in task.packaged:
+        return read_packaged(task, split, limit=limit)
+    if task.hub is not None and split in task.hub_splits:
+        return read_hub(task, split, limit=limit)
+    return _no_source(task, split, data_dir)
+
+
+def splits(task: "Task") -> list[str]:
+    """Every split name the task knows about (GLUE files, packaged files, hub splits)."""
+    names: dict[str, None] = {}
+    if task.glue is not None:
+        names.update(dict.fromkeys(task.glue.files))
+    names.update(dict.fromkeys(task.packaged))
+    if task.hub is not None:
+        names.update(dict.fromkeys(task.hub_splits))
+    return list(names)
+
+
+def _no_source(task: "Task", split: str, data_dir: Any) -> Examples:
+    known = splits(task)
+    if split not in known:
+        raise DataError(f"task {task.name!r} has no split {split!r}; its splits are: {', '.join(known) or '(none)'}")
+    if data_dir is not None:  # a task with no GLUE layout (a demo task) and no packaged file for this split
+        raise DataError(f"task {task.name!r} has no GLUE-format files; pass --data {task.name}.{split}=FILE")
+    raise DataError(f"no data for task {task.name!r} split {split!r}: pass --data {task.name}.{split}=FILE")
+
+
+# ---------------------------------------------------------------------------------------------------- labels
+
+
+def is_unlabeled_split(split: str) -> bool:
+    """Test splits (``test``, ``test_matched``, ...) may come without labels, as GLUE ships them."""
+    return split.startswith("test")
+
+
+class _Labels:
+    """Maps the label strings of a file (names, indices or aliases) to class indices, or scores to floats."""
+
+    def __init__(self, task: "Task"):
+        self.task = task
+        self.regression = task.labels is None
+        self.index: dict[str, int] = {}
+        if not self.regression:
+            self.index = {name: i for i, name in enumerate(task.labels)}
+            for alias, name in task.label_aliases.items():
+                if name in self.index:
+                    self.index.setdefault(alias, self.index[name])
+            for i in range(len(task.labels)):  # a label written as its index (hub exports: 0, 1, 2)
+                self.index.setdefault(str(i), i)
+        self.skip = frozenset(task.glue.skip_labels) if task.glue is not None else frozenset()
+
+    def valid(self) -> str:
+        names = list(self.index)
+        return ", ".join(names)
+
+    def convert(self, value: Any, where: str) -> int | float | None:
+        """The label of one row; ``None`` when the row is to be dropped (e.g. SNLI's gold label ``-``)."""
+        if isinstance(value, bool):
+            value = int(value)
+        if isinstance(value, float) and not self.regression and value.is_integer():
+            value = int(value)
+        text = value.strip() if isinstance(value, str) else str(value)
+        if text in self.skip:
+            return None
+        if self.regression:
+            try:
+                score = float(text)
+            except ValueError:
+                score = math.nan
+            if not math.isfinite(score):
+                raise DataError(f"{where}: score {text!r} of task {self.task.name!r} is not a finite number")
+            return score
+        try:
+            return self.index[text]
+        except KeyError:
+            raise DataError(
+                f"{where}: unknown label {text!r} for task {self.task.name!r}; valid labels: {self.valid()}"
+            ) from None
+
+
+# ---------------------------------------------------------------------------------------------------- files
+
+
+def read_file(task: "Task", split: str, path: Path, *, limit: int | None = None) -> Examples:
+    """A user file: ``.tsv`` (GLUE style: tab, no quoting), ``.csv`` or ``.jsonl``; columns read by name."""
+    suffix = "".join(path.suffixes[-1:]).lower()
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}" if not path.is_dir() else f"not a file: {path}")
+    if suffix in (".tsv", ".txt"):
+        return _read_delimited(task, split, path, delimiter="\t", quoting=csv.QUOTE_NONE, limit=limit)
+    if suffix == ".csv":
+        return _read_delimited(task, split, path, delimiter=",", quoting=csv.QUOTE_MINIMAL, limit=limit)
+    if suffix in (".jsonl", ".json-lines", ".jsonlines", ".ndjson"):
+        return _read_jsonl(task, split, path, limit=limit)
+    raise DataError(f"{path}: unknown file format {suffix or '(no extension)'!r}; use .csv, .tsv or .jsonl")
+
+
+def read_glue(task: "Task", split: str, data_dir: Path, *, limit: int | None = None) -> Examples:
+    """A split from a classic ``glue_data/`` folder: ``data_dir/<folder>/<file>``.
+
+    ``data_dir`` may also be the task's folder itself (``glue_data/RTE``).
+    """
+    layout = task.glue
+    assert layout is not None
+    if split not in layout.files:
+        raise DataError(
+            f"task {task.name!r} has no split {split!r} in the GLUE layout; its splits are: {', '.join(layout.files)}"
+        )
+    if not data_dir.is_dir():
+        raise DataError(f"GLUE data folder not found: {data_dir}")
+    folder = data_dir / layout.folder
+    if not folder.is_dir():
+        if data_dir.name.lower() == layout.folder.lower():
+            folder = data_dir
+        else:
+            raise DataError(f"{task.name} folder not found: {folder} (expected in the GLUE data folder {data_dir})")
+    path = folder / layout.files[split]
+    if not path.is_file():
+        raise DataError(f"{task.name} {split} file not found: {path}")
+    columns = None if layout.header else layout.columns
+    return _read_delimited(task, split, path, delimiter="\t", quoting=csv.QUOTE_NONE, limit=limit, columns=columns)
+
+
+def read_packaged(task: "Task", split: str, *, limit: int | None = None) -> Examples:
+    """A TSV file shipped in the package (``mtl/data/demo/``), read like a GLUE file with a header."""
+    from importlib import resources
+
+    resource = resources.files("mtl.data").joinpath("demo", task.packaged[split])
+    with resources.as_file(resource) as path:
+        if not Path(path).is_file():
+            raise DataError(f"packaged file of task {task.name!r} not found: {path} (reinstall mtl)")
+        return _read_delimited(task, split, Path(path), delimiter="\t", quoting=csv.QUOTE_NONE, limit=limit)
+
+
+def _raise_field_limit() -> None:
+    global _FIELD_LIMIT_SET
+    if not _FIELD_LIMIT_SET:  # GLUE has long passages (QNLI, RTE); the default 128 KiB limit is enough, but be safe
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        _FIELD_LIMIT_SET = True
+
+
+def _read_delimited(task: "Task", split: str, path: Path, *, delimiter: str, quoting: int,
+                    limit: int | None, columns: dict[str, int] | None = None) -> Examples:
+    """Read a CSV/TSV file whose columns are named by its header, or by ``columns`` (name -> index) if headerless.
+
+    A headerless layout whose file nevertheless starts with a row naming the text columns (CoLA's
+    ``test.tsv``) is read by that header.
+    """
+    _raise_field_limit()
+    try:
+        handle = open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
+        reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
+        try:
+            first = next(reader, None)
+            while first is not None and not first:  # blank lines before the header
+                first = next(reader, None)
+            if first is None:
+                raise DataError(f"task {task.name!r} has no examples in {path} (the file is empty)")
+            pending: list[list[str]] = []
+            if columns is not None and not all(c in first for c in task.text_columns):
+                header, index = None, dict(columns)
+                pending.append(first)
+            else:
+                header = [name.strip() for name in first]
+                index = {name: i for i, name in enumerate(header)}
+            text_idx, label_idx = _column_indices(task, split, index, path, header)
+            need = max([*text_idx, -1 if label_idx is None else label_idx]) + 1
+            return _collect(task, path, reader, pending, text_idx, label_idx, need, limit)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        except csv.Error as exc:
+            raise DataError(f"{path}:{reader.line_num}: {exc}") from None
+
+
+def _column_indices(task: "Task", split: str, index: dict[str, int], path: Path,
+                    header: list[str] | None) -> tuple[list[int], int | None]:
+    present = ", ".join(repr(h) for h in header) if header is not None else ", ".join(index)
+    text_idx = []
+    for name in task.text_columns:
+        if name not in index:
+            raise DataError(f"{path}: missing column {name!r} of task {task.name!r}; the columns are: {present}")
+        text_idx.append(index[name])
+    label_idx = index.get(task.label_column)
+    if label_idx is None and not is_unlabeled_split(split):
+        raise DataError(
+            f"{path}: missing label column {task.label_column!r} of task {task.name!r}; the columns are: {present}"
+        )
+    return text_idx, label_idx
+
+
+def _collect(task: "Task", path: Path, reader: Any, pending: list[list[str]],
+             text_idx: list[int], label_idx: int | None, need: int, limit: int | None) -> Examples:
+    labels_of = _Labels(task)
+    texts: list[tuple[str, ...]] = []
+    labels: list[Any] = []
+    convert = labels_of.convert
+    rows: Iterable[list[str]] = itertools.chain(pending, reader)
+    first_line = reader.line_num  # the physical line of a pending (headerless) first row
+    for row in rows:
+        if limit is not None and len(texts) >= limit:
+            break
+        if not row:
+            continue
+        line = first_line if pending and row is pending[0] else reader.line_num
+        if len(row) < need:
+            raise DataError(
+                f"{path}:{line}: expected at least {need} fields, found {len(row)}"
+            )
+        if label_idx is not None:
+            label = convert(row[label_idx], f"{path}:{line}")
+            if label is None:
+                continue
+            labels.append(label)
+        texts.append(tuple(row[i] for i in text_idx))
+    if not texts and limit != 0:
+        raise DataError(f"task {task.name!r} has no examples in {path}")
+    return Examples(texts, labels, str(path))
+
+
+def _read_jsonl(task: "Task", split: str, path: Path, *, limit: int | None) -> Examples:
+    labels_of = _Labels(task)
+    texts: list[tuple[str, ...]] = []
+    labels: list[Any] = []
+    unlabeled = is_unlabeled_split(split)
+    labelled: bool | None = None  # whether the file has labels: decided by its first record
+    try:
+        handle = open(path, encoding="utf-8-sig")
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
+        try:
+            for line_no, line in enumerate(handle, start=1):
+                if limit is not None and len(texts) >= limit:
+                    break
+                if not line.strip():
+                    continue
+                where = f"{path}:{line_no}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                if not isinstance(record, dict):
+                    raise DataError(f"{where}: expected a JSON object per line, found {type(record).__name__}")
+                for name in task.text_columns:
+                    if name not in record:
+                        raise DataError(
+                            f"{where}: missing column {name!r} of task {task.name!r}; the columns are: "
+                            f"{', '.join(repr(k) for k in record)}"
+                        )
+                if labelled is None:
+                    labelled = task.label_column in record or not unlabeled
+                if labelled:
+                    if task.label_column not in record:
+                        raise DataError(
+                            f"{where}: missing label column {task.label_column!r} of task {task.name!r}; "
+                            f"the columns are: {', '.join(repr(k) for k in record)}"
+                        )
+                    label = labels_of.convert(record[task.label_column], where)
+                    if label is None:
+                        continue
+                    labels.append(label)
+                texts.append(tuple(_text(record[name], where, name) for name in task.text_columns))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    if not texts and limit != 0:
+        raise DataError(f"task {task.name!r} has no examples in {path}")
+    return Examples(texts, labels, str(path))
+
+
+def _text(value: Any, where: str, column: str) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, (dict, list)):
+        raise DataError(f"{where}: column {column!r} must be a string, found {type(value).__name__}")
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------------- hub
+
+
+def _unreachable(task: "Task", split: str, reason: str) -> DataError:
+    return DataError(
+        f"no data for task {task.name!r} split {split!r}: pass --data-dir (a GLUE folder) or "
+        f"--data {task.name}.{split}=FILE; the Hugging Face hub could not be reached ({reason})"
+    )
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def read_hub(task: "Task", split: str, *, limit: int | None = None) -> Examples:
+    """A split from the Hugging Face hub through ``datasets.load_dataset`` (imported only here).
+
+    Fails fast, with a one-line :class:`DataError`, when offline mode is set or the hub is unreachable.
+    """
+    assert task.hub is not None
+    path, config = task.hub
+    hub_split = task.hub_splits[split]
+    reason = _offline() or _probe()
+    if reason is not None:
+        raise _unreachable(task, split, reason)
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - datasets is a dependency
+        raise _unreachable(task, split, f"the datasets package is missing: {exc}") from None
+    source = f"hub:{path}" + (f"/{config}" if config else "") + f"[{hub_split}]"
+    try:
+        dataset = datasets.load_dataset(path, config, split=hub_split)
+    except (ConnectionError, TimeoutError) as exc:
+        raise _unreachable(task, split, _short(exc)) from None
+    except Exception as exc:  # the hub answered, but with an error (no such dataset/split, ...)
+        if type(exc).__name__ in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "OfflineModeIsEnabled",
+                                  "LocalEntryNotFoundError"):
+            raise _unreachable(task, split, _short(exc)) from None
+        raise DataError(f"loading {source} for task {task.name!r} failed: {_short(exc)}") from None
+    return _from_hub(task, split, dataset, source, limit)
+
+
+def _from_hub(task: "Task", split: str, dataset: Any, source: str, limit: int | None) -> Examples:
+    """Our examples from a hub dataset: columns renamed by ``task.hub_columns``, int labels index ``task.labels``."""
+    names = list(dataset.column_names)
+    hub_name = {c: task.hub_columns.get(c, c) for c in (*task.text_columns, task.label_column)}
+    for column in task.text_columns:
+        if hub_name[column] not in names:
+            raise DataError(f"{source}: missing column {hub_name[column]!r} of task {task.name!r}; "
+                            f"the columns are: {', '.join(names)}")
+    columns = [list(dataset[hub_name[c]]) for c in task.text_columns]
+    raw = list(dataset[hub_name[task.label_column]]) if hub_name[task.label_column] in names else None
+    if raw is None and not is_unlabeled_split(split):
+        raise DataError(f"{source}: missing label column {hub_name[task.label_column]!r} of task {task.name!r}; "
+                        f"the columns are: {', '.join(names)}")
+    if raw is not None and is_unlabeled_split(split) and all(v == -1 for v in raw):
+        raw = None  # GLUE's hidden test labels are -1
+    texts: list[tuple[str, ...]] = []
+    labels: list[Any] = []
+    n_classes = task.num_outputs
+    labels_of = _Labels(task)
+    for i, row in enumerate(zip(*columns)):
+        if limit is not None and len(texts) >= limit:
+            break
+        if raw is not None:
+            value = raw[i]
+            if task.is_regression:
+                labels.append(float(value))
+            elif isinstance(value, str):
+                label = labels_of.convert(value, f"{source} row {i}")
+                if label is None:
+                    continue
+                labels.append(label)
+            else:
+                value = int(value)
+                if value == -1:  # SNLI: no gold label
+                    continue
+                if not 0 <= value < n_classes:
+                    raise DataError(f"{source} row {i}: label {value} is out of range for task {task.name!r} "
+                                    f"({n_classes} labels: {', '.join(task.labels)})")
+                labels.append(value)
+        texts.append(tuple("" if t is None else str(t) for t in row))
+    if not texts and limit != 0:
+        raise DataError(f"task {task.name!r} has no examples in {source}")
+    return Examples(texts, labels, source)

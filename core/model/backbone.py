@@ -1,0 +1,135 @@
+"""Backbones: a shared transformer encoder with its tokenizer (imports torch and transformers).
+
+A backbone gives ``tokenizer``, ``hidden_size`` and ``forward(batch) -> (pooled [B, D], hidden_states)``.
+``pooled`` is the encoder's pooler output where it has one (BERT: tanh(W·h_[CLS])), which is exactly what
+``AutoModelForSequenceClassification`` feeds its classifier, so a trained target model exports unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mtl.errors import MtlError
+from mtl.model.task_embedding import TaskEmbedding, check_encoder
+
+
+class Backbone(nn.Module):
+    """Base class: an encoder and its tokenizer."""
+
+    tokenizer = None
+    hidden_size: int = 0
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        raise NotImplementedError
+
+
+class HFBackbone(Backbone):
+    """Any Hugging Face encoder (``AutoModel``): BERT, MiniLM, MobileBERT, RoBERTa, ...
+
+    ``task_embedding`` (``none``, ``input``, ``attention``) adds learned task vectors to the word embeddings or
+    to the self-attention projections (TEA-BERT; see :mod:`mtl.task_embedding`). They are created by
+    ``configure_tasks`` once the tasks are known (``MultiTaskModel`` calls it), and the batch then needs
+    ``task_ids`` [B] (``MultiTaskModel.encode`` adds them).
+    """
+
+    def __init__(self, encoder: nn.Module, tokenizer, name: str = "", task_embedding: str = "none") -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.name = name
+        self.hidden_size = int(encoder.config.hidden_size)
+        self._accepts_token_types = "token_type_ids" in _forward_arguments(encoder)
+        check_encoder(encoder, task_embedding)  # ValueError now, before any training
+        self.task_embedding_mode = task_embedding
+        self.task_embedding = None  # TaskEmbedding, made by configure_tasks
+
+    @property
+    def config(self):
+        return self.encoder.config
+
+    @property
+    def uses_task_ids(self) -> bool:
+        return self.task_embedding_mode != "none"
+
+    def configure_tasks(self, tasks: list[str]) -> None:
+        """Create the task vectors for ``tasks`` (ids = positions in the list); nothing without task embeddings."""
+        if not self.uses_task_ids:
+            return
+        if self.task_embedding is not None:
+            if list(tasks) != self.task_embedding.tasks:
+                raise ValueError(f"task embeddings are already configured for {self.task_embedding.tasks}, "
+                                 f"not {list(tasks)}")
+            return
+        self.task_embedding = TaskEmbedding(self.encoder, self.task_embedding_mode, list(tasks))
+
+    def forward(self, batch):
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if self._accepts_token_types and "token_type_ids" in batch:
+            inputs["token_type_ids"] = batch["token_type_ids"]
+        if not self.uses_task_ids:
+            return self._encode(inputs)
+        if self.task_embedding is None:
+            raise RuntimeError(f"backbone {self.name!r}: task_embedding={self.task_embedding_mode!r} needs "
+                               "configure_tasks(tasks) before the first forward (MultiTaskModel calls it)")
+        task_ids = batch.get("task_ids")
+        if task_ids is None:
+            raise ValueError(f"backbone {self.name!r}: task_embedding={self.task_embedding_mode!r} needs "
+                             "batch['task_ids'] [B] (MultiTaskModel.encode adds them)")
+        with self.task_embedding.use(task_ids):
+            if self.task_embedding_mode == "input":
+                table = self.encoder.get_input_embeddings()
+                inputs["inputs_embeds"] = self.task_embedding.embed(table, inputs.pop("input_ids"),
+                                                                    self.task_embedding.current)
+            return self._encode(inputs)
+
+    def _encode(self, inputs):
+        out = self.encoder(**inputs, output_hidden_states=True, return_dict=True)
+        pooled = getattr(out, "pooler_output", None)
+        if pooled is None:
+            pooled = out.last_hidden_state[:, 0]
+        return pooled, out.hidden_states
+
+
+def _forward_arguments(module: nn.Module) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(module.forward).parameters)
+
+
+def from_pretrained(name_or_path: str, label: str, task_embedding: str = "none") -> HFBackbone:
+    """Load an encoder and its tokenizer from a local folder or the hub; one clear error when neither works.
+
+    ``task_embedding`` that the loaded architecture cannot take is a ValueError (before any training).
+    """
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from mtl.data import hub
+
+    local = Path(name_or_path).expanduser()
+    source = str(local) if local.exists() else name_or_path
+    # without a usable hub, look only in the local cache: an error in seconds, not a minute of retries
+    no_hub = None if local.exists() else hub.unavailable()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "weights not initialised" notices for the unused pooler etc.
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=no_hub is not None)
+        encoder = AutoModel.from_pretrained(source, local_files_only=no_hub is not None)
+    except Exception as exc:
+        where = "the local folder" if local.exists() else (
+            f"the local cache (the hub is not usable: {no_hub})" if no_hub else "the Hugging Face hub or the local cache"
+        )
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MtlError(
+            f"backbone {label!r}: could not load {name_or_path!r} from {where}: {reason[:200]}"
+        ) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    return HFBackbone(encoder, tokenizer, name=label, task_embedding=task_embedding)

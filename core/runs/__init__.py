@@ -1,0 +1,1 @@
+"""Run folders: the one module that reads and writes them, their configuration, restore, export, predict."""

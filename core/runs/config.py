@@ -1,0 +1,200 @@
+"""Run configuration: every `mtl run` option, a YAML/JSON config file, and `--set NAME.KEY=VALUE`.
+
+Command-line values override the config file; the file's keys are the option names of `mtl run`
+(dashes or underscores), plus ``options: {plugin: {key: value}}`` for plugin options.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from mtl.errors import MtlError, OptionError, unknown
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass
+class RunConfig:
+    target: str | None = None
+    aux: list[str] = field(default_factory=list)
+    weighting: str = "uniform"
+    sampler: str = "proportional"
+    backbone: str = "minilm"
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # plugin name or kind -> options
+    data_dir: str | None = None
+    data: dict[str, str] = field(default_factory=dict)  # "task.split" (or "task" = a GLUE folder) -> path
+    epochs: int = 3
+    max_steps: int | None = None
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    max_length: int = 128
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    clip: float = 1.0
+    dropout: float = 0.1
+    limit: int | None = None
+    eval_limit: int | None = None
+    seed: int = 0
+    output: str | None = None
+    log_every: int = 10
+    checkpoint_every: int | None = None  # steps between checkpoints (also at every epoch end)
+    precision: str = "fp32"  # fp32 | bf16 (autocast, CPU or CUDA) | fp16 (autocast + grad scaler, CUDA)
+    skip_nonfinite: bool = False  # skip (and count) a step with a non-finite loss instead of stopping
+
+    @property
+    def tasks(self) -> list[str]:
+        return ([self.target] if self.target else []) + [a for a in self.aux if a != self.target]
+
+    def validate(self) -> "RunConfig":
+        positive_int = {"epochs": self.epochs, "batch_size": self.batch_size,
+                        "eval_batch_size": self.eval_batch_size, "max_length": self.max_length,
+                        "log_every": self.log_every}
+        for name, value in positive_int.items():
+            if value < 1:
+                raise OptionError(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
+        if self.precision not in PRECISIONS:
+            raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        for name in ("max_steps", "limit", "eval_limit", "checkpoint_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise OptionError(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise OptionError(f"--lr must be a positive number (got {self.lr})")
+        for name, low, high in (("weight_decay", 0, math.inf), ("warmup", 0, 1), ("dropout", 0, 1), ("clip", 0, math.inf)):
+            value = getattr(self, name)
+            if not (low <= value <= high) or math.isnan(value):
+                raise OptionError(f"--{name.replace('_', '-')} must be in [{low}, {high}] (got {value})")
+        if self.max_length > 512:
+            raise OptionError(f"--max-length must be <= 512 (got {self.max_length})")
+        if self.aux and not self.target:
+            raise OptionError("--aux needs a --target (the task the auxiliary tasks help)")
+        seen = set()
+        for name in self.tasks:
+            if name in seen:
+                raise OptionError(f"task {name!r} is given twice")
+            seen.add(name)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "RunConfig":
+        """The options of a run's ``config.json`` record (its other keys, plugins, sizes, versions, are left out)."""
+        return cls(**{k: v for k, v in record.items() if k in FIELD_NAMES})
+
+    def plugins(self) -> dict[str, str]:
+        """The weighting, sampler and backbone of this run, by kind (its tasks are :attr:`tasks`)."""
+        return {"weighting": self.weighting, "sampler": self.sampler, "backbone": self.backbone}
+
+    def plugin_options(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """``options`` routed to this run's plugins: ``(kind, name) -> {option: value}`` (see :func:`plugin_options`)."""
+        return plugin_options(self, self.plugins())
+
+
+FIELD_NAMES = {f.name for f in fields(RunConfig)}
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML or JSON mapping of run options (safe loading only)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MtlError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise MtlError(f"config file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise MtlError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise MtlError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise MtlError(f"{path}: a config file must be a mapping of option names to values")
+    config = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in FIELD_NAMES:
+            raise MtlError(f"{path}: " + unknown("option", str(key), sorted(n.replace("_", "-") for n in FIELD_NAMES)))
+        config[name] = value
+    if "options" in config and not (isinstance(config["options"], dict)
+                                    and all(isinstance(v, dict) for v in config["options"].values())):
+        raise MtlError(f"{path}: 'options' must map plugin names to mappings of option values")
+    return config
+
+
+def parse_assignments(items: list[str], flag: str = "--set") -> dict[str, dict[str, str]]:
+    """``["mamt.psi=0.5", "rte.limit=3"]`` -> ``{"mamt": {"psi": "0.5"}, "rte": {"limit": "3"}}``."""
+    options: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        plugin, dot, option = key.strip().rpartition(".")
+        if not sep or not dot or not plugin or not option:
+            raise OptionError(f"{flag} {item!r}: expected NAME.KEY=VALUE, e.g. {flag} mamt.psi=0.5")
+        options.setdefault(plugin, {})[option] = value
+    return options
+
+
+def merge_options(*sources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        for plugin, values in source.items():
+            merged.setdefault(plugin, {}).update(values)
+    return merged
+
+
+def parse_data(items: list[str]) -> dict[str, str]:
+    """``--data rte.train=path.tsv`` or ``--data rte=folder``."""
+    data = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise OptionError(f"--data {item!r}: expected TASK.SPLIT=FILE or TASK=FOLDER")
+        data[key.strip()] = value.strip()
+    return data
+
+
+def plugin_options(config: RunConfig, kinds: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Route ``config.options`` to the plugins of this run.
+
+    ``kinds`` maps each kind to the selected name (weighting, sampler, backbone); tasks are
+    ``config.tasks``. A key may be a kind (``weighting``), a plugin name (``mamt``) or a task name.
+    """
+    routed: dict[tuple[str, str], dict[str, Any]] = {}
+    in_run = {kind: name for kind, name in kinds.items()}
+    for key, values in config.options.items():
+        matches = []
+        if key in in_run:
+            matches.append((key, in_run[key]))
+        for kind, name in in_run.items():
+            if key == name or key == name.partition(":")[0]:
+                matches.append((kind, name))
+        if key in config.tasks:
+            matches.append(("task", key))
+        matches = list(dict.fromkeys(matches))
+        if not matches:
+            used = [f"{kind} {name!r}" for kind, name in in_run.items()] + [f"task {t!r}" for t in config.tasks]
+            raise OptionError(
+                f"options for {key!r}: not a plugin of this run ("
+                + ", ".join(used) + "); use a plugin name, a task name or weighting/sampler/backbone"
+            )
+        if len(matches) > 1:
+            kinds_hit = " and ".join(f"the {kind}" for kind, _ in matches)
+            raise OptionError(
+                f"options for {key!r}: {key!r} is {kinds_hit}; write "
+                + " or ".join(f"{kind}.KEY" for kind, _ in matches)
+            )
+        routed.setdefault(matches[0], {}).update(values)
+    return routed

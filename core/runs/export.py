@@ -1,0 +1,364 @@
+"""Exporting the deployable target model of a run (DESIGN.md, "Runs" and MAMT "Plug-out").
+
+What is exported is the backbone plus the target head, nothing else: the auxiliary heads, the other tasks'
+task vectors and any training-only weighting state (MAMT's memory, kept in ``checkpoint/weighting.safetensors``)
+are plugged out simply by not being written.
+
+- A BERT-family backbone (BERT, MiniLM, MobileBERT: ``AutoModelForSequenceClassification`` feeds
+  ``classifier(dropout(pooler_output))``, exactly what a :class:`mtl.model.Head` computes) is written with
+  ``save_pretrained``: ``AutoModelForSequenceClassification.from_pretrained(DIR)`` and
+  ``AutoTokenizer.from_pretrained(DIR)`` load it with plain transformers.
+- Task embeddings (TEA-BERT) fold exactly into plain BERT: ``input`` adds the target's vector to every row of
+  the word-embedding matrix (the embedding of any token is then the word vector plus the task vector, as in
+  training); ``attention`` adds the target's vectors to the biases of every layer's query/key/value Linear.
+- A model whose weighting put a module between pooler and heads (``model.feature_map``) is another
+  architecture: the weighting says through the contract (``Weighting.inference_module``) which part of that
+  module the target's inference needs; the encoder is written in Hugging Face format under ``DIR/encoder/`` and
+  that part plus the target's classifier in ``DIR/mtl_head.safetensors`` (:mod:`mtl.runs.exported`);
+  ``mtl predict DIR`` reads them (plain transformers cannot load a classifier from it, and ``DIR`` has no
+  ``config.json`` so that it cannot be mistaken for one). The parameters of the feature map the target does not
+  need (e.g. the other tasks' gates) are plugged out.
+
+Every export is checked before it is written: the exported model must give the trained model's logits on a
+few inputs (for a feature-map export, with the module rebuilt from the manifest as ``mtl predict`` rebuilds it).
+``mtl_export.json`` says what was written, the task, its labels and metrics, the source run and what was
+plugged out.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mtl.errors import MtlError
+from mtl.runs import folder as run_folder
+from mtl.runs.config import RunConfig
+from mtl.runs.exported import (
+    ENCODER_DIR,
+    FEATURE_MAP,
+    FORMAT_VERSION,
+    HEAD_FILE,
+    MANIFEST,
+    PLAIN,
+    FeatureMapClassifier,
+    create_weighting,
+    inference_module,
+    inputs,
+    quiet_transformers,
+)
+from mtl.runs.folder import RunFolder
+from mtl.runs.restore import load_state
+
+__all__ = ["ENCODER_DIR", "HEAD_FILE", "MANIFEST", "export_model"]
+
+
+def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_dir: str | Path | None = None,
+                 overwrite: bool = False, max_length: int | None = None, weighting=None) -> dict[str, Any]:
+    """Write the deployable model of task ``target`` of ``model`` (a :class:`mtl.model.MultiTaskModel`) to
+    ``out_dir`` and return the manifest (``mtl_export.json``) with ``path`` and ``files`` added.
+
+    ``tasks`` maps task names to :class:`mtl.Task` (as ``Trainer.tasks`` and ``load_run`` give them). With
+    ``run_dir`` (the run folder; its ``config.json``, ``eval.json`` and ``summary.json`` are read if present) the
+    manifest records the run, the target's metrics and the training-only state that was left out. A model with a
+    feature map between backbone and heads needs the run folder's configuration (the manifest records the run's
+    weighting and options, from which ``mtl predict`` rebuilds the target's module); ``weighting`` is the run's
+    :class:`mtl.Weighting` instance (the trainer's own), else one is built from that configuration. Nothing is
+    written when the model cannot be exported (one-line :class:`MtlError`); the folder appears complete or not
+    at all.
+    """
+    out_dir = Path(out_dir)
+    if target not in tasks or target not in model.heads:
+        raise MtlError(f"task {target!r} is not a task of this model ({', '.join(model.heads)})")
+    run_folder.check_empty(out_dir, overwrite, "--out")
+    task = tasks[target]
+    run_info = _run_info(RunFolder(run_dir), target) if run_dir is not None else {}
+    max_length = max_length or run_info.get("max_length") or 512
+    backbone = model.backbone
+    encoder = getattr(backbone, "encoder", None)
+    if encoder is None or not hasattr(encoder, "config"):
+        raise MtlError(f"backbone {type(backbone).__name__} is not a Hugging Face encoder; it cannot be exported "
+                       "(`mtl predict RUN` still works)")
+    tokenizer = backbone.tokenizer
+    mode = getattr(backbone, "task_embedding_mode", "none")
+    vectors = _task_vectors(model, target) if mode != "none" else None
+    kind = PLAIN if model.feature_map is None else FEATURE_MAP
+    spec = _feature_map(model, target, run_info, weighting) if kind == FEATURE_MAP else None
+    head = model.heads[target]
+    device = next(model.parameters()).device
+    encoder_state = {k: v.detach() for k, v in encoder.state_dict().items()}
+
+    if kind == PLAIN:
+        exported = _classifier(encoder, encoder_state, head, task, target)
+        base = exported.base_model
+    else:
+        from transformers import AutoModel
+
+        base = AutoModel.from_config(copy.deepcopy(encoder.config))
+        _load_base(base, encoder_state, encoder)
+    folded = _fold(base, mode, vectors) if vectors is not None else None
+    base.to(device)
+    if kind == PLAIN:
+        exported.to(device).eval()
+        forward = lambda batch: exported(**inputs(batch)).logits  # noqa: E731
+        head_state = None
+    else:
+        head_state = {**spec.pop("state"),
+                      **{f"classifier.{k}": v.detach().cpu().clone() for k, v in head.classifier.state_dict().items()}}
+        # checked as `mtl predict DIR` will load it: the module rebuilt from the manifest's weighting and options
+        rebuilt = _rebuild(spec, target, model.hidden_size, head_state, head.classifier)
+        forward = FeatureMapClassifier(base, rebuilt, _classifier_copy(head.classifier, head_state), target)
+        forward = forward.to(device).eval()
+    _verify(model, target, task, tokenizer, forward, max_length, device)
+
+    plugged_out = [f"auxiliary heads: {', '.join(n for n in model.heads if n != target)}"] if len(model.heads) > 1 else []
+    if spec is not None and spec["unused"]:
+        plugged_out.append(f"feature-map parameters of weighting {spec['weighting']!r} that {target} does not use: "
+                           + ", ".join(spec["unused"]))
+    if vectors is not None and len(model.task_ids) > 1:
+        plugged_out.append(f"task vectors of the other tasks ({mode} task embedding; the target's is folded in)")
+    if run_info.get("weighting_state"):
+        plugged_out.append(f"weighting {run_info['weighting']!r} state ({', '.join(run_info['weighting_state'])}) "
+                           f"in {run_info['weighting_state_file']}: training-only, not exported")
+
+    manifest: dict[str, Any] = {
+        "format": "mtl-export",
+        "version": FORMAT_VERSION,
+        "kind": kind,
+        "loadable_with_transformers": kind == PLAIN,
+        "task": target,
+        "task_options": run_info.get("task_options", {}),
+        "text_columns": list(task.text_columns),
+        "labels": list(task.labels) if task.labels is not None else None,
+        "problem_type": "regression" if task.is_regression else "single_label_classification",
+        "num_labels": task.num_outputs,
+        "metrics": run_info.get("metrics", {}),
+        "task_embedding": mode,
+        "folded": folded,
+        "plugged_out": plugged_out,
+        "max_length": max_length,
+        "eval_batch_size": run_info.get("eval_batch_size", 128),
+        "data": run_info.get("data", {}),
+        "source": run_info.get("source", {}),
+    }
+    if kind == FEATURE_MAP:
+        manifest["feature_map"] = {"weighting": spec["weighting"], "options": spec["options"],
+                                   "encoder": ENCODER_DIR, "head": HEAD_FILE}
+        manifest["note"] = (f"weighting {spec['weighting']!r} puts a module ({spec['module']}) between the pooler and "
+                            "the classifier: plain transformers cannot load this as a classifier "
+                            f"(AutoModel.from_pretrained(DIR/{ENCODER_DIR}) loads the encoder alone); "
+                            "`mtl predict DIR` loads the whole model")
+    else:
+        manifest["note"] = ("plain transformers: AutoModelForSequenceClassification.from_pretrained(DIR) and "
+                            "AutoTokenizer.from_pretrained(DIR)")
+
+    def write(folder: Path) -> None:
+        restore = quiet_transformers()
+        try:
+            save(folder)
+        finally:
+            restore()
+
+    def save(folder: Path) -> None:
+        if kind == PLAIN:
+            exported.save_pretrained(folder)
+        else:
+            base.save_pretrained(folder / ENCODER_DIR)
+            run_folder.save_tensors(folder / HEAD_FILE, head_state,
+                                    {"format": "pt", "kind": "mtl-feature-map-head", "task": target,
+                                     "weighting": spec["weighting"]})
+        tokenizer.save_pretrained(folder)
+        run_folder.write_json(folder / MANIFEST, manifest)
+
+    files = run_folder.write_folder_atomically(out_dir, write)
+    return {**manifest, "path": str(out_dir), "files": files}
+
+
+# ------------------------------------------------------------------------------------------------ feature map
+
+
+def _feature_map(model, target: str, run_info: dict, weighting) -> dict[str, Any]:
+    """What a feature-map export writes of ``model.feature_map``: the weighting's name and options (from the run
+    folder's configuration), its inference module's state (the trained values of its keys), the unused rest."""
+    feature_map = model.feature_map
+    config = run_info.get("config")
+    if config is None:
+        raise MtlError(f"the model has a feature map ({type(feature_map).__name__}) between backbone and heads: "
+                       "exporting it needs the run folder (run_dir=) whose config.json names the weighting and "
+                       "its options")
+    name = config.weighting
+    options = run_info.get("weighting_options", {})
+    if weighting is None:
+        weighting = create_weighting(name, options, str(run_info["config_path"]))
+    module = inference_module(weighting, name, target, model.hidden_size, feature_map)
+    trained = feature_map.state_dict()
+    keys = list(module.state_dict())
+    if any(k.startswith("classifier.") for k in keys):
+        raise MtlError(f"weighting {name!r}: inference_module({target!r}) names a parameter classifier.*, which "
+                       f"{HEAD_FILE} keeps for the target's classifier; `mtl predict RUN` still works")
+    state = {k: trained[k].detach().cpu().clone() for k in keys}
+    return {"weighting": name, "options": options, "module": type(module).__name__, "state": state,
+            "unused": _unused(trained, state)}
+
+
+def _unused(trained: dict, kept: dict) -> list[str]:
+    """The feature map's parameters that are not exported: a submodule by its name when none of its parameters
+    is (``gates.rte``), else the parameter itself (``gates.rte`` of a ParameterDict)."""
+    unused = []
+    for key in trained:
+        if key in kept:
+            continue
+        owner = key.rpartition(".")[0]
+        whole = owner and not any(k in kept for k in trained if k.startswith(owner + "."))
+        unused.append(owner if whole else key)
+    return list(dict.fromkeys(unused))
+
+
+def _rebuild(spec: dict, target: str, hidden_size: int, head_state: dict, classifier: nn.Linear) -> nn.Module:
+    """The target's module as ``mtl predict`` rebuilds it: a weighting built from the manifest's name and options,
+    its inference module, the exported state."""
+    weighting = create_weighting(spec["weighting"], spec["options"], "the run's configuration")
+    module = inference_module(weighting, spec["weighting"], target, hidden_size)
+    state = {k: v for k, v in head_state.items() if not k.startswith("classifier.")}
+    load_state(module, state, Path(HEAD_FILE),
+               f"the module weighting {spec['weighting']!r} rebuilds from the options the manifest records")
+    return module.to(next(classifier.parameters()).device).eval()
+
+
+def _classifier_copy(classifier: nn.Linear, head_state: dict) -> nn.Linear:
+    linear = copy.deepcopy(classifier)
+    linear.load_state_dict({k[len("classifier."):]: v for k, v in head_state.items() if k.startswith("classifier.")})
+    return linear
+
+
+# ------------------------------------------------------------------------------------------------ building
+
+
+def _classifier(encoder, encoder_state: dict, head, task, target: str):
+    """``AutoModelForSequenceClassification`` of the encoder's config with the encoder's weights and the head."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = copy.deepcopy(encoder.config)
+    model_type = getattr(config, "model_type", type(encoder).__name__)
+    config.num_labels = task.num_outputs
+    labels = list(task.labels) if task.labels is not None else ["score"]
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {label: i for i, label in enumerate(labels)}
+    config.problem_type = "regression" if task.is_regression else "single_label_classification"
+    config.architectures = None
+    if hasattr(config, "classifier_dropout"):
+        config.classifier_dropout = float(head.dropout.p)
+    unsupported = (f"cannot export backbone architecture {model_type!r} ({type(encoder).__name__}) as a plain "
+                   "transformers classifier: only BERT-family encoders (BERT, MiniLM, MobileBERT, ...) whose "
+                   "classifier is a Linear on the pooler output map exactly; `mtl predict RUN` still works")
+    try:
+        classifier = AutoModelForSequenceClassification.from_config(config)
+    except Exception as exc:
+        raise MtlError(f"{unsupported} ({type(exc).__name__})") from None
+    linear = getattr(classifier, "classifier", None)
+    base = classifier.base_model
+    if (not isinstance(linear, nn.Linear) or base is classifier or getattr(base, "pooler", None) is None
+            or linear.in_features != head.classifier.in_features):
+        raise MtlError(unsupported)
+    try:
+        _load_base(base, encoder_state, encoder)
+    except MtlError:
+        raise MtlError(unsupported) from None
+    linear.load_state_dict(head.classifier.state_dict())
+    return classifier
+
+
+def _load_base(base, state: dict, encoder) -> None:
+    expected = base.state_dict()
+    if set(expected) != set(state) or any(tuple(expected[k].shape) != tuple(v.shape) for k, v in state.items()):
+        raise MtlError(f"the encoder {type(encoder).__name__} does not map onto {type(base).__name__}")
+    base.load_state_dict({k: v.to(expected[k].device) for k, v in state.items()})
+
+
+def _task_vectors(model, target: str):
+    embedding = model.backbone.task_embedding
+    if embedding is None:
+        raise MtlError("the backbone has task embeddings switched on but none configured")
+    index = embedding.tasks.index(target)
+    vectors = embedding.vectors.detach()
+    return vectors[index] if embedding.mode == "input" else vectors[:, :, index]
+
+
+def _fold(base, mode: str, vectors) -> str:
+    """Fold the target's task vectors into plain encoder weights; returns a description of what was changed."""
+    from mtl.model.task_embedding import attention_projections, input_embeddings
+
+    with torch.no_grad():
+        if mode == "input":
+            table = input_embeddings(base)
+            table.weight += vectors.to(table.weight)[None, :]
+            return "input task embedding added to every row of the word-embedding matrix"
+        layers = attention_projections(base)
+        if len(layers) != vectors.shape[0]:
+            raise MtlError(f"attention task embeddings for {vectors.shape[0]} layers, the encoder has {len(layers)}")
+        for i, projections in enumerate(layers):
+            for j, linear in enumerate(projections):
+                if linear.bias is None:
+                    raise MtlError("attention task embeddings cannot be folded into query/key/value without a bias")
+                linear.bias += vectors[i, j].to(linear.bias)
+    return "attention task embeddings added to the query/key/value biases of every layer"
+
+
+def _verify(model, target: str, task, tokenizer, forward, max_length: int, device) -> None:
+    """The exported model must give the trained model's logits (eval mode) on a few inputs."""
+    first = ["A short sentence.", "Another, somewhat longer example sentence to make the batch need padding."]
+    second = ["Something else entirely, for the second text.", "Short."] if len(task.text_columns) > 1 else None
+    batch = tokenizer(first, second, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    batch = {k: v.to(device) for k, v in inputs(batch).items()}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            expected = model(target, batch)[0].float()
+            got = forward(batch).float()
+    finally:
+        model.train(was_training)
+    if got.shape != expected.shape or not torch.allclose(got, expected, atol=1e-4, rtol=1e-4):
+        gap = (got - expected).abs().max().item() if got.shape == expected.shape else f"shape {tuple(got.shape)}"
+        raise MtlError(f"export check failed: the exported model's logits differ from the trained model's ({gap}); "
+                       "nothing was written")
+
+
+# ------------------------------------------------------------------------------------------------ run info
+
+
+def _run_info(run: RunFolder, target: str) -> dict[str, Any]:
+    """What the manifest records about the source run (files that are missing are skipped), and the run's
+    configuration (``config``, ``weighting_options``) that a feature-map export needs."""
+    info: dict[str, Any] = {"config_path": run.config_path}
+    record = run.record(missing_ok=True)
+    if record is not None:
+        try:
+            config = RunConfig.from_record(record)
+            routed = config.plugin_options()
+        except (TypeError, MtlError):  # a hand-edited config: the manifest just lacks the task's options
+            pass
+        else:
+            info["config"] = config
+            info["task_options"] = routed.get(("task", target), {})
+            info["weighting_options"] = routed.get(("weighting", config.weighting), {})
+        info["max_length"] = record.get("max_length")
+        info["eval_batch_size"] = record.get("eval_batch_size", 128)
+        info["weighting"] = record.get("weighting")
+        info["data"] = {"data_dir": record.get("data_dir"),
+                        "data": {k: v for k, v in (record.get("data") or {}).items() if k.partition(".")[0] == target},
+                        "eval_limit": record.get("eval_limit")}
+        info["source"] = {k: record.get(k) for k in ("target", "aux", "weighting", "sampler", "backbone", "options", "seed")}
+    info.setdefault("source", {})["run"] = str(run.path.resolve())
+    summary = run.summary()
+    if isinstance(summary, dict):
+        info["source"].update({k: summary.get(k) for k in ("best_epoch", "best_step", "selection")})
+    evals = run.eval()
+    if isinstance(evals, dict) and isinstance(evals.get(target), dict):
+        info["metrics"] = evals[target]
+    info["weighting_state"] = run.weighting_state_names()
+    info["weighting_state_file"] = run.weighting_state_path.relative_to(run.path).as_posix()
+    return info

@@ -1,0 +1,132 @@
+"""An exported model folder (``mtl export``'s output): its file names, its manifest, the model of a feature-map export.
+
+Written by :mod:`mtl.runs.export`, read by :mod:`mtl.runs.predict`; both import this module and nothing of each
+other. Two kinds of export (``kind`` in ``mtl_export.json``):
+
+- ``transformers``: a plain ``AutoModelForSequenceClassification`` folder.
+- ``feature-map``: the run's weighting put a module between the pooler and the classifier
+  (``model.feature_map``). The encoder is written in Hugging Face format under ``DIR/encoder/``; the target's
+  part of that module (``Weighting.inference_module``, keys unprefixed) and the classifier (``classifier.*``)
+  in ``DIR/mtl_head.safetensors``; ``feature_map: {weighting, options, encoder, head}`` says how the module is
+  rebuilt: ``mtl.create("weighting", weighting, **options).inference_module(task, hidden_size)``.
+
+Version 1 manifests wrote a feature-map export under the weighting's own name (``kind: NAME`` and a block
+``NAME: {encoder, head, OPTION: VALUE ...}``); :func:`feature_map_spec` reads both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mtl.errors import MtlError, UnknownNameError
+
+MANIFEST = "mtl_export.json"
+HEAD_FILE = "mtl_head.safetensors"
+ENCODER_DIR = "encoder"
+FORMAT_VERSION = 2
+PLAIN = "transformers"
+FEATURE_MAP = "feature-map"
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def feature_map_spec(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """``{weighting, options, encoder, head}`` of a feature-map export (either manifest version); None for a
+    plain transformers export."""
+    kind = manifest.get("kind", PLAIN)
+    if kind == PLAIN:
+        return None
+    block = manifest.get("feature_map") if kind == FEATURE_MAP else manifest.get(kind)
+    if not isinstance(block, dict):
+        raise MtlError(f"{MANIFEST}: an export of kind {kind!r} without its {'feature_map' if kind == FEATURE_MAP else kind!r} "
+                       "block")
+    if kind == FEATURE_MAP:
+        weighting, options = block.get("weighting"), block.get("options") or {}
+    else:  # version 1: the kind is the weighting's name, the block its options plus the two file names
+        weighting, options = kind, {k: v for k, v in block.items() if k not in ("encoder", "head")}
+    if not isinstance(weighting, str) or not isinstance(options, dict):
+        raise MtlError(f"{MANIFEST}: the feature map's weighting and options are malformed")
+    return {"weighting": weighting, "options": options, "encoder": block.get("encoder") or ENCODER_DIR,
+            "head": block.get("head") or HEAD_FILE}
+
+
+def inference_module(weighting, name: str, task: str, hidden_size: int, feature_map=None):
+    """``weighting.inference_module(task, hidden_size)``; a one-line MtlError when the weighting does not say how
+    its module is rebuilt, or builds one whose parameters are not a slice of the trained ``feature_map``."""
+    where = f"the model has a feature map{f' ({type(feature_map).__name__})' if feature_map is not None else ''}"
+    try:
+        module = weighting.inference_module(task, hidden_size)
+    except MtlError:
+        raise
+    except Exception as exc:
+        raise MtlError(f"weighting {name!r}: inference_module({task!r}) failed ({type(exc).__name__}: {exc})") from None
+    if module is None:
+        raise MtlError(f"{where} from weighting {name!r}, which does not say how to rebuild it for inference "
+                       "(Weighting.inference_module), so it cannot be exported; `mtl predict RUN` still works")
+    if feature_map is not None:
+        trained = feature_map.state_dict()
+        extra = [k for k, v in module.state_dict().items() if k not in trained or tuple(trained[k].shape) != tuple(v.shape)]
+        if extra:
+            raise MtlError(f"weighting {name!r}: inference_module({task!r}) has parameters that are not in the trained "
+                           f"feature map ({', '.join(extra[:3])}); `mtl predict RUN` still works")
+    return module
+
+
+def create_weighting(name: str, options: dict[str, Any], where: str):
+    """The weighting ``name`` built with ``options`` (not set up), to ask it for its inference module."""
+    from mtl.contract import loader
+
+    try:
+        return loader.create("weighting", name, **options)
+    except UnknownNameError as exc:
+        raise MtlError(f"{where}: needs weighting {name!r} (the module between backbone and heads), which is not "
+                       f"installed; {exc}") from None
+
+
+def inputs(batch: dict) -> dict:
+    """The encoder's inputs of a padded batch."""
+    return {k: batch[k] for k in INPUTS if k in batch}
+
+
+def quiet_transformers():
+    """Silence transformers' notices and progress bars; returns the function that restores them."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+    def restore() -> None:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+    return restore
+
+
+class FeatureMapClassifier(nn.Module):
+    """An exported feature-map target model: encoder → pooled → ``module(pooled, task)`` → classifier."""
+
+    def __init__(self, encoder: nn.Module, module: nn.Module, classifier: nn.Linear, task: str) -> None:
+        super().__init__()
+        self.encoder, self.module, self.classifier, self.task = encoder, module, classifier, task
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        out = self.encoder(**inputs(batch), return_dict=True)
+        pooled = getattr(out, "pooler_output", None)
+        if pooled is None:
+            pooled = out.last_hidden_state[:, 0]
+        return self.classifier(self.module(pooled, self.task))
+
+
+def split_head(state: dict, path: Path) -> tuple[dict, dict]:
+    """``mtl_head.safetensors``'s tensors as (the module's state, the classifier's state)."""
+    module = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    classifier = {k[len("classifier."):]: v for k, v in state.items() if k.startswith("classifier.")}
+    if not classifier:
+        raise MtlError(f"{path}: no classifier.* tensors (not an mtl export head)")
+    return module, classifier

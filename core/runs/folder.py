@@ -1,0 +1,398 @@
+"""The run folder of DESIGN.md ("Runs"): the one module that reads and writes it.
+
+``RunFolder(path)`` names every file of a run (``config.json``, ``metrics.jsonl``, ``eval.json``,
+``summary.json``, ``checkpoint/``, ``model/``) and reads and writes them; the trainer, restore, export, the
+bench, the figures and the CLI all go through it. Files are written atomically (temp file in the same folder,
+fsync, rename) with the permissions any other program's files get (``0666 & ~umask``, 0644 under the usual
+umask). Crash-safe checkpoints are listed with their size and SHA-256 in ``checkpoint/checkpoints.json``; the
+last :data:`KEEP` are kept, and loading falls back to the previous one when the newest does not verify.
+A file that is missing or does not parse is a one-line :class:`mtl.errors.MtlError` naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mtl.errors import MtlError, warn
+from mtl.runs import checkpoint
+from mtl.runs.checkpoint import CheckpointError
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+EVAL = "eval.json"
+SUMMARY = "summary.json"
+CHECKPOINTS = "checkpoint"
+BEST = "best.safetensors"
+WEIGHTING_STATE = "weighting.safetensors"
+MANIFEST = "checkpoints.json"
+MODEL = "model"
+KEEP = 2
+
+
+# ---------------------------------------------------------------------------------------------- files
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temp file in the same folder, fsync, rename: a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~umask())  # mkstemp makes it private; a result is an ordinary file
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8"))
+
+
+def read_json(path: Path, what: str, *, missing_ok: bool = False) -> Any:
+    """A JSON file; None when it is missing and ``missing_ok``, else a one-line MtlError naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise MtlError(f"{path}: missing ({what})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MtlError(f"{path}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MtlError(f"{path}:{exc.lineno}: invalid JSON in {what}: {exc.msg}") from None
+
+
+def write_folder_atomically(out_dir: Path, write) -> list[str]:
+    """``write(folder)`` into a temporary sibling folder, then put it in place of ``out_dir``; the files written."""
+    parent = out_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; the folder is an ordinary one
+        write(tmp)
+        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return files
+
+
+def check_empty(path: Path, overwrite: bool, flag: str = "--output") -> None:
+    """Refuse to write into a folder that already holds something (no data is ever lost)."""
+    if path.exists() and not path.is_dir():
+        raise MtlError(f"{flag} {path} exists and is not a folder")
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise MtlError(f"{flag} {path} already exists and is not empty; choose another folder or pass --overwrite")
+
+
+def unique(path: Path) -> Path:
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def default_name(target: str | None, weighting: str, sampler: str, seed: int) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{stamp}-{target or 'multi'}-{weighting}-{sampler}-s{seed}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
+    from safetensors.torch import save
+
+    write_atomic(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
+
+
+def load_tensors(path: Path, what: str = "checkpoint") -> dict[str, Any]:
+    """The tensors of a safetensors file; MtlError naming it when missing, truncated or corrupted."""
+    if not path.is_file():
+        raise MtlError(f"{path}: missing (the run has no best checkpoint; did it finish an evaluation?)")
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # SafetensorError, OSError ...: a truncated or overwritten file
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise MtlError(f"{path}: not a readable safetensors {what} ({reason[:160]})") from None
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """A plugin's ``state_dict()`` as safetensors: tensors as tensors, everything else as JSON metadata."""
+    import torch
+
+    tensors = {k: v.detach().cpu() for k, v in state.items() if isinstance(v, torch.Tensor)}
+    others = {k: v for k, v in state.items() if not isinstance(v, torch.Tensor)}
+    save_tensors(path, tensors, {"format": "pt", "state": json.dumps(others)})
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """The inverse of :func:`save_state` (no pickle)."""
+    from safetensors import safe_open
+
+    state: dict[str, Any] = {}
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            state[key] = f.get_tensor(key)
+        state.update(json.loads((f.metadata() or {}).get("state", "{}")))
+    return state
+
+
+# ---------------------------------------------------------------------------------------------- the folder
+class RunFolder:
+    """One run folder: its files by name, read and written the same way wherever mtl needs them."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # -------------------------------------------------------------------------------- paths
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def eval_path(self) -> Path:
+        return self.path / EVAL
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / SUMMARY
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def best_path(self) -> Path:
+        return self.checkpoints / BEST
+
+    @property
+    def weighting_state_path(self) -> Path:
+        return self.checkpoints / WEIGHTING_STATE
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / MODEL
+
+    def is_run(self) -> bool:
+        """A folder written by ``mtl run``: it has config.json and checkpoint/."""
+        return self.config_path.is_file() and self.checkpoints.is_dir()
+
+    def evaluated(self) -> bool:
+        """The run ended and wrote its best evaluation (``eval.json``)."""
+        return self.eval_path.exists()
+
+    def finished(self) -> bool:
+        """The run wrote ``summary.json``, its last file: it cannot be resumed."""
+        return self.summary_path.exists()
+
+    # -------------------------------------------------------------------------------- creating
+    def check_writable(self, overwrite: bool) -> None:
+        check_empty(self.path, overwrite)
+
+    def create(self, overwrite: bool) -> None:
+        self.check_writable(overwrite)
+        if self.path.exists() and overwrite:
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    # -------------------------------------------------------------------------------- config.json
+    def write_config(self, record: dict[str, Any]) -> None:
+        write_json(self.config_path, record)
+
+    def record(self, *, missing_ok: bool = False) -> dict[str, Any] | None:
+        """The whole ``config.json`` (options, plugins, sizes, versions ...); None when missing and ``missing_ok``."""
+        record = read_json(self.config_path, "the run's configuration", missing_ok=missing_ok)
+        if record is not None and not isinstance(record, dict):
+            raise MtlError(f"{self.config_path}: not a run configuration (expected a JSON object)")
+        return record
+
+    def config(self):
+        """The run's :class:`mtl.runs.config.RunConfig` and its whole ``config.json`` record."""
+        from mtl.runs.config import RunConfig
+
+        record = self.record()
+        try:
+            config = RunConfig.from_record(record)
+        except TypeError as exc:
+            raise MtlError(f"{self.config_path}: not a run configuration: {exc}") from None
+        return config, record
+
+    def require_run(self) -> None:
+        """A one-line error unless this is a folder written by ``mtl run``."""
+        if not self.path.is_dir():
+            raise MtlError(f"not a run folder: {self.path} " + ("is a file" if self.path.exists() else "does not exist"))
+        if not self.is_run():
+            missing = CONFIG if not self.config_path.is_file() else f"{CHECKPOINTS}/"
+            raise MtlError(f"not a run folder: {self.path} has no {missing} (a folder written by `mtl run`)")
+
+    # -------------------------------------------------------------------------------- metrics.jsonl
+    def start_metrics(self) -> None:
+        self.metrics_path.touch()
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=float) + "\n")
+
+    def metrics_size(self) -> int:
+        return self.metrics_path.stat().st_size
+
+    def truncate_metrics(self, size: int) -> None:
+        """Drop the records written after a checkpoint (they are written again when the run continues)."""
+        os.truncate(self.metrics_path, size)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The records of ``metrics.jsonl``; a missing or malformed file is a one-line error."""
+        if not self.path.is_dir():
+            raise MtlError(f"{self.path}: no such run folder")
+        path = self.metrics_path
+        if not path.is_file():
+            raise MtlError(f"{self.path}: not a run folder (no {METRICS}; `mtl run` writes one)")
+        records = []
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise MtlError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
+                if not isinstance(record, dict) or "step" not in record:
+                    raise MtlError(f"{path}:{number}: not a metrics record (no 'step')")
+                records.append(record)
+        if not records:
+            raise MtlError(f"{path}: no records yet (the run logs every --log-every steps)")
+        return records
+
+    # -------------------------------------------------------------------------------- results
+    def write_eval(self, results: dict[str, Any]) -> None:
+        write_json(self.eval_path, results)
+
+    def eval(self, *, missing_ok: bool = True) -> dict[str, Any] | None:
+        return read_json(self.eval_path, "the run's evaluation", missing_ok=missing_ok)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.summary_path, summary)
+
+    def summary(self, *, missing_ok: bool = True) -> dict[str, Any] | None:
+        return read_json(self.summary_path, "the run's summary", missing_ok=missing_ok)
+
+    # -------------------------------------------------------------------------------- best model
+    def save_best(self, model_state: dict[str, Any], weighting_state: dict[str, Any]) -> None:
+        save_tensors(self.best_path, model_state, {"format": "pt", "kind": "mtl-best"})
+        if weighting_state:  # e.g. MAMT's memory: training-only, kept beside the model, never inside it
+            save_state(self.weighting_state_path, weighting_state)
+
+    def best(self) -> dict[str, Any]:
+        """The tensors of the best checkpoint (``checkpoint/best.safetensors``)."""
+        return load_tensors(self.best_path)
+
+    def weighting_state_names(self) -> list[str]:
+        """Names of the weighting state kept beside the model (``checkpoint/weighting.safetensors``), e.g. ``bank``."""
+        path = self.weighting_state_path
+        if not path.is_file():
+            return []
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                names = list(f.keys())
+                names += list(json.loads((f.metadata() or {}).get("state", "{}")))
+        except Exception:
+            return ["(unreadable weighting state)"]
+        return names
+
+    # -------------------------------------------------------------------------------- crash-safe checkpoints
+    def _listed(self) -> list[dict[str, Any]]:
+        path = self.checkpoints / MANIFEST
+        if not path.exists():
+            return []
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8"))["checkpoints"]
+            return [e for e in entries if {"step", "file", "sha256", "bytes"} <= set(e)]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{path}: unreadable checkpoint list ({exc})") from None
+
+    def save_checkpoint(self, step: int, state: dict[str, Any]) -> Path:
+        """Write the checkpoint of ``step`` (steps done), list it, and delete all but the last :data:`KEEP`."""
+        folder = self.checkpoints
+        data = checkpoint.serialise(state)
+        name = f"step-{step:08d}.safetensors"
+        write_atomic(folder / name, data)
+        entries = [e for e in self._listed() if e["file"] != name]
+        entries.append({"step": step, "file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
+        entries = entries[-KEEP:]
+        write_json(folder / MANIFEST, {"checkpoints": entries})
+        kept = {e["file"] for e in entries}
+        for old in folder.glob("step-*.safetensors"):  # older ones, and any written but never listed (a kill)
+            if old.name not in kept:
+                old.unlink(missing_ok=True)
+        return folder / name
+
+    def clear_checkpoints(self) -> None:
+        """Delete the resume checkpoints (and their list) of a finished run; ``best.safetensors`` stays."""
+        for path in self.checkpoints.glob("step-*.safetensors"):
+            path.unlink(missing_ok=True)
+        (self.checkpoints / MANIFEST).unlink(missing_ok=True)
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest listed checkpoint file (not verified), or None."""
+        entries = self._listed()
+        return self.checkpoints / entries[-1]["file"] if entries else None
+
+    def load_checkpoint(self) -> tuple[dict[str, Any], Path]:
+        """The newest checkpoint whose size and SHA-256 match the list; a bad one is skipped with a warning."""
+        folder = self.checkpoints
+        entries = self._listed()
+        if not entries:
+            raise CheckpointError(f"{folder}: no checkpoint to resume from")
+        problems = []
+        for entry in reversed(entries):
+            path = folder / entry["file"]
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                problem = f"{path}: cannot be read ({exc.strerror})"
+            else:
+                if len(data) != entry["bytes"]:
+                    problem = f"{path}: truncated ({len(data)} of {entry['bytes']} bytes)"
+                elif hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                    problem = f"{path}: corrupted (SHA-256 does not match)"
+                else:
+                    try:
+                        return checkpoint.deserialise(data), path
+                    except Exception as exc:  # a listed file that still does not parse
+                        problem = f"{path}: unreadable ({type(exc).__name__}: {exc})"
+            problems.append(problem)
+            warn(problem + ("; using the previous checkpoint" if entry is not entries[0] else ""))
+        raise CheckpointError(f"{folder}: no usable checkpoint ({'; '.join(problems)})")

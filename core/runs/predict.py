@@ -1,0 +1,251 @@
+"""Predicting and evaluating with a trained model: from a run folder or from an exported folder (README,
+"Export, predict, eval").
+
+``load_predictor(path, task)`` gives a :class:`Predictor` of a run folder (the model rebuilt by
+:func:`mtl.runs.restore.load_run`; any task of the run) or of an exported folder (``mtl_export.json``: a plain
+transformers classifier, or a feature-map export whose module is rebuilt by the weighting named in the manifest,
+see :mod:`mtl.runs.exported`). ``parse_lines`` reads `mtl predict`'s input lines. Every problem is a one-line
+:class:`mtl.errors.MtlError` naming the file or the line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mtl.errors import MtlError
+from mtl.runs import folder as run_folder
+from mtl.runs.exported import (
+    MANIFEST,
+    FeatureMapClassifier,
+    create_weighting,
+    feature_map_spec,
+    inference_module,
+    inputs,
+    quiet_transformers,
+    split_head,
+)
+from mtl.runs.folder import RunFolder
+from mtl.runs.restore import load_run, load_state
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Predictor", "load_predictor", "parse_lines"]
+
+
+class Predictor:
+    """A trained model of one task, from a run folder or an exported folder: logits, predictions, metrics.
+
+    ``forward(batch) -> logits`` takes the padded batch of :meth:`mtl.batching.Encoded.collate`.
+    ``data`` holds the run's data sources and limit (``data_dir``, ``data``, ``eval_limit``) for :meth:`evaluate`.
+    """
+
+    def __init__(self, task, tokenizer, forward, *, kind: str, path: Path, max_length: int, batch_size: int,
+                 data: dict | None = None) -> None:
+        self.task, self.tokenizer, self.forward = task, tokenizer, forward
+        self.kind, self.path, self.max_length, self.batch_size = kind, path, max_length, batch_size
+        self.data = data or {}
+
+    def logits(self, encoded) -> "torch.Tensor":
+        """Logits [N, C] of an :class:`mtl.batching.Encoded` split, in its order (length-sorted batches)."""
+        import torch
+
+        from mtl.data.batching import sorted_batches
+
+        out = None
+        with torch.no_grad():
+            for positions in sorted_batches(encoded.lengths, self.batch_size):
+                batch = {k: v for k, v in encoded.collate(positions).items() if k != "labels"}
+                logits = self.forward(batch).float().cpu()
+                if out is None:
+                    out = torch.empty(len(encoded), logits.shape[-1])
+                out[positions] = logits
+        return out if out is not None else torch.empty(0, self.task.num_outputs)
+
+    def encode(self, texts: list[tuple[str, ...]], labels: list | None = None):
+        from mtl.data.batching import encode
+        from mtl.data.examples import Examples
+
+        return encode(Examples(list(texts), list(labels or []), "input"), self.tokenizer, self.max_length,
+                      self.task.is_regression)
+
+    def predict(self, texts: list[tuple[str, ...]]) -> list[dict]:
+        """One ``{"label", "score", "logits"}`` per text (classification) or ``{"score"}`` (regression)."""
+        if not texts:
+            return []
+        logits = self.logits(self.encode(texts))
+        if self.task.is_regression:
+            return [{"score": float(row[0])} for row in logits]
+        probabilities = logits.softmax(dim=-1)
+        rows = []
+        for row, p in zip(logits, probabilities):
+            index = int(row.argmax())
+            rows.append({"label": self.task.labels[index], "score": float(p[index]),
+                         "logits": [float(v) for v in row]})
+        return rows
+
+    def evaluate(self, split: str, *, data_dir: str | None = None, data: dict[str, str] | None = None,
+                 limit: int | None = None) -> dict[str, Any]:
+        """The task's metrics on ``split``, computed as the trainer computes them at each epoch end.
+
+        Data comes from ``data`` (``task.split=FILE`` or ``task=FOLDER``), else ``data_dir``, else the run's own
+        sources; ``limit`` defaults to the run's ``--eval-limit``.
+        """
+        import torch
+
+        name = self.task.name
+        data = {**(self.data.get("data") or {}), **(data or {})}
+        if data_dir is None:
+            data_dir = self.data.get("data_dir")
+        if limit is None:
+            limit = self.data.get("eval_limit")
+        file = data.get(f"{name}.{split}")
+        folder = data.get(name) if file is None else None
+        examples = self.task.load(split, data_dir=folder or (data_dir if file is None else None), file=file, limit=limit)
+        if not examples.labels:
+            raise MtlError(f"{examples.source}: split {split!r} of task {name!r} has no labels to evaluate against")
+        encoded = self.encode(examples.texts, examples.labels)
+        logits = self.logits(encoded)
+        predictions = self.task.predict(logits).to(torch.float32 if self.task.is_regression else torch.long)
+        metrics = self.task.compute_metrics(predictions.numpy(), encoded.labels.numpy())
+        return {"task": name, "split": split, "examples": len(examples), "source": examples.source,
+                "model": str(self.path), "metrics": metrics}
+
+
+def load_predictor(path: str | Path, task: str | None = None) -> Predictor:
+    """A :class:`Predictor` for ``task`` (default: the target) of a run folder or an exported folder."""
+    path = Path(path)
+    if path.is_dir() and (path / MANIFEST).is_file():
+        return _export_predictor(path, task)
+    run = RunFolder(path)
+    if run.is_run():
+        return _run_predictor(run, task)
+    if not path.exists():
+        raise MtlError(f"{path} does not exist (give a run folder or an exported model folder)")
+    raise MtlError(f"{path} is neither a run folder ({run.config_path.name} and {run.checkpoints.name}/) nor an "
+                   f"exported model ({MANIFEST})")
+
+
+def _run_predictor(run: RunFolder, task: str | None) -> Predictor:
+    config, model, tasks = load_run(run.path)
+    name = task or config.target
+    if name not in tasks:
+        from mtl.errors import unknown
+
+        raise MtlError(f"{run.path}: " + unknown("task of this run", name, list(tasks)))
+    data = {"data_dir": config.data_dir,
+            "data": {k: v for k, v in config.data.items() if k.partition(".")[0] == name},
+            "eval_limit": config.eval_limit}
+    return Predictor(tasks[name], model.backbone.tokenizer, lambda batch: model(name, batch)[0], kind="run",
+                     path=run.path, max_length=config.max_length, batch_size=config.eval_batch_size, data=data)
+
+
+def _export_predictor(path: Path, task: str | None) -> Predictor:
+    manifest = run_folder.read_json(path / MANIFEST, "the export manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != "mtl-export" or "task" not in manifest:
+        raise MtlError(f"{path / MANIFEST}: not an mtl export manifest")
+    name = manifest["task"]
+    if task is not None and task != name:
+        raise MtlError(f"{path} holds the model of task {name!r} only, not {task!r}")
+    try:
+        spec = feature_map_spec(manifest)
+    except MtlError as exc:
+        raise MtlError(f"{path}/{exc}") from None
+    task_obj = export_task(manifest)
+    hf = quiet_transformers()
+    try:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        if spec is not None:
+            forward = _feature_map_model(path, spec, name, task_obj)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(str(path)).eval()
+            forward = lambda batch: model(**inputs(batch)).logits  # noqa: E731
+    except MtlError:
+        raise
+    except Exception as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise MtlError(f"{path}: cannot load the exported model ({reason[:200]})") from None
+    finally:
+        hf()
+    return Predictor(task_obj, tokenizer, forward, kind="export", path=path,
+                     max_length=int(manifest.get("max_length") or 512),
+                     batch_size=int(manifest.get("eval_batch_size") or 128), data=manifest.get("data") or {})
+
+
+def _feature_map_model(path: Path, spec: dict, name: str, task):
+    """A feature-map export: the encoder, the module the manifest's weighting rebuilds, the classifier."""
+    from torch import nn
+    from transformers import AutoModel
+
+    head = path / spec["head"]
+    if not head.is_file():
+        raise MtlError(f"{head}: missing (the export's module and classifier)")
+    encoder = AutoModel.from_pretrained(str(path / spec["encoder"]))
+    hidden_size = int(encoder.config.hidden_size)
+    module_state, classifier_state = split_head(run_folder.load_tensors(head, "export head"), head)
+    weighting = create_weighting(spec["weighting"], spec["options"], str(path / MANIFEST))
+    module = inference_module(weighting, spec["weighting"], name, hidden_size)
+    load_state(module, module_state, head, f"the module weighting {spec['weighting']!r} rebuilds for {name!r}")
+    classifier = nn.Linear(hidden_size, task.num_outputs)
+    load_state(classifier, classifier_state, head, f"the classifier of task {name!r}")
+    return FeatureMapClassifier(encoder, module, classifier, name).eval()
+
+
+def export_task(manifest: dict):
+    """The task of an export: the registered plugin with the run's options, else one rebuilt from the manifest."""
+    from mtl.contract import loader
+    from mtl.contract.task import Task
+    from mtl.errors import UnknownNameError
+
+    name = manifest["task"]
+    try:
+        return loader.create("task", name, **(manifest.get("task_options") or {}))
+    except UnknownNameError:
+        task = Task()
+        task.name = name
+        task.text_columns = tuple(manifest.get("text_columns") or ("sentence",))
+        task.labels = tuple(manifest["labels"]) if manifest.get("labels") is not None else None
+        metrics = list((manifest.get("metrics") or {}).values())
+        task.metrics = tuple(metrics[0]) if metrics else (("pearson",) if task.labels is None else ("accuracy",))
+        return task
+
+
+# ------------------------------------------------------------------------------------------------ input lines
+
+
+def parse_lines(lines, task, where: str = "<stdin>") -> list[tuple[str, ...]]:
+    """The texts of each non-blank input line: a JSON object with the task's text columns, or one text (two
+    separated by a tab for a pair task). A bad line is an MtlError naming ``where`` and its 1-based number."""
+    columns = tuple(task.text_columns)
+    texts = []
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        at = f"{where}:{number}"
+        if line.lstrip().startswith("{"):
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise MtlError(f"{at}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+            if not isinstance(obj, dict):
+                raise MtlError(f"{at}: expected a JSON object with {', '.join(columns)}")
+            missing = [c for c in columns if c not in obj]
+            if missing:
+                raise MtlError(f"{at}: missing {', '.join(repr(c) for c in missing)}; task {task.name!r} needs "
+                               f"{', '.join(columns)}")
+            bad = [c for c in columns if not isinstance(obj[c], str)]
+            if bad:
+                raise MtlError(f"{at}: {bad[0]!r} must be a string (got {type(obj[bad[0]]).__name__})")
+            texts.append(tuple(obj[c] for c in columns))
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(columns):
+            need = "one text" if len(columns) == 1 else f"{len(columns)} texts separated by a tab"
+            raise MtlError(f"{at}: task {task.name!r} needs {need} ({', '.join(columns)}), got {len(fields)}")
+        texts.append(tuple(fields))
+    return texts

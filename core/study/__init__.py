@@ -1,0 +1,1 @@
+"""Studies over runs: benches of strategies and seeds, their statistics, and figures."""

@@ -1,0 +1,519 @@
+"""Comparing strategies (`mtl bench`, `mtl report`): a grid of runs over seeds and the table of their results.
+
+A *strategy* is a weighting, a weighting with a sampler, or ``single`` (the target alone: the single-task
+baseline). Every run of the grid is a separate ``mtl run`` process writing ``DIR/<strategy>/seed-<s>/``, so
+runs are isolated and each reports its own peak memory; a run whose folder holds ``eval.json`` is finished
+and never run again, so a stopped bench continues where it stopped.
+
+The table gives, per strategy, the mean ± sample standard deviation (ddof = 1) over seeds of every metric
+of the target's first evaluation split, and the paired difference to the *first* strategy with a paired
+t-test across the seeds both ran (``scipy.stats.ttest_rel``; fewer than two pairs: no p value).
+
+Nothing here imports torch; scipy and matplotlib are imported when the table and the figure are made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from mtl.errors import MtlError, OptionError, UnknownNameError, unknown
+from mtl.runs import folder as run_files
+from mtl.runs.folder import RunFolder
+from mtl.study import statistics as stats
+
+FORMAT = "mtl-bench/1"
+BENCH_FILE = "bench.json"
+SINGLE = "single"
+RUN_OPTIONS = "run-options.json"  # per strategy: the options file its runs are started with
+# run options the bench sets itself, per strategy and seed
+BENCH_KEYS = ("weighting", "sampler", "seed", "output")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    label: str  # as written: "single", "mamt", "mamt+adaptive"; also the folder name
+    weighting: str
+    sampler: str
+    single: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------- the grid
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]`` (distinct, in the given order)."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        try:
+            seed = int(part)
+        except ValueError:
+            raise OptionError(f"--seeds {text!r}: expected integers separated by commas, e.g. --seeds 0,1,2") from None
+        if seed < 0:
+            raise OptionError(f"--seeds {text!r}: seeds must be >= 0 (got {seed})")
+        if seed not in seeds:
+            seeds.append(seed)
+    if not seeds:
+        raise OptionError("--seeds: give at least one seed, e.g. --seeds 0,1,2")
+    return seeds
+
+
+def _check(kind: str, name: str) -> None:
+    from mtl.contract import loader
+
+    registry = loader.registry()
+    registry.check()
+    registry.get(kind, name)  # UnknownNameError with the valid names and the closest ones
+
+
+def parse_strategies(specs: list[str], weightings: list[str], samplers: list[str], *,
+                     base_weighting: str = "uniform", base_sampler: str = "proportional") -> list[Strategy]:
+    """The strategies of a bench, in order: each ``--strategy`` SPEC, then the grid ``--weighting × --sampler``.
+
+    SPEC is ``single``, ``WEIGHTING`` (with the run's sampler) or ``WEIGHTING+SAMPLER``. With only
+    ``--sampler``, the grid crosses the run's weighting with each sampler. Every name is checked here,
+    before anything runs.
+    """
+    from mtl.contract import loader
+
+    weighting_names = loader.available("weighting")
+    out: list[Strategy] = []
+
+    def add(strategy: Strategy) -> None:
+        if all(s.label != strategy.label for s in out):
+            out.append(strategy)
+
+    for spec in specs:
+        spec = spec.strip()
+        if spec == SINGLE:
+            add(Strategy(SINGLE, "uniform", "proportional", single=True))
+            continue
+        parts = spec.split("+")
+        if len(parts) > 2 or not all(p.strip() for p in parts):
+            raise UnknownNameError(f"unknown strategy {spec!r}: expected single, WEIGHTING or WEIGHTING+SAMPLER "
+                                   f"(e.g. mamt+adaptive)")
+        weighting = parts[0].strip()
+        if len(parts) == 1 and weighting not in weighting_names:
+            try:
+                _check("weighting", weighting)
+            except UnknownNameError:
+                raise UnknownNameError(unknown("strategy", weighting, [SINGLE, *weighting_names])
+                                       + "; or WEIGHTING+SAMPLER") from None
+        _check("weighting", weighting)
+        if len(parts) == 2:
+            sampler = parts[1].strip()
+            _check("sampler", sampler)
+            add(Strategy(f"{weighting}+{sampler}", weighting, sampler))
+        else:
+            add(Strategy(weighting, weighting, base_sampler))
+    for name in weightings:
+        _check("weighting", name)
+    for name in samplers:
+        _check("sampler", name)
+    if weightings and samplers:
+        for w in weightings:
+            for s in samplers:
+                add(Strategy(f"{w}+{s}", w, s))
+    elif weightings:
+        for w in weightings:
+            add(Strategy(w, w, base_sampler))
+    elif samplers:
+        for s in samplers:
+            add(Strategy(f"{base_weighting}+{s}", base_weighting, s))
+    if not out:
+        raise OptionError("nothing to compare: give --strategy SPEC, --weighting a,b and/or --sampler x,y")
+    return out
+
+
+def folder_name(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
+
+
+def strategy_values(base: dict[str, Any], strategy: Strategy) -> dict[str, Any]:
+    """The `mtl run` options of one strategy's runs (without seed and output).
+
+    Plugin options (``--set mamt.psi=0.5``) meant for a weighting, sampler or task that this strategy does
+    not use are left out, so one bench can hold options for several strategies.
+    """
+    from mtl.contract import loader
+
+    values = {k: v for k, v in base.items() if k not in BENCH_KEYS}
+    values["weighting"], values["sampler"] = strategy.weighting, strategy.sampler
+    if strategy.single:
+        values["aux"] = []
+    tasks = [values.get("target")] + [t for t in values.get("aux") or []]
+    unused = (set(loader.available("weighting")) | set(loader.available("sampler")) | set(base.get("aux") or [])) - {
+        strategy.weighting, strategy.sampler, *tasks}
+    values["options"] = {k: v for k, v in (base.get("options") or {}).items()
+                         if k in ("weighting", "sampler", "backbone") or k not in unused}
+    return values
+
+
+def validate(values: dict[str, Any]) -> None:
+    """Everything `mtl run` would reject about names and options, without loading data or a model."""
+    from mtl.contract import loader
+    from mtl.runs.config import RunConfig
+
+    try:
+        config = RunConfig(**values)
+    except TypeError as exc:
+        raise MtlError(f"invalid run options: {exc}") from None
+    config.validate()
+    for name in config.tasks:
+        _check("task", name)
+    _check("backbone", config.backbone)
+    routed = config.plugin_options()
+    loader.create("weighting", config.weighting, **routed.get(("weighting", config.weighting), {}))
+    loader.create("sampler", config.sampler, **routed.get(("sampler", config.sampler), {}))
+    for name in config.tasks:
+        loader.create("task", name, **routed.get(("task", name), {}))
+    if config.data_dir and not Path(config.data_dir).is_dir():
+        raise MtlError(f"--data-dir {config.data_dir}: no such folder")
+    for key, path in config.data.items():
+        if not Path(path).exists():
+            raise MtlError(f"--data {key}={path}: no such file or folder")
+
+
+# ---------------------------------------------------------------------------------------------- the plan
+@dataclass
+class Plan:
+    output: Path
+    base: dict[str, Any]  # the run options shared by every run (no weighting, sampler, seed, output)
+    strategies: list[Strategy]
+    seeds: list[int]
+
+    @property
+    def target(self) -> str:
+        return self.base["target"]
+
+    def folder(self, strategy: Strategy, seed: int) -> Path:
+        return self.output / folder_name(strategy.label) / f"seed-{seed}"
+
+    def options_file(self, strategy: Strategy) -> Path:
+        return self.output / folder_name(strategy.label) / RUN_OPTIONS
+
+    def command(self, strategy: Strategy, seed: int, *, overwrite: bool = False) -> list[str]:
+        """``python -m mtl.cli run --config DIR/<strategy>/run-options.json --seed S -o DIR/<strategy>/seed-S -q``."""
+        cmd = [sys.executable, "-m", "mtl.cli", "run", "--config", str(self.options_file(strategy)),
+               "--seed", str(seed), "-o", str(self.folder(strategy, seed)), "-q"]
+        return cmd + (["--overwrite"] if overwrite else [])
+
+
+def make_plan(base: dict[str, Any], strategies: list[Strategy], seeds: list[int], output: Path) -> Plan:
+    """Check everything (names, options, an existing bench folder) before anything is written."""
+    base = {k: v for k, v in base.items() if k not in BENCH_KEYS and v is not None}
+    if not base.get("target"):
+        if base.get("aux"):
+            raise OptionError("--aux needs a --target (the task the auxiliary tasks help)")
+        from mtl.data.files import DEMO_SUITE
+
+        base["target"], base["aux"] = DEMO_SUITE["target"], list(DEMO_SUITE["aux"])
+    base.setdefault("aux", [])
+    base = json.loads(json.dumps(base))  # as stored in bench.json, so a resumed bench compares equal
+    for strategy in strategies:
+        validate(strategy_values(base, strategy))
+    plan = Plan(output, base, strategies, seeds)
+    _check_existing(plan)
+    return plan
+
+
+def _check_existing(plan: Plan) -> None:
+    out = plan.output
+    if out.exists() and not out.is_dir():
+        raise MtlError(f"--output {out} exists and is not a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    path = out / BENCH_FILE
+    if not path.exists():
+        raise MtlError(f"--output {out} exists and is not a bench folder (no {BENCH_FILE}); choose another folder")
+    old = read_bench_file(out)
+    if old.get("run_options") != plan.base:
+        keys = sorted(set(old.get("run_options", {})) | set(plan.base))
+        differ = [k for k in keys if old.get("run_options", {}).get(k) != plan.base.get(k)]
+        raise MtlError(f"{out} holds a bench with other run options (differing: {', '.join(differ)}); "
+                       "its finished runs would not be comparable: choose another --output")
+    known = {s["label"]: s for s in old.get("strategies", [])}
+    for strategy in plan.strategies:
+        before = known.get(strategy.label)
+        if before and (before["weighting"], before["sampler"]) != (strategy.weighting, strategy.sampler):
+            raise MtlError(f"{out}: strategy {strategy.label!r} was {before['weighting']}+{before['sampler']} "
+                           f"there, now {strategy.weighting}+{strategy.sampler}: choose another --output")
+
+
+def default_output() -> Path:
+    return run_files.unique(Path("bench") / time.strftime("%Y%m%d-%H%M%S"))
+
+
+# ---------------------------------------------------------------------------------------------- running
+def execute(plan: Plan, echo: Callable[[str], None] = lambda _: None) -> list[tuple[str, int]]:
+    """Run every unfinished run of the plan, one at a time; returns the (strategy, seed) pairs it ran.
+
+    A failed run stops the bench with a one-line error naming the run, its error and its log file.
+    """
+    plan.output.mkdir(parents=True, exist_ok=True)
+    for strategy in plan.strategies:
+        run_files.write_json(plan.options_file(strategy), strategy_values(plan.base, strategy))
+    write_bench_file(plan, collect(plan))
+    executed = []
+    total = len(plan.strategies) * len(plan.seeds)
+    n = 0
+    for strategy in plan.strategies:
+        for seed in plan.seeds:
+            n += 1
+            folder = plan.folder(strategy, seed)
+            head = f"[{n}/{total}] {strategy.label} seed {seed}"
+            if RunFolder(folder).evaluated():
+                echo(f"{head}: finished before, kept ({folder})")
+                continue
+            interrupted = folder.exists()  # no eval.json: started before and stopped; run it again from the start
+            cmd = plan.command(strategy, seed, overwrite=interrupted)
+            echo(f"{head}: {'running again (stopped before)' if interrupted else 'running'}: mtl {shlex.join(cmd[3:])}")
+            log = folder.with_name(f"{folder.name}.log")
+            started = time.perf_counter()
+            with open(log, "w", encoding="utf-8") as f:
+                code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+            if code != 0 or not RunFolder(folder).evaluated():
+                raise MtlError(f"run {strategy.label} seed {seed} failed (exit {code}): {_last_error(log)} "
+                               f"(log: {log})")
+            executed.append((strategy.label, seed))
+            run = _read_run(folder)
+            echo(f"{head}: done in {time.perf_counter() - started:.1f} s: {_brief(run, plan.target)}")
+            write_bench_file(plan, collect(plan))
+    return executed
+
+
+def _last_error(log: Path) -> str:
+    lines = [l.strip() for l in log.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
+    errors = [l for l in lines if l.startswith("Error:")]
+    return (errors or lines or ["no output"])[-1]
+
+
+def _brief(run: dict[str, Any], target: str) -> str:
+    splits = (run.get("eval") or {}).get(target) or {}
+    if not splits:
+        return "no target metrics"
+    split, metrics = next(iter(splits.items()))
+    return f"{target} {split} " + ", ".join(f"{m} {v:.4f}" for m, v in metrics.items())
+
+
+# ---------------------------------------------------------------------------------------------- results
+def _read_run(folder: Path) -> dict[str, Any]:
+    run = RunFolder(folder)
+    return {"eval": run.eval(), "summary": run.summary(), "config": run.record(missing_ok=True)}
+
+
+def collect(plan: Plan) -> list[dict[str, Any]]:
+    """Every run of the plan as stored in its folder; ``status`` is ``finished`` when it has eval.json."""
+    runs = []
+    for strategy in plan.strategies:
+        for seed in plan.seeds:
+            folder = plan.folder(strategy, seed)
+            run = _read_run(folder) if RunFolder(folder).evaluated() else {"eval": None, "summary": None,
+                                                                              "config": None}
+            runs.append({"strategy": strategy.label, "seed": seed, "folder": str(folder),
+                         "status": "finished" if run["eval"] is not None else "missing",
+                         "command": "mtl " + shlex.join(plan.command(strategy, seed)[3:]), **run})
+    return runs
+
+
+def summarize(target: str, strategies: list[Strategy], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The bench table: per strategy, mean ± sample std over seeds of every metric of the target's first
+    evaluation split, the paired difference to the first strategy and its paired t-test p value."""
+    finished = [r for r in runs if r["status"] == "finished" and (r["eval"] or {}).get(target)]
+    if not finished:
+        raise MtlError(f"no finished run has metrics for the target {target!r}")
+    split, first = next(iter(finished[0]["eval"][target].items()))
+    metrics = list(first)
+    selection = (finished[0].get("summary") or {}).get("selection", "")
+    primary = selection.removeprefix(f"{target}.{split}.")
+    primary = primary if primary in metrics else metrics[0]
+
+    def values(label: str, metric: str) -> dict[int, float]:
+        return {r["seed"]: r["eval"][target][split][metric] for r in finished
+                if r["strategy"] == label and metric in r["eval"][target].get(split, {})}
+
+    reference = strategies[0].label
+    rows = []
+    for strategy in strategies:
+        own = [r for r in finished if r["strategy"] == strategy.label]
+        row: dict[str, Any] = {"strategy": strategy.label, "weighting": strategy.weighting,
+                               "sampler": strategy.sampler, "single": strategy.single,
+                               "seeds": sorted(r["seed"] for r in own), "n": len(own), "metrics": {}}
+        for metric in metrics:
+            by_seed = values(strategy.label, metric)
+            vals = [by_seed[s] for s in sorted(by_seed)]
+            entry: dict[str, Any] = {"values": vals, "mean": stats.mean(vals), "std": stats.sample_std(vals)}
+            if strategy.label != reference:
+                ref = values(reference, metric)
+                paired = sorted(set(by_seed) & set(ref))
+                a, b = [by_seed[s] for s in paired], [ref[s] for s in paired]
+                entry["paired_seeds"] = paired
+                entry["delta"] = stats.mean([x - y for x, y in zip(a, b)])
+                entry["p"] = stats.paired_p(a, b)
+            row["metrics"][metric] = entry
+        summaries = [r["summary"] or {} for r in own]
+        row["train_seconds"] = stats.mean([s["train_seconds"] for s in summaries if "train_seconds" in s])
+        row["examples_per_second"] = stats.mean([s["examples_per_second"] for s in summaries if "examples_per_second" in s])
+        peaks = [s["peak_memory_mb"] for s in summaries if "peak_memory_mb" in s]
+        row["peak_memory_mb"] = max(peaks) if peaks else None
+        rows.append(row)
+    return {"target": target, "split": split, "metrics": metrics, "primary": primary, "reference": reference,
+            "rows": rows}
+
+
+# ---------------------------------------------------------------------------------------------- the table
+def _num(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Column names and cells, shared by the terminal table and bench.md."""
+    ref = table["reference"]
+    header = ["strategy", "seeds"]
+    for metric in table["metrics"]:
+        header += [metric, f"Δ {metric} (p)"]
+    header += ["train s", "examples/s", "peak MB"]
+    rows = []
+    for row in table["rows"]:
+        cells = [row["strategy"], str(row["n"])]
+        for metric in table["metrics"]:
+            m = row["metrics"][metric]
+            if m["mean"] is None:
+                cells.append("-")
+            else:
+                std = "-" if len(m["values"]) < 2 else _num(m["std"])
+                cells.append(f"{_num(m['mean'])} ± {std}")
+            if row["strategy"] == ref:
+                cells.append("(reference)")
+            elif m.get("delta") is None:
+                cells.append("-")
+            else:
+                p = "n/a" if m.get("p") is None else f"{m['p']:.3g}"
+                cells.append(f"{m['delta']:+.4f} (p {p})")
+        cells += [_num(row["train_seconds"], 1), _num(row["examples_per_second"], 1),
+                  _num(row["peak_memory_mb"], 0)]
+        rows.append(cells)
+    return header, rows
+
+
+def title(table: dict[str, Any]) -> str:
+    return f"{table['target']} ({table['split']}): mean ± std over seeds"
+
+
+def caption(table: dict[str, Any]) -> str:
+    return (f"Δ: mean paired difference to {table['reference']} (the first strategy); "
+            "p: paired t-test over seeds (n/a: fewer than 2)")
+
+
+def markdown(bench: dict[str, Any]) -> str:
+    table = bench["table"]
+    header, rows = table_rows(table)
+    aux = ", ".join(f"`{a}`" for a in bench.get("aux") or []) or "none"
+    options = bench.get("run_options", {})
+    lines = [
+        f"# mtl bench: {table['target']}",
+        "",
+        f"Target `{table['target']}` (metrics of its `{table['split']}` split), auxiliary tasks {aux}; "
+        f"backbone `{options.get('backbone', 'minilm')}`; seeds {', '.join(map(str, bench.get('seeds', [])))}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+        *("| " + " | ".join(cells) + " |" for cells in rows),
+        "",
+        f"Mean ± sample standard deviation (ddof = 1) over seeds; Δ is the mean paired difference to "
+        f"`{table['reference']}` (the first strategy) over the seeds both ran, p the two-sided paired t-test "
+        f"(`scipy.stats.ttest_rel`; n/a with fewer than two seeds). Train s and examples/s are means over "
+        f"seeds (training only, no evaluation); peak MB is the largest peak resident memory of a run.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- bench files
+def read_bench_file(folder: Path) -> dict[str, Any]:
+    data = run_files.read_json(folder / BENCH_FILE, "the bench file", missing_ok=True)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise MtlError(f"{folder / BENCH_FILE}: not a bench file of this version of mtl")
+    return data
+
+
+def bench_record(plan: Plan, runs: list[dict[str, Any]], table: dict[str, Any] | None) -> dict[str, Any]:
+    return {"format": FORMAT, "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), "target": plan.target,
+            "aux": plan.base.get("aux", []), "seeds": plan.seeds,
+            "strategies": [s.to_dict() for s in plan.strategies], "run_options": plan.base,
+            "runs": runs, "table": table}
+
+
+def write_bench_file(plan: Plan, runs: list[dict[str, Any]], table: dict[str, Any] | None = None) -> dict:
+    record = bench_record(plan, runs, table)
+    run_files.write_json(plan.output / BENCH_FILE, _json_safe(record))
+    return record
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def finish(plan: Plan) -> dict[str, Any]:
+    """bench.json (runs and table), bench.md and bench.png from the plan's run folders."""
+    runs = collect(plan)
+    table = summarize(plan.target, plan.strategies, runs)
+    record = write_bench_file(plan, runs, table)
+    run_files.write_atomic(plan.output / "bench.md", markdown(record).encode("utf-8"))
+    from mtl.study.figures import bench_figure
+
+    bench_figure(table, plan.output / "bench.png", seeds=len(plan.seeds))
+    return record
+
+
+def load_plan(folder: Path) -> Plan:
+    """The plan of a bench folder: from its bench.json, else from its run folders (``<strategy>/seed-<s>``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MtlError(f"{folder}: no such folder")
+    if (folder / BENCH_FILE).exists():
+        data = read_bench_file(folder)
+        strategies = [Strategy(**s) for s in data["strategies"]]
+        return Plan(folder, data["run_options"], strategies, list(data["seeds"]))
+    found: dict[str, dict[str, Any]] = {}
+    seeds: set[int] = set()
+    for config_path in sorted(folder.glob(f"*/seed-*/{run_files.CONFIG}")):
+        run = config_path.parent
+        if not RunFolder(run).evaluated():
+            continue
+        config = RunFolder(run).record()
+        seeds.add(int(config.get("seed", run.name.removeprefix("seed-"))))
+        found.setdefault(run.parent.name, config)
+    if not found:
+        raise MtlError(f"{folder}: not a bench folder (no {BENCH_FILE} and no finished <strategy>/seed-<n> runs)")
+    labels = sorted(found, key=lambda label: (label != SINGLE, label))
+    strategies = [Strategy(label, found[label]["weighting"], found[label]["sampler"],
+                           single=not found[label].get("aux")) for label in labels]
+    first = found[labels[0]]
+    base = {k: v for k, v in first.items() if k in _run_fields() and k not in BENCH_KEYS}
+    multi = next((c for c in found.values() if c.get("aux")), None)
+    base["aux"] = list(multi["aux"]) if multi else []
+    return Plan(folder, base, strategies, sorted(seeds))
+
+
+def _run_fields() -> set[str]:
+    from mtl.runs.config import FIELD_NAMES
+
+    return FIELD_NAMES

@@ -1,0 +1,538 @@
+"""The multi-task trainer: a shared backbone, per-task heads, a sampler choosing each step's task(s),
+a weighting turning per-instance losses into gradients (Liu et al., MT-DNN, ACL 2019; DESIGN.md).
+
+``Trainer(config).prepare()`` checks everything a user can get wrong (names, options, data, values) before
+anything is written; ``train()`` then creates the run folder and trains: AdamW with linear warm-up and
+decay, gradient clipping, evaluation on dev at every epoch end, the best target checkpoint kept, crash-safe
+checkpoints (``--checkpoint-every``, ``Trainer.resuming(RUN)``), mixed precision, and data parallelism under
+torchrun (:mod:`mtl.train.distributed`). Every file of the run folder goes through
+:class:`mtl.runs.folder.RunFolder`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import platform
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mtl.contract import loader
+from mtl.contract.weighting import Step
+from mtl.data.batching import Encoded, TaskStream, encode, sorted_batches
+from mtl.errors import DataError, MtlError, OptionError, TrainingError, warn
+from mtl.model.context import Run, cls_features
+from mtl.model.multitask import MultiTaskModel
+from mtl.runs import folder as run_files
+from mtl.runs.config import RunConfig
+from mtl.runs.folder import RunFolder
+from mtl.train import distributed, rng
+from mtl.train import optimizer as optim
+from mtl.train.progress import Progress
+from mtl.train.state import LoopState
+from mtl.version import __version__
+
+
+def _split_file(config: RunConfig, task: str, split: str) -> tuple[str | None, str | None]:
+    """(file, data_dir) for a task's split from ``--data``: ``task.split=FILE`` or ``task=FOLDER``."""
+    if f"{task}.{split}" in config.data:
+        return config.data[f"{task}.{split}"], None
+    if task in config.data:
+        return None, config.data[task]
+    return None, config.data_dir
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, *, progress: bool = False, overwrite: bool = False,
+                 resume: bool = False) -> None:
+        self.config = config
+        self.progress = progress
+        self.overwrite = overwrite
+        self.resume = resume
+        self.prepared = False
+        self.last_checkpoint: Path | None = None
+        self.loop = LoopState()
+        self.last_weights: dict[str, float] = {}  # weight.<task> of the last step, from Step.weights
+
+    @classmethod
+    def resuming(cls, run_dir: str | Path, *, progress: bool = False) -> "Trainer":
+        """A trainer that continues the killed run in ``run_dir`` from its last good checkpoint."""
+        folder = RunFolder(run_dir)
+        if not folder.config_path.is_file():
+            raise MtlError(f"--resume {folder.path}: not a run folder (no {run_files.CONFIG})")
+        if folder.finished():
+            raise MtlError(f"--resume {folder.path}: the run is finished ({run_files.SUMMARY} exists); nothing to resume")
+        if folder.latest_checkpoint() is None:
+            raise MtlError(f"--resume {folder.path}: no checkpoint was written before the run stopped; start it again "
+                           f"(same options, --overwrite)")
+        config, _ = folder.config()
+        config.output = str(folder.path)
+        return cls(config, progress=progress, resume=True)
+
+    # ------------------------------------------------------------------ preparation (no side effects)
+    def prepare(self) -> "Trainer":
+        """Check and build everything (plugins, data, model); writes nothing."""
+        self._check_config()
+        self.ctx = distributed.init()
+        if self.config.precision == "fp16" and not torch.cuda.is_available():
+            raise OptionError("--precision fp16 needs a CUDA device (its grad scaler); use bf16 on CPU")
+        self._create_plugins()
+        self.output = self._choose_output()
+        self._load_examples()
+        rng.seed_everything(self.config.seed)
+        self.device = self.ctx.device if self.ctx.enabled else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._build_model()
+        self._encode()
+        self._plan_steps()
+        self._set_up_streams_and_plugins()
+        self._wrap_for_distributed()
+        self.ctx.barrier()  # every rank has checked the output folder before rank 0 creates it
+        self.prepared = True
+        return self
+
+    def _check_config(self) -> None:
+        c = self.config.validate()
+        if not c.tasks:
+            raise MtlError("no tasks: give --target (and --aux), or run without task options for the demo suite")
+        for key in c.data:
+            task = key.partition(".")[0]
+            if task not in c.tasks:
+                raise MtlError(f"--data {key}: task {task!r} is not in this run ({', '.join(c.tasks)})")
+
+    def _create_plugins(self) -> None:
+        c = self.config
+        routed = c.plugin_options()
+        self.tasks = {name: loader.create("task", name, **routed.get(("task", name), {})) for name in c.tasks}
+        self.weighting = loader.create("weighting", c.weighting, **routed.get(("weighting", c.weighting), {}))
+        self.sampler = loader.create("sampler", c.sampler, **routed.get(("sampler", c.sampler), {}))
+        self.backbone_options = routed.get(("backbone", c.backbone), {})
+        if self.ctx.enabled and not getattr(self.weighting, "supports_distributed", True):
+            raise MtlError(f"weighting {c.weighting!r} does not support distributed training (run it in one process)")
+
+    def _choose_output(self) -> Path:
+        c = self.config
+        if self.resume:
+            return Path(c.output)
+        if c.output:
+            RunFolder(c.output).check_writable(self.overwrite)
+            return Path(c.output)
+        # the default name has the time in it: rank 0 chooses it for every rank
+        name = run_files.default_name(c.target, c.weighting, c.sampler, c.seed)
+        return self.ctx.broadcast_object(run_files.unique(Path("runs") / name))
+
+    def _load_examples(self) -> None:
+        c = self.config
+        self.train_examples, self.eval_examples = {}, {}
+        for name, task in self.tasks.items():
+            file, data_dir = _split_file(c, name, task.train_split)
+            examples = task.load(task.train_split, data_dir=data_dir, file=file, limit=c.limit)
+            if not examples.labels:
+                raise DataError(f"task {name!r}: the training data in {examples.source} has no labels")
+            self.train_examples[name] = examples
+            for split in task.eval_splits:
+                file, data_dir = _split_file(c, name, split)
+                self.eval_examples[(name, split)] = task.load(split, data_dir=data_dir, file=file, limit=c.eval_limit)
+
+    def _build_model(self) -> None:
+        backbone = loader.create("backbone", self.config.backbone, **self.backbone_options)
+        self.model = MultiTaskModel(backbone, {n: t.num_outputs for n, t in self.tasks.items()}, self.config.dropout)
+
+    def _encode(self) -> None:
+        c, tokenizer = self.config, self.model.backbone.tokenizer
+        self.train_data: dict[str, Encoded] = {
+            n: encode(ex, tokenizer, c.max_length, self.tasks[n].is_regression) for n, ex in self.train_examples.items()
+        }
+        self.eval_data: dict[tuple[str, str], Encoded] = {
+            key: encode(ex, tokenizer, c.max_length, self.tasks[key[0]].is_regression)
+            for key, ex in self.eval_examples.items()
+        }
+
+    def _plan_steps(self) -> None:
+        c = self.config
+        sizes = {n: len(d) for n, d in self.train_data.items()}
+        self.steps_per_epoch = sum(math.ceil(s / c.batch_size) for s in sizes.values())
+        self.total_steps = c.max_steps or c.epochs * self.steps_per_epoch
+        self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+
+    def _set_up_streams_and_plugins(self) -> None:
+        """The data streams, the sampler and the weighting, each with its own generator drawn from the seed."""
+        c = self.config
+        seeds = torch.Generator().manual_seed(c.seed)
+        draw = lambda: int(torch.randint(0, 2**62, (1,), generator=seeds))  # noqa: E731
+        self.streams = {n: TaskStream(d, c.batch_size, torch.Generator().manual_seed(draw()))
+                        for n, d in self.train_data.items()}
+        sizes = {n: len(d) for n, d in self.train_data.items()}
+        self.sampler.setup(sizes, c.target, self.total_steps, torch.Generator().manual_seed(draw()))
+        self.model.to(self.device)
+        self.run = Run(c, self.model, self.tasks, c.target, self.train_data, self.device,
+                       torch.Generator().manual_seed(draw()), self.total_steps, self.steps_per_epoch)
+        self.weighting.setup(self.run)
+        self.model.to(self.device)  # modules a weighting added
+
+    def _wrap_for_distributed(self) -> None:
+        self.forward = distributed.StepModule(self.model)
+        if self.ctx.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # one task per step leaves the other heads without gradients: find_unused_parameters
+            self.forward = DistributedDataParallel(
+                self.forward, device_ids=[self.ctx.local_rank] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)
+            torch.manual_seed(self.config.seed + 1_000_003 * self.ctx.rank)  # a different dropout stream per rank
+
+    # ------------------------------------------------------------------ training
+    def _optimizer(self):
+        c = self.config
+        return optim.build(self.model, self.weighting.parameters(), lr=c.lr, weight_decay=c.weight_decay,
+                           warmup=c.warmup, total_steps=self.total_steps)
+
+    def _scaler(self):
+        """fp16's gradient scaler (CUDA only, checked in prepare), else None."""
+        return torch.amp.GradScaler("cuda") if self.config.precision == "fp16" else None
+
+    def _config_record(self) -> dict[str, Any]:
+        registry = loader.registry()
+        plugins = {}
+        for kind, name in [*self.config.plugins().items()] + [("task", t) for t in self.config.tasks]:
+            entry, _ = registry.get(kind, name)
+            plugins[f"{kind}.{name}"] = {"package": entry.package, "version": entry.version}
+        import transformers
+
+        return {
+            **self.config.to_dict(),
+            "output": str(self.output),
+            "plugins": plugins,
+            "sizes": {n: len(d) for n, d in self.train_data.items()},
+            "sources": {n: ex.source for n, ex in self.train_examples.items()}
+            | {f"{n}.{s}": ex.source for (n, s), ex in self.eval_examples.items()},
+            "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps,
+            "versions": {"mtl": __version__, "torch": torch.__version__,
+                         "transformers": transformers.__version__, "python": platform.python_version()},
+            "device": str(self.device),
+            "world_size": self.ctx.world,
+        }
+
+    def train(self) -> dict[str, Any]:
+        if not self.prepared:
+            self.prepare()
+        self.folder = RunFolder(self.output)
+        created = False
+        if self.ctx.is_main and not self.resume:
+            created = not self.output.exists()
+            self.folder.create(self.overwrite)
+        try:
+            return self._train()
+        except TrainingError:
+            raise  # stopped on purpose: the run folder and its checkpoints are kept for --resume
+        except MtlError:
+            if created:  # a run that failed on a user mistake leaves nothing half-written behind
+                shutil.rmtree(self.output, ignore_errors=True)
+            raise
+        finally:
+            self.ctx.close()
+
+    def _train(self) -> dict[str, Any]:
+        optimizer, scheduler = self._optimizer()
+        scaler = self._scaler()
+        self.model.train()
+        self._start(optimizer, scheduler, scaler)
+        bar = Progress(self.total_steps, enabled=self.progress and self.ctx.is_main)
+        started = time.perf_counter()
+        with bar:
+            bar.update(self.loop.step, {})
+            for step in range(self.loop.step, self.total_steps):
+                self._train_and_log(step, optimizer, scheduler, scaler, bar)
+                last = step + 1 == self.total_steps
+                epoch_end = (step + 1) % self.steps_per_epoch == 0 or last
+                if epoch_end:
+                    self._end_epoch(step, bar)
+                if epoch_end or (self.config.checkpoint_every and (step + 1) % self.config.checkpoint_every == 0):
+                    self.loop.step = step + 1
+                    self._checkpoint(optimizer, scheduler, scaler)
+        return self._finish(time.perf_counter() - started)
+
+    def _start(self, optimizer, scheduler, scaler) -> None:
+        """A new run writes config.json and an empty metrics.jsonl; a resumed one loads its last checkpoint."""
+        if self.resume:
+            state, self.last_checkpoint = self.folder.load_checkpoint()
+            self.resumed_from = self.last_checkpoint
+            self.loop = self._load_state(state, optimizer, scheduler, scaler)
+            if self.ctx.is_main:  # records written after that checkpoint are written again
+                self.folder.truncate_metrics(self.loop.metrics_bytes)
+        else:
+            self.loop = LoopState()
+            if self.ctx.is_main:
+                self.folder.write_config(self._config_record())
+                self.folder.start_metrics()
+
+    def _train_and_log(self, step: int, optimizer, scheduler, scaler, bar: Progress) -> None:
+        """One step, its time and losses added to the loop state, and a metrics record every --log-every steps."""
+        loop, tick = self.loop, time.perf_counter()
+        names, losses, lr, count = self.train_step(step, optimizer, scheduler, scaler)
+        loop.examples += count
+        loop.add_losses(losses)
+        loop.train_seconds += time.perf_counter() - tick
+        bar.update(step + 1, {n: v[-1] for n, v in loop.pending.items()})
+        if step % self.config.log_every == 0 or step + 1 == self.total_steps:
+            record: dict[str, Any] = {"step": step, "epoch": step // self.steps_per_epoch, "tasks": names}
+            record.update({f"loss.{n}": v for n, v in loop.take_losses().items()})
+            record.update({f"p.{n}": p for n, p in self.sampler.probabilities(step / self.total_steps).items()})
+            record["lr"] = lr
+            record.update({f"weight.{task}": value for task, value in self.last_weights.items()})
+            record.update(self.weighting.log())
+            if loop.skipped:
+                record["nonfinite.skipped"] = loop.skipped
+            if self.ctx.is_main:
+                self.folder.append_metrics(record)
+
+    def _end_epoch(self, step: int, bar: Progress) -> None:
+        """Evaluate, record the metrics, and keep the model when it is the best so far."""
+        loop, epoch = self.loop, step // self.steps_per_epoch
+        tick = time.perf_counter()
+        results = self.evaluate()
+        loop.eval_seconds += time.perf_counter() - tick
+        value = self._selection_value(results)
+        loop.history.append({"epoch": epoch, "step": step, "value": value})
+        flat = {f"eval.{t}.{s}.{m}": v for t, splits in results.items() for s, ms in splits.items() for m, v in ms.items()}
+        if self.ctx.is_main:
+            self.folder.append_metrics({"step": step, "epoch": epoch, **flat})
+        bar.note(epoch, results, self.config.target)
+        if loop.is_best(value):
+            loop.keep_best(value, results, epoch, step)
+            if self.ctx.is_main:
+                self.folder.save_best(self._model_state(), self.weighting.state_dict())
+
+    def _finish(self, total_seconds: float) -> dict[str, Any]:
+        """Restore the best model; write eval.json, summary.json and model/; free the resume checkpoints."""
+        loop = self.loop
+        summary = {
+            "best_epoch": loop.best_epoch,
+            "best_step": loop.best_step,
+            "selection": self._selection_name(),
+            "selection_value": loop.best_value,
+            "epochs": loop.history,
+            "steps": self.total_steps,
+            "skipped_steps": loop.skipped,
+            "train_examples": loop.examples,
+            "train_seconds": loop.train_seconds,
+            "eval_seconds": loop.eval_seconds,
+            "total_seconds": total_seconds,
+            "examples_per_second": loop.examples / loop.train_seconds if loop.train_seconds > 0 else 0.0,
+            "peak_memory_mb": _peak_memory_mb(self.device),
+            "world_size": self.ctx.world,
+            "resumed_from": str(self.resumed_from) if self.resume else None,
+        }
+        if self.ctx.is_main:
+            self.model.load_state_dict(self.folder.best())
+            self.folder.write_eval(loop.best_eval)
+            self.folder.write_summary(summary)
+            self._export()
+            self.folder.clear_checkpoints()  # a finished run cannot be resumed: free the training state
+        self.ctx.barrier()
+        return {"output": str(self.output), "eval": loop.best_eval, "summary": summary}
+
+    def _export(self) -> None:
+        """The deployable target model in ``model/``; a backbone that cannot be exported keeps the run."""
+        from mtl.runs.export import export_model
+
+        if self.config.target is None:
+            return
+        try:
+            export_model(self.model, self.tasks, self.config.target, self.folder.model_dir, run_dir=self.output,
+                         weighting=self.weighting)
+        except MtlError as exc:  # the run itself is complete: warn, never delete it
+            warn(f"{run_files.MODEL}/ not written: {exc}")
+
+    def _autocast(self):
+        precision = self.config.precision
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def train_step(self, step: int, optimizer, scheduler, scaler=None) -> tuple[list[str], dict[str, float], float, int]:
+        """One optimisation step: the sampler's task(s), their batches, the weighting's backward, AdamW.
+
+        Under torchrun every rank trains rank 0's choice of task(s) on its shard of the global batch; the
+        per-instance losses are scaled by world × (local / global instances), so the gradient DDP averages is
+        the gradient of the global batch's mean loss. Returns the tasks, their mean instance losses (over the
+        global batch), the learning rate used and the number of examples (global).
+        """
+        c, ctx = self.config, self.ctx
+        epoch = step // self.steps_per_epoch
+        progress = step / self.total_steps
+        names = ctx.broadcast_choice(self.sampler.tasks(step, progress), list(self.tasks))
+        chosen = {name: self.streams[name].next_indices() for name in names}
+        split = ctx.enabled and all(len(ix) >= ctx.world for ix in chosen.values())
+        batches = {}
+        for name, indices in chosen.items():
+            local = ctx.shard(indices)[0] if split else indices
+            batches[name] = {k: v.to(self.device) for k, v in self.train_data[name].collate(local).items()}
+        with self._autocast():
+            outputs = self.forward(batches)
+        losses, features, hidden = {}, {}, {}
+        for name, (logits, _, hidden_states) in outputs.items():
+            losses[name] = self.tasks[name].loss(logits.float(), batches[name]["labels"])
+            features[name] = cls_features(hidden_states)
+            hidden[name] = hidden_states
+
+        # one collective for what every rank must agree on: non-finite flags, loss sums, instance counts
+        flags = [0.0 if bool(torch.isfinite(losses[n]).all()) else 1.0 for n in names]
+        sums = [float(losses[n].detach().double().sum()) if not flags[i] else 0.0 for i, n in enumerate(names)]
+        counts = [float(losses[n].numel()) for n in names]
+        share = 1.0 if split or not ctx.enabled else 1.0 / ctx.world  # replicated steps count once
+        reduced = ctx.sum(flags + [x * share for x in sums + counts])
+        k = len(names)
+        bad = [n for i, n in enumerate(names) if reduced[i] > 0]
+        means = {n: reduced[k + i] / reduced[2 * k + i] for i, n in enumerate(names)}
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
+        examples = sum(len(ix) for ix in chosen.values())
+        if bad:
+            return self._nonfinite(step, bad[0], "loss", optimizer, scheduler, names, lr, examples)
+
+        if split:  # gradient of the global mean after DDP's average over ranks
+            scale = ctx.world * sum(counts) / sum(reduced[2 * k:])
+            losses = {n: value * scale for n, value in losses.items()}
+        if scaler is not None:
+            losses = {n: scaler.scale(value) for n, value in losses.items()}
+        shared = [p for p in self.model.backbone.parameters() if p.requires_grad]
+        weighting_step = Step(losses=losses, features=features, target=c.target, index=step, epoch=epoch,
+                              progress=progress, shared_parameters=shared, hidden_states=hidden, batches=batches)
+        self.run.gather_fn = ctx.gather if split else None
+        try:
+            self.weighting.backward(weighting_step)
+        finally:
+            self.run.gather_fn = None
+        self.last_weights = weighting_step.weights
+        ctx.average_gradients(self.weighting.parameters())
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if c.clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], c.clip)
+            if scaler is None and not bool(torch.isfinite(norm)):
+                return self._nonfinite(step, "+".join(names), "gradient", optimizer, scheduler, names, lr, examples)
+        if scaler is not None:
+            scaler.step(optimizer)  # skips the update when the scaled gradients overflowed
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return names, means, lr, examples
+
+    def _nonfinite(self, step: int, task: str, what: str, optimizer, scheduler, names, lr, examples):
+        """Stop with an error naming the step, task and last checkpoint; or skip the step (--skip-nonfinite)."""
+        optimizer.zero_grad(set_to_none=True)
+        if not self.config.skip_nonfinite:
+            where = (f"last checkpoint {self.last_checkpoint} (continue with `mtl run --resume {self.output}`)"
+                     if self.last_checkpoint else "no checkpoint written yet")
+            raise TrainingError(f"non-finite {what} at step {step} on task {task!r}; {where}; lower --lr, "
+                                f"check the data, or pass --skip-nonfinite")
+        self.loop.skipped += 1
+        scheduler.step()  # the schedule stays aligned with the step count
+        return names, {}, lr, 0
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint(self, optimizer, scheduler, scaler) -> None:
+        """Everything :meth:`_load_state` needs to continue exactly here (rank 0 writes it)."""
+        rng_states = self.ctx.objects(rng.capture())  # every rank's own generators (dropout differs per rank)
+        if not self.ctx.is_main:
+            self.last_checkpoint = self.folder.checkpoints  # for the error message only
+            return
+        self.loop.metrics_bytes = self.folder.metrics_size()
+        state = {
+            "format": 1,
+            "world_size": self.ctx.world,
+            "model": self._model_state(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else {},
+            "sampler": self.sampler.state_dict(),
+            "weighting": self.weighting.state_dict(),
+            "weighting_parameters": [p.detach().cpu().clone() for p in self.weighting.parameters()],
+            "streams": {name: stream.state_dict() for name, stream in self.streams.items()},
+            "run_rng": self.run.rng.get_state(),
+            "rng": rng_states,
+            "loop": self.loop.to_dict(),
+        }
+        self.last_checkpoint = self.folder.save_checkpoint(self.loop.step, state)
+
+    def _load_state(self, state: dict[str, Any], optimizer, scheduler, scaler) -> LoopState:
+        if state.get("world_size", 1) != self.ctx.world:
+            raise MtlError(f"{self.last_checkpoint}: written by {state.get('world_size')} process(es); resume it with "
+                           f"the same number (this is {self.ctx.world})")
+        self.model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state["scaler"]:
+            scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.weighting.load_state_dict(state["weighting"])
+        with torch.no_grad():
+            for p, saved in zip(self.weighting.parameters(), state["weighting_parameters"]):
+                p.copy_(saved)
+        for name, stream in self.streams.items():
+            stream.load_state_dict(state["streams"][name])
+        self.run.rng.set_state(state["run_rng"])
+        rng.restore(state["rng"][self.ctx.rank])
+        return LoopState.from_dict(state["loop"])
+
+    # ------------------------------------------------------------------ evaluation and best model
+    def _selection_name(self) -> str:
+        if self.config.target:
+            task = self.tasks[self.config.target]
+            return f"{self.config.target}.{task.eval_splits[0]}.{task.primary_metric}"
+        return "mean primary metric"
+
+    def _selection_value(self, results: dict) -> float:
+        def primary(name: str) -> float:
+            task = self.tasks[name]
+            return results.get(name, {}).get(task.eval_splits[0], {}).get(task.primary_metric, -math.inf)
+
+        if self.config.target:
+            return primary(self.config.target)
+        return float(np.mean([primary(n) for n in self.tasks]))
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Metrics on every evaluation split, in float32; under torchrun each rank predicts every world-th batch."""
+        was_training = self.model.training
+        self.model.eval()
+        ctx = getattr(self, "ctx", None) or distributed.Context()
+        results: dict[str, dict[str, dict[str, float]]] = {}
+        try:
+            for (name, split), data in self.eval_data.items():
+                if data.labels is None or len(data) == 0:
+                    continue
+                task = self.tasks[name]
+                predictions = torch.empty(len(data), dtype=torch.float32 if task.is_regression else torch.long)
+                mine = []
+                for positions in sorted_batches(data.lengths, self.config.eval_batch_size)[ctx.rank :: ctx.world]:
+                    batch = {k: v.to(self.device) for k, v in data.collate(positions).items()}
+                    logits, _, _ = self.model(name, batch)
+                    mine.append((positions, task.predict(logits).cpu().to(predictions.dtype)))
+                for part in ctx.objects(mine):
+                    for positions, values in part:
+                        predictions[positions] = values
+                results.setdefault(name, {})[split] = task.compute_metrics(predictions.numpy(), data.labels.numpy())
+        finally:
+            self.model.train(was_training)
+        return results
+
+    def _model_state(self) -> dict[str, torch.Tensor]:
+        """A CPU copy of the model's weights (safetensors refuses tensors that share memory)."""
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if platform.system() != "Darwin" else peak / 2**20

@@ -1,0 +1,118 @@
+"""The run folder module (mtl.runs.folder): file permissions, one-line errors, and the weights a step records."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import types
+
+import pytest
+import torch
+
+from mtl import Weighting, hookimpl
+from mtl.contract.weighting import Step
+from mtl.errors import MtlError
+from mtl.runs.config import RunConfig
+from mtl.runs.folder import RunFolder, read_json, write_json
+from mtl.train.trainer import Trainer
+
+
+def tiny(output, **kw) -> RunConfig:
+    values = dict(target="demo-paraphrase", aux=["demo-similarity"], backbone="tiny", max_steps=6, batch_size=8,
+                  max_length=32, eval_limit=24, limit=48, log_every=1, seed=0, output=str(output))
+    return RunConfig(**{**values, **kw})
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o027, 0o640)])
+def test_run_files_follow_the_umask(tmp_path, umask, expected):
+    old = os.umask(umask)
+    try:
+        Trainer(tiny(tmp_path / "run", checkpoint_every=2, max_steps=5)).train()
+    finally:
+        os.umask(old)
+    folder = RunFolder(tmp_path / "run")
+    written = [folder.config_path, folder.eval_path, folder.summary_path, folder.best_path, folder.metrics_path,
+               folder.model_dir / "mtl_export.json"]
+    for path in written:
+        assert mode(path) == expected, (path, oct(mode(path)))
+    assert mode(folder.model_dir) == 0o777 & ~umask  # the exported folder is an ordinary folder too
+
+
+def test_checkpoints_follow_the_umask_and_are_listed(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    old = os.umask(0o022)
+    try:
+        path = folder.save_checkpoint(3, {"w": torch.arange(4.0), "loop": {"step": 3}})
+    finally:
+        os.umask(old)
+    assert mode(path) == 0o644 and mode(folder.checkpoints / "checkpoints.json") == 0o644
+    assert folder.latest_checkpoint() == path
+    state, loaded_from = folder.load_checkpoint()
+    assert loaded_from == path and state["loop"] == {"step": 3} and torch.equal(state["w"], torch.arange(4.0))
+    assert not list(folder.checkpoints.glob(".*.tmp"))  # no temp file left behind
+
+
+def test_json_files_name_the_file_and_line_when_broken(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"target": "rte",\n  "aux": [}\n')
+    with pytest.raises(MtlError, match=r"config.json:2: invalid JSON in the run's configuration"):
+        RunFolder(tmp_path).record()
+    with pytest.raises(MtlError, match=r"missing \(the bench file\)"):
+        read_json(tmp_path / "bench.json", "the bench file")
+    assert read_json(tmp_path / "bench.json", "the bench file", missing_ok=True) is None
+    write_json(tmp_path / "x.json", {"a": [1, 2]})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": [1, 2]}
+
+
+def test_a_folder_that_is_not_a_run_is_one_line(tmp_path):
+    with pytest.raises(MtlError, match="does not exist"):
+        RunFolder(tmp_path / "nowhere").require_run()
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    with pytest.raises(MtlError, match=r"has no checkpoint/"):
+        RunFolder(tmp_path / "half").require_run()
+
+
+# ------------------------------------------------------------------------------------------ weights of a step
+def test_step_weighted_is_the_weighted_mean_and_records_mean_weights():
+    step = Step(losses={"a": torch.tensor([1.0, 3.0]), "b": torch.tensor([2.0, 4.0, 6.0])}, features={},
+                target="a", index=0, epoch=0, progress=0.0)
+    loss = step.weighted({"a": 2.0, "b": torch.tensor([0.0, 0.5, 1.0])})
+    # (2·1 + 2·3 + 0·2 + 0.5·4 + 1·6) / 5 instances = 16 / 5
+    assert loss.item() == pytest.approx(3.2)
+    assert step.weights == {"a": 2.0, "b": pytest.approx(0.5)}
+    with pytest.raises(ValueError, match="no weight for task"):
+        step.weighted({"a": 1.0})
+
+
+class _NewStyle(Weighting):
+    """Target instances count 3, auxiliary instances 0.5, through Step.weighted (no `applied`)."""
+
+    def loss(self, step):
+        return step.weighted({t: 3.0 if t == step.target else 0.5 for t in step.losses})
+
+
+class _OldStyle(Weighting):
+    """A plugin written before Step.weighted: it sets `applied` itself and returns the loss."""
+
+    def loss(self, step):
+        self.applied = {t: 3.0 if t == step.target else 0.5 for t in step.losses}
+        return torch.cat([self.applied[t] * l for t, l in step.losses.items()]).mean()
+
+
+@pytest.mark.parametrize("cls", [_NewStyle, _OldStyle])
+def test_the_weights_a_weighting_applied_reach_metrics(tmp_path, register_plugin, cls):
+    plugin = types.SimpleNamespace(register_weightings=hookimpl(
+        lambda register: register("weights-test", cls, description="test")))
+    register_plugin(plugin, name="weights-test-plugin")
+    Trainer(tiny(tmp_path / "run", weighting="weights-test", sampler="round-robin")).train()
+    records = [r for r in RunFolder(tmp_path / "run").metrics() if "tasks" in r]
+    assert records, "no training records"
+    for record in records:
+        (task,) = record["tasks"]
+        assert record[f"weight.{task}"] == (3.0 if task == "demo-paraphrase" else 0.5)
