@@ -10,12 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LINT = ROOT / "tools" / "lint_imports.py"
-
-pytest.importorskip("importlinter", reason="import-linter is a test dependency (pip install -e '.[test]')")
 
 
 def lint(root: Path = ROOT) -> subprocess.CompletedProcess:
+    """tools/lint_imports.py of ``root``: import-linter on the package as a wheel lays it out."""
     return subprocess.run([sys.executable, str(root / "tools" / "lint_imports.py")], capture_output=True, text=True,
                           timeout=300)
 
