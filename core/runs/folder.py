@@ -127,10 +127,11 @@ def save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] |
     write_atomic(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
 
 
-def load_tensors(path: Path, what: str = "checkpoint") -> dict[str, Any]:
-    """The tensors of a safetensors file; MtlError naming it when missing, truncated or corrupted."""
+def load_tensors(path: Path, what: str = "checkpoint", missing: str = "") -> dict[str, Any]:
+    """The tensors of a safetensors file; MtlError naming it when missing (``missing`` says why it may be),
+    truncated or corrupted."""
     if not path.is_file():
-        raise MtlError(f"{path}: missing (the run has no best checkpoint; did it finish an evaluation?)")
+        raise MtlError(f"{path}: missing ({missing or what})")
     from safetensors.torch import load_file
 
     try:
@@ -315,7 +316,7 @@ class RunFolder:
 
     def best(self) -> dict[str, Any]:
         """The tensors of the best checkpoint (``checkpoint/best.safetensors``)."""
-        return load_tensors(self.best_path)
+        return load_tensors(self.best_path, missing="the run has no best checkpoint; did it finish an evaluation?")
 
     def weighting_state_names(self) -> list[str]:
         """Names of the weighting state kept beside the model (``checkpoint/weighting.safetensors``), e.g. ``bank``."""

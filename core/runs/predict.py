@@ -182,11 +182,10 @@ def _feature_map_model(path: Path, spec: dict, name: str, task):
     from transformers import AutoModel
 
     head = path / spec["head"]
-    if not head.is_file():
-        raise MtlError(f"{head}: missing (the export's module and classifier)")
+    head_state = run_folder.load_tensors(head, "export head", missing="the export's module and classifier")
     encoder = AutoModel.from_pretrained(str(path / spec["encoder"]))
     hidden_size = int(encoder.config.hidden_size)
-    module_state, classifier_state = split_head(run_folder.load_tensors(head, "export head"), head)
+    module_state, classifier_state = split_head(head_state, head)
     weighting = create_weighting(spec["weighting"], spec["options"], str(path / MANIFEST))
     module = inference_module(weighting, spec["weighting"], name, hidden_size)
     load_state(module, module_state, head, f"the module weighting {spec['weighting']!r} rebuilds for {name!r}")
