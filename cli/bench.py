@@ -29,6 +29,7 @@ from .options import (
     PrecisionOpt,
     SetOpt,
     SkipNonfiniteOpt,
+    GroupByLengthOpt,
     TargetOpt,
     WarmupOpt,
     WeightDecayOpt,
@@ -74,6 +75,7 @@ def bench(
     checkpoint_every: CheckpointEveryOpt = None,
     precision: PrecisionOpt = None,
     skip_nonfinite: SkipNonfiniteOpt = None,
+    group_by_length: GroupByLengthOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per run on stderr.")] = False,
 ) -> None:
     """Compare strategies over seeds: a table of the target's metrics, bench.json, bench.md and bench.png.

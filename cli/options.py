@@ -32,4 +32,5 @@ EvalLimitOpt = Annotated[Optional[int], typer.Option(help="Use at most N evaluat
 LogEveryOpt = Annotated[Optional[int], typer.Option(help="Write metrics.jsonl every N steps (default: 10).")]
 CheckpointEveryOpt = Annotated[Optional[int], typer.Option(help="Also checkpoint every N steps (always at each epoch end); the last two are kept.")]
 PrecisionOpt = Annotated[Optional[str], typer.Option(help="fp32 (default), bf16 (autocast; CPU or CUDA) or fp16 (autocast + grad scaler; CUDA).")]
+GroupByLengthOpt = Annotated[Optional[bool], typer.Option("--group-by-length/--no-group-by-length", help="Training batches of similar lengths (less padding; transformers' group_by_length) instead of plain random batches (default: off).")]
 SkipNonfiniteOpt = Annotated[Optional[bool], typer.Option("--skip-nonfinite", help="Skip (and count) a step whose loss or gradient is not finite instead of stopping.")]

@@ -81,11 +81,22 @@ def sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-class TaskStream:
-    """Endless training batches of one task: a new shuffled epoch of its own data when one is exhausted."""
+def random_batches(n: int, batch_size: int, generator: torch.Generator) -> list[list[int]]:
+    """One epoch of batches of a random permutation (PyTorch's RandomSampler + BatchSampler, drop_last=False)."""
+    order = torch.randperm(n, generator=generator).tolist()
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
-    def __init__(self, data: Encoded, batch_size: int, generator: torch.Generator) -> None:
+
+class TaskStream:
+    """Endless training batches of one task: a new shuffled epoch of its own data when one is exhausted.
+
+    Batches are random (``group_by_length=False``) or grouped by length (:func:`length_grouped_batches`).
+    """
+
+    def __init__(self, data: Encoded, batch_size: int, generator: torch.Generator,
+                 group_by_length: bool = False) -> None:
         self.data, self.batch_size, self.generator = data, batch_size, generator
+        self.group_by_length = group_by_length
         self.lengths = data.lengths
         self.batches: list[list[int]] = []
         self.position = 0
@@ -93,7 +104,10 @@ class TaskStream:
 
     def next_indices(self) -> list[int]:
         if self.position >= len(self.batches):
-            self.batches = length_grouped_batches(self.lengths, self.batch_size, self.generator)
+            if self.group_by_length:
+                self.batches = length_grouped_batches(self.lengths, self.batch_size, self.generator)
+            else:
+                self.batches = random_batches(len(self.lengths), self.batch_size, self.generator)
             self.position = 0
             self.passes += 1
         indices = self.batches[self.position]

@@ -45,6 +45,7 @@ class RunConfig:
     checkpoint_every: int | None = None  # steps between checkpoints (also at every epoch end)
     precision: str = "fp32"  # fp32 | bf16 (autocast, CPU or CUDA) | fp16 (autocast + grad scaler, CUDA)
     skip_nonfinite: bool = False  # skip (and count) a step with a non-finite loss instead of stopping
+    group_by_length: bool = False  # batches of similar lengths (windows of 50 batches) instead of random batches
 
     @property
     def tasks(self) -> list[str]:

@@ -165,7 +165,7 @@ class Trainer:
         c = self.config
         seeds = torch.Generator().manual_seed(c.seed)
         draw = lambda: int(torch.randint(0, 2**62, (1,), generator=seeds))  # noqa: E731
-        self.streams = {n: TaskStream(d, c.batch_size, torch.Generator().manual_seed(draw()))
+        self.streams = {n: TaskStream(d, c.batch_size, torch.Generator().manual_seed(draw()), c.group_by_length)
                         for n, d in self.train_data.items()}
         sizes = {n: len(d) for n, d in self.train_data.items()}
         self.sampler.setup(sizes, c.target, self.total_steps, torch.Generator().manual_seed(draw()))
