@@ -155,8 +155,8 @@ class Trainer:
 
     def _plan_steps(self) -> None:
         c = self.config
-        sizes = {n: len(d) for n, d in self.train_data.items()}
-        self.steps_per_epoch = sum(math.ceil(s / c.batch_size) for s in sizes.values())
+        self.sizes = {n: len(d) for n, d in self.train_data.items()}  # training examples per task
+        self.steps_per_epoch = sum(math.ceil(s / c.batch_size) for s in self.sizes.values())
         self.total_steps = c.max_steps or c.epochs * self.steps_per_epoch
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
 
@@ -167,8 +167,7 @@ class Trainer:
         draw = lambda: int(torch.randint(0, 2**62, (1,), generator=seeds))  # noqa: E731
         self.streams = {n: TaskStream(d, c.batch_size, torch.Generator().manual_seed(draw()), c.group_by_length)
                         for n, d in self.train_data.items()}
-        sizes = {n: len(d) for n, d in self.train_data.items()}
-        self.sampler.setup(sizes, c.target, self.total_steps, torch.Generator().manual_seed(draw()))
+        self.sampler.setup(self.sizes, c.target, self.total_steps, torch.Generator().manual_seed(draw()))
         self.model.to(self.device)
         self.run = Run(c, self.model, self.tasks, c.target, self.train_data, self.device,
                        torch.Generator().manual_seed(draw()), self.total_steps, self.steps_per_epoch)
@@ -208,7 +207,7 @@ class Trainer:
             **self.config.to_dict(),
             "output": str(self.output),
             "plugins": plugins,
-            "sizes": {n: len(d) for n, d in self.train_data.items()},
+            "sizes": self.sizes,
             "sources": {n: ex.source for n, ex in self.train_examples.items()}
             | {f"{n}.{s}": ex.source for (n, s), ex in self.eval_examples.items()},
             "steps_per_epoch": self.steps_per_epoch,
