@@ -15,6 +15,7 @@ from typing import Any
 from mtl.errors import MtlError, OptionError, unknown
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+OPTIMIZERS = ("adamw", "adamax")
 
 
 @dataclass
@@ -32,6 +33,7 @@ class RunConfig:
     batch_size: int = 32
     eval_batch_size: int = 128
     max_length: int = 128
+    optimizer: str = "adamw"  # adamw | adamax (MT-DNN, SIWLM)
     lr: float = 5e-5
     weight_decay: float = 0.01
     warmup: float = 0.1
@@ -60,6 +62,8 @@ class RunConfig:
                 raise OptionError(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
         if self.precision not in PRECISIONS:
             raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        if self.optimizer not in OPTIMIZERS:
+            raise OptionError(f"--optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})")
         for name in ("max_steps", "limit", "eval_limit", "checkpoint_every"):
             value = getattr(self, name)
             if value is not None and value < 1:

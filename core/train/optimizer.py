@@ -1,7 +1,9 @@
-"""AdamW with linear warm-up and linear decay (Devlin et al. 2019; MT-DNN, Liu et al. 2019).
+"""The optimizer and its schedule: linear warm-up then linear decay (Devlin et al. 2019).
 
-Biases, norms and task vectors are exempt from weight decay; a weighting's own parameters (gates, log-variances)
-are trained without decay.
+``adamw`` (Loshchilov & Hutter 2019: decoupled weight decay) is the default; ``adamax`` (Kingma & Ba 2015, §7.1:
+Adam with the infinity norm) is what MT-DNN (Liu et al., ACL 2019) and SIWLM (Son et al. 2021) train with; its
+weight decay is torch's L2 term added to the gradient. Biases, norms and task vectors are exempt from weight
+decay; a weighting's own parameters (gates, log-variances) are trained without decay.
 """
 
 from __future__ import annotations
@@ -30,8 +32,14 @@ def linear_schedule(total_steps: int, warmup_steps: int):
     return factor
 
 
-def build(model: torch.nn.Module, extra: list, *, lr: float, weight_decay: float, warmup: float, total_steps: int):
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax}
+
+
+def build(model: torch.nn.Module, extra: list, *, lr: float, weight_decay: float, warmup: float, total_steps: int,
+          name: str = "adamw"):
     """``(optimizer, scheduler)`` for ``model`` plus the ``extra`` parameters of the weighting."""
-    optimizer = torch.optim.AdamW(parameter_groups(model, extra, weight_decay), lr=lr)
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {name!r})")
+    optimizer = OPTIMIZERS[name](parameter_groups(model, extra, weight_decay), lr=lr)
     schedule = linear_schedule(total_steps, int(warmup * total_steps))
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)

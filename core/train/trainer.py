@@ -189,7 +189,7 @@ class Trainer:
     def _optimizer(self):
         c = self.config
         return optim.build(self.model, self.weighting.parameters(), lr=c.lr, weight_decay=c.weight_decay,
-                           warmup=c.warmup, total_steps=self.total_steps)
+                           warmup=c.warmup, total_steps=self.total_steps, name=c.optimizer)
 
     def _scaler(self):
         """fp16's gradient scaler (CUDA only, checked in prepare), else None."""

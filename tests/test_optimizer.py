@@ -1,0 +1,62 @@
+"""--optimizer adamw|adamax: the update each one makes, written out by hand, and the option's errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import assert_one_line_error, invoke_cli
+
+from mtl.errors import OptionError
+from mtl.runs.config import RunConfig
+from mtl.train import optimizer as optim
+
+LR, DECAY, EPS = 0.1, 0.2, 1e-8
+
+
+def one_step(name: str):
+    """A Linear layer, its gradient, and the parameters after one step (no warm-up: the full rate)."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    optimizer, scheduler = optim.build(model, [], lr=LR, weight_decay=DECAY, warmup=0.0, total_steps=10, name=name)
+    model(torch.randn(4, 3)).square().sum().backward()
+    grads = {k: v.grad.detach().clone() for k, v in model.named_parameters()}
+    optimizer.step()
+    return before, grads, {k: v.detach() for k, v in model.named_parameters()}, optimizer
+
+
+def test_adamax_first_step_is_the_infinity_norm_update_with_l2_decay():
+    before, grads, after, optimizer = one_step("adamax")
+    assert isinstance(optimizer, torch.optim.Adamax)
+    # Kingma & Ba 2015 §7.1, step 1: m = (1-β1)g, u = |g| + eps, θ -= lr / (1-β1) · m / u; L2 decay adds wd·θ to g
+    g = grads["weight"] + DECAY * before["weight"]
+    assert torch.allclose(after["weight"], before["weight"] - LR * g / (g.abs() + EPS), atol=1e-6)
+    g = grads["bias"]  # biases are exempt from decay
+    assert torch.allclose(after["bias"], before["bias"] - LR * g / (g.abs() + EPS), atol=1e-6)
+
+
+def test_adamw_first_step_decays_the_weights_apart_from_the_gradient():
+    before, grads, after, optimizer = one_step("adamw")
+    assert isinstance(optimizer, torch.optim.AdamW)
+    g = grads["weight"]  # Adam step 1: m̂ = g, v̂ = g², so θ -= lr·g/(|g|+eps), and θ *= 1 - lr·wd first
+    expected = before["weight"] * (1 - LR * DECAY) - LR * g / (g.abs() + EPS)
+    assert torch.allclose(after["weight"], expected, atol=1e-6)
+    # the two optimizers differ on this step (the test above could not pass for AdamW)
+    assert not torch.allclose(one_step("adamax")[2]["weight"], after["weight"], atol=1e-4)
+
+
+def test_an_unknown_optimizer_is_an_option_error(tmp_path):
+    with pytest.raises(OptionError, match="--optimizer must be one of adamw, adamax"):
+        RunConfig(target="demo-paraphrase", optimizer="sgd").validate()
+    result = invoke_cli("run", "--backbone", "tiny", "--optimizer", "sgd", "-o", str(tmp_path / "r"), "-q")
+    assert_one_line_error(result, "--optimizer must be one of adamw, adamax (got 'sgd')")
+    assert not (tmp_path / "r").exists()
+
+
+def test_adamax_trains_through_mtl_run_and_is_recorded(tmp_path):
+    import json
+
+    result = invoke_cli("run", "--backbone", "tiny", "--optimizer", "adamax", "--max-steps", "4", "--limit", "32",
+                        "--eval-limit", "16", "--max-length", "32", "-o", str(tmp_path / "r"), "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["optimizer"] == "adamax"
