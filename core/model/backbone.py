@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mtl.errors import MtlError
-from mtl.model.task_embedding import TaskEmbedding, check_encoder
+from mtl.model.task_embedding import DEFAULT_ACTIVATION, TaskEmbedding, check_activation, check_encoder
 
 
 class Backbone(nn.Module):
@@ -29,13 +29,15 @@ class Backbone(nn.Module):
 class HFBackbone(Backbone):
     """Any Hugging Face encoder (``AutoModel``): BERT, MiniLM, MobileBERT, RoBERTa, ...
 
-    ``task_embedding`` (``none``, ``input``, ``attention``) adds learned task vectors to the word embeddings or
-    to the self-attention projections (TEA-BERT; see :mod:`mtl.task_embedding`). They are created by
-    ``configure_tasks`` once the tasks are known (``MultiTaskModel`` calls it), and the batch then needs
+    ``task_embedding`` (``none``, ``input``, ``attention``, ``projected``, ``activation``) adds learned task
+    vectors to the word embeddings or to the self-attention projections (TEA-BERT; see
+    :mod:`mtl.model.task_embedding`); ``task_activation`` is the activation of the ``activation`` mode. They are
+    created by ``configure_tasks`` once the tasks are known (``MultiTaskModel`` calls it), and the batch then needs
     ``task_ids`` [B] (``MultiTaskModel.encode`` adds them).
     """
 
-    def __init__(self, encoder: nn.Module, tokenizer, name: str = "", task_embedding: str = "none") -> None:
+    def __init__(self, encoder: nn.Module, tokenizer, name: str = "", task_embedding: str = "none",
+                 task_activation: str = DEFAULT_ACTIVATION) -> None:
         super().__init__()
         self.encoder = encoder
         self.tokenizer = tokenizer
@@ -44,6 +46,7 @@ class HFBackbone(Backbone):
         self._accepts_token_types = "token_type_ids" in _forward_arguments(encoder)
         check_encoder(encoder, task_embedding)  # ValueError now, before any training
         self.task_embedding_mode = task_embedding
+        self.task_activation = check_activation(task_activation)
         self.task_embedding = None  # TaskEmbedding, made by configure_tasks
 
     @property
@@ -63,7 +66,8 @@ class HFBackbone(Backbone):
                 raise ValueError(f"task embeddings are already configured for {self.task_embedding.tasks}, "
                                  f"not {list(tasks)}")
             return
-        self.task_embedding = TaskEmbedding(self.encoder, self.task_embedding_mode, list(tasks))
+        self.task_embedding = TaskEmbedding(self.encoder, self.task_embedding_mode, list(tasks),
+                                            self.task_activation)
 
     def forward(self, batch):
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
@@ -99,10 +103,12 @@ def _forward_arguments(module: nn.Module) -> set[str]:
     return set(inspect.signature(module.forward).parameters)
 
 
-def from_pretrained(name_or_path: str, label: str, task_embedding: str = "none") -> HFBackbone:
+def from_pretrained(name_or_path: str, label: str, task_embedding: str = "none",
+                    task_activation: str = DEFAULT_ACTIVATION) -> HFBackbone:
     """Load an encoder and its tokenizer from a local folder or the hub; one clear error when neither works.
 
-    ``task_embedding`` that the loaded architecture cannot take is a ValueError (before any training).
+    ``task_embedding`` that the loaded architecture cannot take is a ValueError (before any training);
+    ``task_activation`` is the activation of ``task_embedding='activation'``.
     """
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -132,4 +138,5 @@ def from_pretrained(name_or_path: str, label: str, task_embedding: str = "none")
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
-    return HFBackbone(encoder, tokenizer, name=label, task_embedding=task_embedding)
+    return HFBackbone(encoder, tokenizer, name=label, task_embedding=task_embedding,
+                      task_activation=task_activation)

@@ -22,15 +22,18 @@ def model_path() -> str:
     return str(path)
 
 
-def minilm(task_embedding: Literal["none", "input", "attention"] = "none"):
+def minilm(task_embedding: Literal["none", "input", "attention", "projected", "activation"] = "none",
+           task_activation: Literal["gelu", "relu", "tanh"] = "tanh"):
     """all-MiniLM-L6-v2 as a BERT encoder with its pooler and uncased WordPiece tokenizer.
 
-    ``task_embedding``: learned task vectors (zeros at start) added to the input embeddings or to Q/K/V
-    of every self-attention layer (TEA-BERT; Maziarka & Danel, IJCNN 2021).
+    ``task_embedding``: learned task vectors added to the input embeddings or to Q/K/V of every
+    self-attention layer, directly or projected per layer (TEA-BERT; Maziarka & Danel, IJCNN 2021);
+    ``task_activation``: the activation of ``task_embedding=activation``.
     """
     from mtl import from_pretrained
 
-    return from_pretrained(model_path(), "minilm", task_embedding=task_embedding)
+    return from_pretrained(model_path(), "minilm", task_embedding=task_embedding,
+                           task_activation=task_activation)
 
 
 @hookimpl

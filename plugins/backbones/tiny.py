@@ -9,10 +9,12 @@ from mtl import hookimpl
 
 
 def tiny(hidden_size: int = 64, layers: int = 2, heads: int = 2, intermediate_size: int = 128,
-         task_embedding: Literal["none", "input", "attention"] = "none"):
+         task_embedding: Literal["none", "input", "attention", "projected", "activation"] = "none",
+         task_activation: Literal["gelu", "relu", "tanh"] = "tanh"):
     """A ``BertModel`` of ``layers`` layers of width ``hidden_size``, random weights from the current seed.
 
-    ``task_embedding``: learned task vectors added to the input embeddings or to Q/K/V (TEA-BERT).
+    ``task_embedding``: learned task vectors added to the input embeddings or to Q/K/V (TEA-BERT);
+    ``task_activation``: the activation of ``task_embedding=activation``.
     """
     from transformers import AutoTokenizer, BertConfig, BertModel
 
@@ -34,7 +36,8 @@ def tiny(hidden_size: int = 64, layers: int = 2, heads: int = 2, intermediate_si
         intermediate_size=intermediate_size,
         max_position_embeddings=512,
     )
-    return HFBackbone(BertModel(config), tokenizer, name="tiny", task_embedding=task_embedding)
+    return HFBackbone(BertModel(config), tokenizer, name="tiny", task_embedding=task_embedding,
+                      task_activation=task_activation)
 
 
 @hookimpl
