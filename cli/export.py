@@ -52,12 +52,20 @@ def _describe(result: dict) -> None:
     if result["loadable_with_transformers"]:
         typer.echo(f"Loads with plain transformers: AutoModelForSequenceClassification.from_pretrained({out!r}) "
                    f"and AutoTokenizer.from_pretrained({out!r}); `mtl predict {out}` works too.")
-    else:
+    elif result.get("feature_map"):
         feature_map = result["feature_map"]
         typer.echo(f"Not a plain transformers classifier: weighting {feature_map['weighting']!r} puts a module "
                    f"between the pooler and the classifier, so AutoModelForSequenceClassification cannot load it "
                    f"(the encoder alone is in {out}/{feature_map['encoder']}). Use `mtl predict {out}` or "
                    f"`mtl eval {out}`.")
+    else:
+        attention = result["task_attention"]
+        typer.echo(f"Not a plain transformers classifier: the 'activation' task embedding changes every "
+                   f"self-attention layer, which plain BERT cannot compute (the encoder alone is in "
+                   f"{out}/{attention['encoder']}). Use `mtl predict {out}` or `mtl eval {out}`.")
+    if result.get("task_attention"):
+        typer.echo(f"Task embedding 'activation' (act = {result['task_attention']['activation']}) kept beside the "
+                   f"encoder: the target's W·e_t per layer and W' in {out}/{result['task_attention']['file']}.")
     if result.get("folded"):
         typer.echo(f"Task embedding {result['task_embedding']!r} folded into plain weights: {result['folded']}.")
     for item in result["plugged_out"]:

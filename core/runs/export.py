@@ -10,7 +10,12 @@ are plugged out simply by not being written.
   ``AutoTokenizer.from_pretrained(DIR)`` load it with plain transformers.
 - Task embeddings (TEA-BERT) fold exactly into plain BERT: ``input`` adds the target's vector to every row of
   the word-embedding matrix (the embedding of any token is then the word vector plus the task vector, as in
-  training); ``attention`` adds the target's vectors to the biases of every layer's query/key/value Linear.
+  training); ``attention`` adds the target's vectors to the biases of every layer's query/key/value Linear;
+  ``projected`` does the same with the target's W^l·e_t (a constant per layer and slot once the task is fixed).
+- ``activation`` (Q̂ = W'·act(Q + W·e_t)) cannot fold: it is another architecture (kind ``task-attention``,
+  :mod:`mtl.runs.exported`). The encoder goes to ``DIR/encoder/``, the classifier to ``DIR/mtl_head.safetensors``
+  and what the target's inference needs (its constant W·e_t per layer and slot, W', the activation's name in the
+  manifest) to ``DIR/mtl_task_attention.safetensors``; ``mtl predict DIR`` rebuilds the hooks on the encoder.
 - A model whose weighting put a module between pooler and heads (``model.feature_map``) is another
   architecture: the weighting says through the contract (``Weighting.inference_module``) which part of that
   module the target's inference needs; the encoder is written in Hugging Face format under ``DIR/encoder/`` and
@@ -38,17 +43,20 @@ from mtl.errors import MtlError
 from mtl.runs import folder as run_folder
 from mtl.runs.config import RunConfig
 from mtl.runs.exported import (
+    ATTENTION_FILE,
     ENCODER_DIR,
     FEATURE_MAP,
     FORMAT_VERSION,
     HEAD_FILE,
     MANIFEST,
     PLAIN,
+    TASK_ATTENTION,
     FeatureMapClassifier,
     create_weighting,
     inference_module,
     inputs,
     quiet_transformers,
+    task_attention,
 )
 from mtl.runs.folder import RunFolder
 from mtl.runs.restore import load_state
@@ -85,7 +93,8 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
     tokenizer = backbone.tokenizer
     mode = getattr(backbone, "task_embedding_mode", "none")
     vectors = _task_vectors(model, target) if mode != "none" else None
-    kind = PLAIN if model.feature_map is None else FEATURE_MAP
+    attention = _task_attention_state(model, target) if mode == "activation" else None
+    kind = FEATURE_MAP if model.feature_map is not None else TASK_ATTENTION if attention is not None else PLAIN
     spec = _feature_map(model, target, run_info, weighting) if kind == FEATURE_MAP else None
     head = model.heads[target]
     device = next(model.parameters()).device
@@ -99,18 +108,22 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
 
         base = AutoModel.from_config(copy.deepcopy(encoder.config))
         _load_base(base, encoder_state, encoder)
-    folded = _fold(base, mode, vectors) if vectors is not None else None
+    folded = _fold(base, mode, vectors) if vectors is not None and attention is None else None
     base.to(device)
     if kind == PLAIN:
         exported.to(device).eval()
         forward = lambda batch: exported(**inputs(batch)).logits  # noqa: E731
         head_state = None
     else:
-        head_state = {**spec.pop("state"),
+        head_state = {**(spec.pop("state") if spec is not None else {}),
                       **{f"classifier.{k}": v.detach().cpu().clone() for k, v in head.classifier.state_dict().items()}}
-        # checked as `mtl predict DIR` will load it: the module rebuilt from the manifest's weighting and options
-        rebuilt = _rebuild(spec, target, model.hidden_size, head_state, head.classifier)
-        forward = FeatureMapClassifier(base, rebuilt, _classifier_copy(head.classifier, head_state), target)
+        # checked as `mtl predict DIR` will load it: the module rebuilt from the manifest's weighting and options,
+        # the activation task embedding rebuilt on the plain encoder from the tensors written
+        rebuilt = _rebuild(spec, target, model.hidden_size, head_state, head.classifier) if spec is not None else None
+        hooks = (task_attention(base, attention["state"], attention["activation"], Path(ATTENTION_FILE))
+                 if attention is not None else None)
+        forward = FeatureMapClassifier(base, rebuilt, _classifier_copy(head.classifier, head_state), target,
+                                       task_attention=hooks)
         forward = forward.to(device).eval()
     _verify(model, target, task, tokenizer, forward, max_length, device)
 
@@ -119,7 +132,8 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
         plugged_out.append(f"feature-map parameters of weighting {spec['weighting']!r} that {target} does not use: "
                            + ", ".join(spec["unused"]))
     if vectors is not None and len(model.task_ids) > 1:
-        plugged_out.append(f"task vectors of the other tasks ({mode} task embedding; the target's is folded in)")
+        kept = "kept beside the encoder" if attention is not None else "folded in"
+        plugged_out.append(f"task vectors of the other tasks ({mode} task embedding; the target's is {kept})")
     if run_info.get("weighting_state"):
         plugged_out.append(f"weighting {run_info['weighting']!r} state ({', '.join(run_info['weighting_state'])}) "
                            f"in {run_info['weighting_state_file']}: training-only, not exported")
@@ -138,6 +152,8 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
         "metrics": run_info.get("metrics", {}),
         "task_embedding": mode,
         "folded": folded,
+        **({"task_attention": {"activation": attention["activation"], "file": ATTENTION_FILE,
+                               "encoder": ENCODER_DIR, "head": HEAD_FILE}} if attention is not None else {}),
         "plugged_out": plugged_out,
         "max_length": max_length,
         "eval_batch_size": run_info.get("eval_batch_size", 128),
@@ -151,9 +167,18 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
                             "the classifier: plain transformers cannot load this as a classifier "
                             f"(AutoModel.from_pretrained(DIR/{ENCODER_DIR}) loads the encoder alone); "
                             "`mtl predict DIR` loads the whole model")
+    elif kind == TASK_ATTENTION:
+        manifest["note"] = (f"the activation task embedding (TEA-BERT: Q̂ = W'·act(Q + W·e_t), act = "
+                            f"{attention['activation']}) changes every self-attention layer: plain transformers cannot "
+                            f"compute it (AutoModel.from_pretrained(DIR/{ENCODER_DIR}) loads the encoder without it); "
+                            f"{ATTENTION_FILE} holds the target's W·e_t per layer and slot and W'; "
+                            "`mtl predict DIR` loads the whole model")
     else:
         manifest["note"] = ("plain transformers: AutoModelForSequenceClassification.from_pretrained(DIR) and "
                             "AutoTokenizer.from_pretrained(DIR)")
+    if kind == FEATURE_MAP and attention is not None:
+        manifest["note"] += (f"; the encoder also has the activation task embedding (act = {attention['activation']}), "
+                             f"rebuilt from {ATTENTION_FILE}")
 
     def write(folder: Path) -> None:
         restore = quiet_transformers()
@@ -169,7 +194,11 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
             base.save_pretrained(folder / ENCODER_DIR)
             run_folder.save_tensors(folder / HEAD_FILE, head_state,
                                     {"format": "pt", "kind": "mtl-feature-map-head", "task": target,
-                                     "weighting": spec["weighting"]})
+                                     "weighting": spec["weighting"] if spec is not None else ""})
+        if attention is not None:
+            run_folder.save_tensors(folder / ATTENTION_FILE, attention["state"],
+                                    {"format": "pt", "kind": "mtl-task-attention", "task": target,
+                                     "activation": attention["activation"]})
         tokenizer.save_pretrained(folder)
         run_folder.write_json(folder / MANIFEST, manifest)
 
@@ -279,12 +308,23 @@ def _load_base(base, state: dict, encoder) -> None:
 
 
 def _task_vectors(model, target: str):
+    """The target's task vector [D] (``input``), else what it adds to every layer's query/key/value [L, 3, D]:
+    q_t^l (``attention``), W^l·e_t (``projected``; for ``activation`` before the activation)."""
     embedding = model.backbone.task_embedding
     if embedding is None:
         raise MtlError("the backbone has task embeddings switched on but none configured")
     index = embedding.tasks.index(target)
-    vectors = embedding.vectors.detach()
-    return vectors[index] if embedding.mode == "input" else vectors[:, :, index]
+    with torch.no_grad():
+        return embedding.vectors.detach()[index] if embedding.mode == "input" else embedding.target_shifts(index)
+
+
+def _task_attention_state(model, target: str) -> dict[str, Any]:
+    """What the target's inference needs of the ``activation`` task embedding: its W·e_t per layer and slot
+    (``shift`` [L, 3, D]), W' (``post`` [L, 3, D, D]) and the activation's name."""
+    embedding = model.backbone.task_embedding
+    shift = _task_vectors(model, target)
+    state = {"shift": shift.float().cpu().clone(), "post": embedding.post.detach().float().cpu().clone()}
+    return {"state": state, "activation": embedding.activation}
 
 
 def _fold(base, mode: str, vectors) -> str:
@@ -296,14 +336,16 @@ def _fold(base, mode: str, vectors) -> str:
             table = input_embeddings(base)
             table.weight += vectors.to(table.weight)[None, :]
             return "input task embedding added to every row of the word-embedding matrix"
-        layers = attention_projections(base)
+        layers = attention_projections(base, mode)
         if len(layers) != vectors.shape[0]:
-            raise MtlError(f"attention task embeddings for {vectors.shape[0]} layers, the encoder has {len(layers)}")
+            raise MtlError(f"{mode} task embeddings for {vectors.shape[0]} layers, the encoder has {len(layers)}")
         for i, projections in enumerate(layers):
             for j, linear in enumerate(projections):
                 if linear.bias is None:
-                    raise MtlError("attention task embeddings cannot be folded into query/key/value without a bias")
+                    raise MtlError(f"{mode} task embeddings cannot be folded into query/key/value without a bias")
                 linear.bias += vectors[i, j].to(linear.bias)
+    if mode == "projected":
+        return "projected task embedding (W·e_t of each layer) added to the query/key/value biases of every layer"
     return "attention task embeddings added to the query/key/value biases of every layer"
 
 

@@ -1,7 +1,7 @@
 """An exported model folder (``mtl export``'s output): its file names, its manifest, the model of a feature-map export.
 
 Written by :mod:`mtl.runs.export`, read by :mod:`mtl.runs.predict`; both import this module and nothing of each
-other. Two kinds of export (``kind`` in ``mtl_export.json``):
+other. Three kinds of export (``kind`` in ``mtl_export.json``):
 
 - ``transformers``: a plain ``AutoModelForSequenceClassification`` folder.
 - ``feature-map``: the run's weighting put a module between the pooler and the classifier
@@ -9,9 +9,16 @@ other. Two kinds of export (``kind`` in ``mtl_export.json``):
   part of that module (``Weighting.inference_module``, keys unprefixed) and the classifier (``classifier.*``)
   in ``DIR/mtl_head.safetensors``; ``feature_map: {weighting, options, encoder, head}`` says how the module is
   rebuilt: ``mtl.create("weighting", weighting, **options).inference_module(task, hidden_size)``.
+- ``task-attention``: the ``activation`` task embedding (TEA-BERT, Q̂ = W'·act(Q + W·e_t)) changes every
+  self-attention layer, so plain BERT cannot compute it. The encoder is written under ``DIR/encoder/``, the
+  classifier in ``DIR/mtl_head.safetensors``, the target's constant s = W·e_t (``shift`` [L, 3, D]) and W'
+  (``post`` [L, 3, D, D]) in ``DIR/mtl_task_attention.safetensors``; ``task_attention: {activation, file,
+  encoder, head}`` says how :class:`mtl.model.task_embedding.TargetAttention` rebuilds it on the encoder.
+  A feature-map export of such a run (MMoE with ``activation``) has both blocks and keeps kind ``feature-map``.
 
 Version 1 manifests wrote a feature-map export under the weighting's own name (``kind: NAME`` and a block
-``NAME: {encoder, head, OPTION: VALUE ...}``); :func:`feature_map_spec` reads both.
+``NAME: {encoder, head, OPTION: VALUE ...}``); :func:`feature_map_spec` reads both. Version 3 added
+``task-attention``.
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ from mtl.errors import MtlError, UnknownNameError
 MANIFEST = "mtl_export.json"
 HEAD_FILE = "mtl_head.safetensors"
 ENCODER_DIR = "encoder"
-FORMAT_VERSION = 2
+ATTENTION_FILE = "mtl_task_attention.safetensors"
+FORMAT_VERSION = 3
 PLAIN = "transformers"
 FEATURE_MAP = "feature-map"
+TASK_ATTENTION = "task-attention"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -37,7 +46,7 @@ def feature_map_spec(manifest: dict[str, Any]) -> dict[str, Any] | None:
     """``{weighting, options, encoder, head}`` of a feature-map export (either manifest version); None for a
     plain transformers export."""
     kind = manifest.get("kind", PLAIN)
-    if kind == PLAIN:
+    if kind in (PLAIN, TASK_ATTENTION):
         return None
     block = manifest.get("feature_map") if kind == FEATURE_MAP else manifest.get(kind)
     if not isinstance(block, dict):
@@ -51,6 +60,33 @@ def feature_map_spec(manifest: dict[str, Any]) -> dict[str, Any] | None:
         raise MtlError(f"{MANIFEST}: the feature map's weighting and options are malformed")
     return {"weighting": weighting, "options": options, "encoder": block.get("encoder") or ENCODER_DIR,
             "head": block.get("head") or HEAD_FILE}
+
+
+def task_attention_spec(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """``{activation, file, encoder, head}`` of an export whose encoder has the ``activation`` task embedding
+    (kind ``task-attention``, or a feature-map export with a ``task_attention`` block); None otherwise."""
+    block = manifest.get("task_attention")
+    if block is None and manifest.get("kind") != TASK_ATTENTION:
+        return None
+    if not isinstance(block, dict) or not isinstance(block.get("activation"), str):
+        raise MtlError(f"{MANIFEST}: an export with the activation task embedding needs a task_attention block "
+                       "naming its activation")
+    return {"activation": block["activation"], "file": block.get("file") or ATTENTION_FILE,
+            "encoder": block.get("encoder") or ENCODER_DIR, "head": block.get("head") or HEAD_FILE}
+
+
+def task_attention(encoder: nn.Module, state: dict, activation: str, path: Path):
+    """The target's ``activation`` task embedding rebuilt on ``encoder`` from ``state`` (``shift``, ``post``, as
+    written to ``path``): :class:`mtl.model.task_embedding.TargetAttention`, its hooks installed."""
+    from mtl.model.task_embedding import TargetAttention
+    from mtl.runs.restore import load_state
+
+    try:
+        module = TargetAttention(encoder, activation)
+    except ValueError as exc:
+        raise MtlError(f"{path}: {exc}") from None
+    load_state(module, state, path, f"the activation task embedding of {type(encoder).__name__}")
+    return module
 
 
 def inference_module(weighting, name: str, task: str, hidden_size: int, feature_map=None):
@@ -109,18 +145,22 @@ def quiet_transformers():
 
 
 class FeatureMapClassifier(nn.Module):
-    """An exported feature-map target model: encoder → pooled → ``module(pooled, task)`` → classifier."""
+    """An exported target model that is not a plain classifier: encoder → pooled → ``module(pooled, task)``
+    (none: pooled) → classifier. ``task_attention`` (:func:`task_attention`) is held here so that it moves with
+    the model; its hooks on the encoder's query/key/value do its work."""
 
-    def __init__(self, encoder: nn.Module, module: nn.Module, classifier: nn.Linear, task: str) -> None:
+    def __init__(self, encoder: nn.Module, module: nn.Module | None, classifier: nn.Linear, task: str,
+                 task_attention: nn.Module | None = None) -> None:
         super().__init__()
         self.encoder, self.module, self.classifier, self.task = encoder, module, classifier, task
+        self.task_attention = task_attention
 
     def forward(self, batch: dict) -> torch.Tensor:
         out = self.encoder(**inputs(batch), return_dict=True)
         pooled = getattr(out, "pooler_output", None)
         if pooled is None:
             pooled = out.last_hidden_state[:, 0]
-        return self.classifier(self.module(pooled, self.task))
+        return self.classifier(self.module(pooled, self.task) if self.module is not None else pooled)
 
 
 def split_head(state: dict, path: Path) -> tuple[dict, dict]:

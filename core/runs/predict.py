@@ -3,8 +3,9 @@
 
 ``load_predictor(path, task)`` gives a :class:`Predictor` of a run folder (the model rebuilt by
 :func:`mtl.runs.restore.load_run`; any task of the run) or of an exported folder (``mtl_export.json``: a plain
-transformers classifier, or a feature-map export whose module is rebuilt by the weighting named in the manifest,
-see :mod:`mtl.runs.exported`). ``parse_lines`` reads `mtl predict`'s input lines. Every problem is a one-line
+transformers classifier, a feature-map export whose module is rebuilt by the weighting named in the manifest, or
+a task-attention export whose ``activation`` task embedding is rebuilt on the encoder, see
+:mod:`mtl.runs.exported`). ``parse_lines`` reads `mtl predict`'s input lines. Every problem is a one-line
 :class:`mtl.errors.MtlError` naming the file or the line.
 """
 
@@ -25,6 +26,8 @@ from mtl.runs.exported import (
     inputs,
     quiet_transformers,
     split_head,
+    task_attention,
+    task_attention_spec,
 )
 from mtl.runs.folder import RunFolder
 from mtl.runs.restore import load_run, load_state
@@ -150,7 +153,7 @@ def _export_predictor(path: Path, task: str | None) -> Predictor:
     if task is not None and task != name:
         raise MtlError(f"{path} holds the model of task {name!r} only, not {task!r}")
     try:
-        spec = feature_map_spec(manifest)
+        spec, attention = feature_map_spec(manifest), task_attention_spec(manifest)
     except MtlError as exc:
         raise MtlError(f"{path}/{exc}") from None
     task_obj = export_task(manifest)
@@ -159,8 +162,8 @@ def _export_predictor(path: Path, task: str | None) -> Predictor:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        if spec is not None:
-            forward = _feature_map_model(path, spec, name, task_obj)
+        if spec is not None or attention is not None:
+            forward = _encoder_model(path, spec, attention, name, task_obj)
         else:
             model = AutoModelForSequenceClassification.from_pretrained(str(path)).eval()
             forward = lambda batch: model(**inputs(batch)).logits  # noqa: E731
@@ -176,22 +179,33 @@ def _export_predictor(path: Path, task: str | None) -> Predictor:
                      batch_size=int(manifest.get("eval_batch_size") or 128), data=manifest.get("data") or {})
 
 
-def _feature_map_model(path: Path, spec: dict, name: str, task):
-    """A feature-map export: the encoder, the module the manifest's weighting rebuilds, the classifier."""
+def _encoder_model(path: Path, spec: dict | None, attention: dict | None, name: str, task):
+    """An export that is not a plain classifier: the encoder (with the ``activation`` task embedding rebuilt on it
+    where ``attention``), the module the manifest's weighting rebuilds (where ``spec``), the classifier."""
     from torch import nn
     from transformers import AutoModel
 
-    head = path / spec["head"]
+    files = spec if spec is not None else attention
+    head = path / files["head"]
     head_state = run_folder.load_tensors(head, "export head", missing="the export's module and classifier")
-    encoder = AutoModel.from_pretrained(str(path / spec["encoder"]))
+    encoder = AutoModel.from_pretrained(str(path / files["encoder"]))
     hidden_size = int(encoder.config.hidden_size)
     module_state, classifier_state = split_head(head_state, head)
-    weighting = create_weighting(spec["weighting"], spec["options"], str(path / MANIFEST))
-    module = inference_module(weighting, spec["weighting"], name, hidden_size)
-    load_state(module, module_state, head, f"the module weighting {spec['weighting']!r} rebuilds for {name!r}")
+    module = None
+    if spec is not None:
+        weighting = create_weighting(spec["weighting"], spec["options"], str(path / MANIFEST))
+        module = inference_module(weighting, spec["weighting"], name, hidden_size)
+        load_state(module, module_state, head, f"the module weighting {spec['weighting']!r} rebuilds for {name!r}")
+    elif module_state:
+        raise MtlError(f"{head}: tensors no part of this export uses ({', '.join(sorted(module_state)[:3])})")
+    hooks = None
+    if attention is not None:
+        file = path / attention["file"]
+        state = run_folder.load_tensors(file, "task attention", missing="the target's activation task embedding")
+        hooks = task_attention(encoder, state, attention["activation"], file)
     classifier = nn.Linear(hidden_size, task.num_outputs)
     load_state(classifier, classifier_state, head, f"the classifier of task {name!r}")
-    return FeatureMapClassifier(encoder, module, classifier, name).eval()
+    return FeatureMapClassifier(encoder, module, classifier, name, task_attention=hooks).eval()
 
 
 def export_task(manifest: dict):
