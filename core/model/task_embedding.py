@@ -19,8 +19,8 @@ The attention-side modes work through forward hooks on the ``query``/``key``/``v
 Initialisation. ``input`` and ``attention`` vectors start at zero. ``projected``: e_t = 0 and W ~ N(0, σ²) (σ the
 encoder's ``initializer_range``, 0.02 for BERT), so W·e_t = 0 and training starts exactly from the pretrained
 encoder; e_t gets a gradient (Wᵀ·∂L/∂Q̂ ≠ 0) from the first step and W from the second (∂L/∂W = ∂L/∂Q̂·e_tᵀ is 0
-until e_t has moved). The reverse (W = 0, e_t random) would equally start from the encoder, but a random e_t
-would mean nothing. ``activation``: the same e_t and W, and W' = I, so at start Q̂ = act(Q): *not* the
+until e_t has moved). The reverse (W = 0, e_t random) would equally start from the encoder; e_t = 0 is chosen so
+that all tasks start alike and what tells them apart is learned, not drawn. ``activation``: the same e_t and W, and W' = I, so at start Q̂ = act(Q): *not* the
 pretrained encoder (no non-linear act is the identity), only as close as ``act`` is to it. The default ``tanh``
 keeps the sign and is the identity near 0; on all-MiniLM-L6-v2 the pooled outputs at start have a mean cosine
 similarity to the pretrained ones of 0.89 with tanh, 0.79 with gelu, 0.71 with relu (six sentences).
