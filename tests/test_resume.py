@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,12 +13,14 @@ import time
 import pytest
 import torch
 from conftest import assert_one_line_error, invoke_cli
+from helpers.teachers import make_teacher
 
 from mtl.errors import MtlError, TrainingError
 from mtl.runs import checkpoint
 from mtl.runs.checkpoint import CheckpointError
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
+from mtl.train import distill
 from mtl.train.trainer import Trainer
 
 DEMO = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"])
@@ -68,6 +71,46 @@ def test_resume_after_a_crash_gives_the_uninterrupted_run(tmp_path, monkeypatch,
     # a finished run keeps its best model but not the resume checkpoints
     assert not list((tmp_path / "crashed" / "checkpoint").glob("step-*"))
     assert (tmp_path / "crashed" / "checkpoint" / "best.safetensors").exists()
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory) -> dict[str, list[str]]:
+    """Teachers (MT-DNN-KD) of two demo tasks, trained on the 64 examples `config` trains on."""
+    root = tmp_path_factory.mktemp("teachers")
+    return {"demo-paraphrase": [str(make_teacher(root / "paraphrase", "demo-paraphrase", seed=1))],
+            "demo-similarity": [str(make_teacher(root / "similarity", "demo-similarity", seed=1))]}
+
+
+def assert_same_tensors(a, b) -> None:
+    """Two safetensors files hold the same tensors and metadata (their bytes may differ: the metadata's order)."""
+    from safetensors import safe_open
+
+    with safe_open(str(a), framework="pt") as fa, safe_open(str(b), framework="pt") as fb:
+        assert fa.metadata() == fb.metadata() and set(fa.keys()) == set(fb.keys())
+        for key in fa.keys():
+            assert torch.equal(fa.get_tensor(key), fb.get_tensor(key))
+
+
+def predicting_again(*args, **kwargs):
+    raise AssertionError("the teachers predicted again on --resume instead of reusing the stored soft targets")
+
+
+@pytest.mark.parametrize("weighting,sampler", STRATEGIES)
+def test_resume_with_teachers_reuses_the_soft_targets_and_gives_the_uninterrupted_run(tmp_path, monkeypatch, teachers,
+                                                                                      weighting, sampler):
+    options = dict(weighting=weighting, sampler=sampler, teachers=teachers)
+    Trainer(config(tmp_path / "whole", **options)).train()
+    crash_at(monkeypatch, 10)
+    with pytest.raises(Crash):
+        Trainer(config(tmp_path / "crashed", **options)).train()
+    monkeypatch.undo()
+    soft = (tmp_path / "crashed" / distill.SOFT_TARGETS).read_bytes()
+    monkeypatch.setattr(distill, "soft_targets", predicting_again)
+    result = Trainer.resuming(tmp_path / "crashed").prepare().train()
+    assert result["summary"]["resumed_from"].endswith("step-00000008.safetensors")
+    assert run_files(tmp_path / "crashed") == run_files(tmp_path / "whole")
+    assert (tmp_path / "crashed" / distill.SOFT_TARGETS).read_bytes() == soft
+    assert_same_tensors(tmp_path / "whole" / distill.SOFT_TARGETS, tmp_path / "crashed" / distill.SOFT_TARGETS)
 
 
 def test_only_the_last_two_checkpoints_are_kept(tmp_path, monkeypatch):
@@ -146,6 +189,38 @@ def test_sigkill_then_resume_gives_the_uninterrupted_eval(tmp_path):
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert run_files(killed) == run_files(tmp_path / "whole")
+
+
+def test_sigkill_then_resume_with_teachers_reuses_the_stored_soft_targets(tmp_path, teachers):
+    """`mtl run --teacher ...` on the demo suite, killed with SIGKILL after a checkpoint; its teachers are then
+    deleted, and `mtl run --resume` still continues it to the uninterrupted run's eval from the stored soft targets."""
+    own = {task: shutil.copytree(runs[0], tmp_path / "teachers" / task) for task, runs in teachers.items()}
+    args = ["run", "--backbone", "tiny", "--max-steps", "40", "--limit", "64", "--eval-limit", "48",
+            "--batch-size", "16", "--max-length", "32", "--checkpoint-every", "4", "--seed", "5", "--quiet",
+            *[a for task, path in own.items() for a in ("--teacher", f"{task}={path}")]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = subprocess.run([sys.executable, "-m", "mtl.cli", *args, "-o", str(tmp_path / "whole")], env=env,
+                           capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "mtl.cli", *args, "-o", str(killed)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = killed / "checkpoint" / "checkpoints.json"
+    deadline = time.monotonic() + 120
+    while not manifest.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL and not (killed / "eval.json").exists()
+    soft = (killed / distill.SOFT_TARGETS).read_bytes()
+    shutil.rmtree(tmp_path / "teachers")  # predicting again would now fail
+    resumed = subprocess.run([sys.executable, "-m", "mtl.cli", "run", "--resume", str(killed), "--quiet"], env=env,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert run_files(killed) == run_files(tmp_path / "whole")
+    assert (killed / distill.SOFT_TARGETS).read_bytes() == soft  # not written again
+    assert_same_tensors(tmp_path / "whole" / distill.SOFT_TARGETS, killed / distill.SOFT_TARGETS)
+    assert json.loads((killed / "config.json").read_text())["teachers"] == {t: [str(p)] for t, p in own.items()}
 
 
 def nan_at(monkeypatch, trainer, at: int) -> None:
