@@ -8,6 +8,7 @@ import typer
 
 from . import bench as bench_cmd
 from . import export as export_cmd
+from . import finetune as finetune_cmd
 from . import plugins as plugins_cmd
 from . import run as run_cmd
 from . import tasks as tasks_cmd
@@ -38,6 +39,7 @@ def main_callback(
 
 
 app.command("run")(run_cmd.run)
+app.command("finetune")(finetune_cmd.finetune)
 app.command("tasks")(tasks_cmd.tasks)
 app.add_typer(plugins_cmd.app, name="plugins")
 export_cmd.register(app)  # export, predict, eval

@@ -28,6 +28,7 @@ from .options import (
     MaxStepsOpt,
     OptimizerOpt,
     PrecisionOpt,
+    RegularizerOpt,
     SetOpt,
     SkipNonfiniteOpt,
     GroupByLengthOpt,
@@ -35,7 +36,7 @@ from .options import (
     WarmupOpt,
     WeightDecayOpt,
 )
-from .run import make_config, run_values, scalar_options
+from .run import TeacherOpt, TeacherTemperatureOpt, make_config, run_values, scalar_options
 
 ListWeightingOpt = Annotated[Optional[list[str]], typer.Option(
     "--weighting", "-w", help="Weighting strategies to compare (comma list or repeated); crossed with --sampler.")]
@@ -56,6 +57,7 @@ def bench(
     target: TargetOpt = None,
     aux: AuxOpt = None,
     backbone: BackboneOpt = None,
+    regularizer: RegularizerOpt = None,
     set_: SetOpt = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -78,6 +80,8 @@ def bench(
     precision: PrecisionOpt = None,
     skip_nonfinite: SkipNonfiniteOpt = None,
     group_by_length: GroupByLengthOpt = None,
+    teacher: TeacherOpt = None,
+    teacher_temperature: TeacherTemperatureOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per run on stderr.")] = False,
 ) -> None:
     """Compare strategies over seeds: a table of the target's metrics, bench.json, bench.md and bench.png.
@@ -91,7 +95,7 @@ def bench(
 
         # --weighting/--sampler are lists of strategies here and --output is the bench folder, not a run option
         given = scalar_options(locals(), exclude=("weighting", "sampler", "output"))
-        values = run_values(config, given, aux=aux, set_=set_, data=data)
+        values = run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher)
         defaults = make_config({k: v for k, v in values.items() if k not in ("seed", "output")})
         strategies = core.parse_strategies(split_list(strategy), split_list(weighting), split_list(sampler),
                                            base_weighting=defaults.weighting, base_sampler=defaults.sampler)

@@ -11,6 +11,7 @@ TargetOpt = Annotated[Optional[str], typer.Option("--target", "-t", help="The ta
 AuxOpt = Annotated[Optional[list[str]], typer.Option("--aux", "-a", help="Auxiliary task(s); repeat or comma-separate.")]
 WeightingOpt = Annotated[Optional[str], typer.Option("--weighting", "-w", help="Weighting strategy (default: uniform); see `mtl plugins`.")]
 SamplerOpt = Annotated[Optional[str], typer.Option("--sampler", "-s", help="Task sampler (default: proportional).")]
+RegularizerOpt = Annotated[Optional[str], typer.Option("--regularizer", "-r", help="A term added to every step's loss, e.g. smart (options: --set smart.KEY=VALUE); default none.")]
 BackboneOpt = Annotated[Optional[str], typer.Option("--backbone", "-b", help="minilm (default, offline), tiny, or hf:<name-or-path>.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Plugin option NAME.KEY=VALUE (NAME: plugin, task, or weighting/sampler/backbone); repeatable.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML or JSON file of run options; command-line options override it.")]

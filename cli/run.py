@@ -31,6 +31,7 @@ from .options import (
     MaxStepsOpt,
     OptimizerOpt,
     PrecisionOpt,
+    RegularizerOpt,
     SamplerOpt,
     SetOpt,
     SkipNonfiniteOpt,
@@ -41,6 +42,13 @@ from .options import (
     WeightingOpt,
 )
 
+# --teacher (MT-DNN-KD, mtl.train.distill); shared with `mtl bench`
+TeacherOpt = Annotated[Optional[list[str]], typer.Option(
+    "--teacher", help="TASK=RUN[,RUN...]: distil TASK from the ensemble of these finished runs or `mtl export` "
+                      "folders of TASK (loss ½·(hard + soft)); repeatable.")]
+TeacherTemperatureOpt = Annotated[Optional[float], typer.Option(
+    help="Temperature T of the soft-target loss: −Σ q·log softmax(z/T) on the student's logits (default: 1).")]
+
 
 def run(
     target: TargetOpt = None,
@@ -48,6 +56,7 @@ def run(
     weighting: WeightingOpt = None,
     sampler: SamplerOpt = None,
     backbone: BackboneOpt = None,
+    regularizer: RegularizerOpt = None,
     set_: SetOpt = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -57,6 +66,7 @@ def run(
     batch_size: BatchSizeOpt = None,
     eval_batch_size: EvalBatchSizeOpt = None,
     max_length: MaxLengthOpt = None,
+    optimizer: OptimizerOpt = None,
     lr: LrOpt = None,
     weight_decay: WeightDecayOpt = None,
     warmup: WarmupOpt = None,
@@ -64,7 +74,6 @@ def run(
     dropout: DropoutOpt = None,
     limit: LimitOpt = None,
     eval_limit: EvalLimitOpt = None,
-    optimizer: OptimizerOpt = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed; the same seed gives the same run (default: 0).")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Run folder (default: runs/<time>-<target>-<weighting>-<sampler>-s<seed>).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.")] = False,
@@ -73,6 +82,8 @@ def run(
     precision: PrecisionOpt = None,
     skip_nonfinite: SkipNonfiniteOpt = None,
     group_by_length: GroupByLengthOpt = None,
+    teacher: TeacherOpt = None,
+    teacher_temperature: TeacherTemperatureOpt = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the stopped run in this folder from its last good checkpoint (with its own options).")] = None,
     nproc: Annotated[Optional[int], typer.Option(help="Train with N processes on this machine (launches torchrun; DDP).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -92,7 +103,7 @@ def run(
             print_results(result, result_target(resume))
             return
         given = scalar_options(locals())
-        cfg = make_config(run_values(config, given, aux=aux, set_=set_, data=data))
+        cfg = make_config(run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher))
         demo = not cfg.target and not cfg.aux
         if demo:
             from mtl.data.files import DEMO_SUITE
@@ -153,7 +164,8 @@ def launch(nproc: int) -> int:
 
 
 def run_values(config: Optional[Path], given: dict, *, aux: Optional[list[str]] = None,
-               set_: Optional[list[str]] = None, data: Optional[list[str]] = None) -> dict:
+               set_: Optional[list[str]] = None, data: Optional[list[str]] = None,
+               teacher: Optional[list[str]] = None) -> dict:
     """The options of `mtl run` as RunConfig keyword arguments: the config file, overridden by the command line.
 
     ``given`` holds the scalar options by RunConfig field name (None = not given); shared with `mtl bench`.
@@ -173,6 +185,10 @@ def run_values(config: Optional[Path], given: dict, *, aux: Optional[list[str]] 
         values["aux"] = split_list([values["aux"]])
     values["options"] = merge_options(values.get("options") or {}, parse_assignments(set_ or []))
     values["data"] = {**(values.get("data") or {}), **parse_data(data or [])}
+    if teacher:  # only when given: a bench's run options (bench.json) stay as they were without teachers
+        from mtl.train.distill import normalise, parse_teachers
+
+        values["teachers"] = {**normalise(values.get("teachers")), **parse_teachers(teacher)}
     return values
 
 

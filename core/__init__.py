@@ -3,7 +3,7 @@
 Public API (the plugin contract of DESIGN.md; plugins import nothing else of mtl but ``mtl.errors`` and
 ``mtl.memory``)::
 
-    from mtl import hookimpl, Weighting, Sampler, Task
+    from mtl import hookimpl, Weighting, Sampler, Task, Regularizer
     mtl.available("weighting")            # registered names of a kind
     mtl.create("weighting", "uniform")    # build one, exactly as the CLI does
 
@@ -19,6 +19,7 @@ from typing import Any
 from mtl import _moved
 from mtl.contract.hookspecs import hookimpl, hookspec
 from mtl.contract.loader import available, create
+from mtl.contract.regularizer import Regularizer
 from mtl.contract.sampler import Sampler, normalise
 from mtl.contract.task import Task
 from mtl.contract.weighting import Step, Weighting
@@ -35,7 +36,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "DataError", "Examples", "GlueLayout", "MtlError", "OptionError", "Sampler", "Step", "Task", "TrainingError",
+    "DataError", "Examples", "GlueLayout", "MtlError", "OptionError", "Regularizer", "Sampler", "Step", "Task", "TrainingError",
     "UnknownNameError", "Weighting", "available", "create", "hookimpl", "hookspec", "normalise", "__version__",
     *_LAZY,
 ]

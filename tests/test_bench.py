@@ -201,3 +201,45 @@ def test_plugin_options_go_only_to_the_strategies_that_use_them():
     assert uniform["options"] == {"stsb": {"x": "1"}, "tiny": {"layers": "1"}}
     single = strategy_values(base, Strategy("single", "uniform", "proportional", single=True))
     assert single["aux"] == [] and single["options"] == {"tiny": {"layers": "1"}}
+
+
+def test_a_finetune_stage_sits_beside_its_multi_task_strategy(tmp_path):
+    """`uniform` and `uniform>finetune:smart` in one table: the stage fine-tunes each seed's `uniform` run."""
+    out = tmp_path / "b"
+    result = invoke("bench", "--strategy", "uniform,uniform>finetune:smart", "--seeds", "0", *TASKS, *TINY,
+                    "--set", "smart.steps=2", "-o", out)
+    assert result.exit_code == 0, result.output
+    staged = out / "uniform_finetune_smart" / "seed-0"
+    config = json.loads((staged / "config.json").read_text())
+    assert config["parent"] == str((out / "uniform" / "seed-0").resolve())
+    assert config["aux"] == [] and config["regularizer"] == "smart" and config["options"]["smart"] == {"steps": "2"}
+    # the multi-task run has no regularizer: the smart options went only to the stage
+    parent = json.loads((out / "uniform" / "seed-0" / "config.json").read_text())
+    assert parent["regularizer"] is None and "smart" not in parent["options"]
+    record = json.loads((out / "bench.json").read_text())
+    rows = {r["strategy"]: r for r in record["table"]["rows"]}
+    expected = json.loads((staged / "eval.json").read_text())["demo-similarity"]["dev"]["pearson"]
+    assert rows["uniform>finetune:smart"]["metrics"]["pearson"]["values"] == [expected]
+
+
+def test_a_stage_without_its_strategy_runs_the_multi_task_run_first(tmp_path):
+    out = tmp_path / "b"
+    result = invoke("bench", "--strategy", "single,siwlm>finetune", "--seeds", "0", *TASKS, *TINY, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "siwlm" / "seed-0" / "config.json").read_text())["weighting"] == "siwlm"
+    config = json.loads((out / "siwlm_finetune" / "seed-0" / "config.json").read_text())
+    assert config["parent"] == str((out / "siwlm" / "seed-0").resolve()) and config["regularizer"] is None
+    assert [r["strategy"] for r in json.loads((out / "bench.json").read_text())["table"]["rows"]] == [
+        "single", "siwlm>finetune"]
+
+
+@pytest.mark.parametrize("spec, fragments", [
+    ("uniform>finetun", ["a stage is written SPEC>finetune"]),
+    ("uniform>finetune:smrt", ["unknown regularizer 'smrt'"]),
+    ("single>finetune", ["needs a multi-task strategy"]),
+    ("mamtt>finetune", ["unknown strategy 'mamtt'"]),
+])
+def test_bad_stage_specs_are_one_line_errors(tmp_path, spec, fragments):
+    result = invoke("bench", "--strategy", spec, *TINY, "-o", tmp_path / "b")
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "b").exists()

@@ -113,6 +113,46 @@ def test_resume_with_teachers_reuses_the_soft_targets_and_gives_the_uninterrupte
     assert_same_tensors(tmp_path / "whole" / distill.SOFT_TARGETS, tmp_path / "crashed" / distill.SOFT_TARGETS)
 
 
+ISSUE_11_OPTIONS = {
+    "adamax": dict(optimizer="adamax"),
+    "smart": dict(regularizer="smart", options={"smart": {"steps": 2, "sigma": 1e-3, "epsilon": 1e-2}}),
+    "task-projected": dict(options={"tiny": {"task_embedding": "projected"}}, sampler="all"),
+    "task-activation": dict(options={"tiny": {"task_embedding": "activation"}}, sampler="all"),
+}
+
+
+@pytest.mark.parametrize("name", list(ISSUE_11_OPTIONS))
+def test_resume_with_the_optimizer_regularizer_and_task_embeddings_of_issue_11(tmp_path, monkeypatch, name):
+    """Adamax's moments, SMART's momentum copy and noise draws, the new task-embedding parameters: all resume
+    to exactly the uninterrupted run."""
+    options = ISSUE_11_OPTIONS[name]
+    Trainer(config(tmp_path / "whole", **options)).train()
+    crash_at(monkeypatch, 10)
+    with pytest.raises(Crash):
+        Trainer(config(tmp_path / "crashed", **options)).train()
+    monkeypatch.undo()
+    Trainer.resuming(tmp_path / "crashed").prepare().train()
+    assert run_files(tmp_path / "crashed") == run_files(tmp_path / "whole")
+
+
+def test_a_finetune_run_resumes_to_the_uninterrupted_run(tmp_path, monkeypatch):
+    from mtl.train.finetune import finetune_config
+
+    Trainer(config(tmp_path / "parent", epochs=1)).train()
+    runs = {}
+    for name in ("whole", "crashed"):
+        runs[name] = finetune_config(tmp_path / "parent", {"regularizer": "smart", "checkpoint_every": 2, "epochs": 2})
+        runs[name].output = str(tmp_path / name)
+    Trainer(runs["whole"]).train()
+    crash_at(monkeypatch, 5)  # 4 target steps per epoch: checkpoints at 2 and 4
+    with pytest.raises(Crash):
+        Trainer(runs["crashed"]).train()
+    monkeypatch.undo()
+    result = Trainer.resuming(tmp_path / "crashed").prepare().train()
+    assert result["summary"]["resumed_from"].endswith("step-00000004.safetensors")
+    assert run_files(tmp_path / "crashed") == run_files(tmp_path / "whole")
+
+
 def test_only_the_last_two_checkpoints_are_kept(tmp_path, monkeypatch):
     crash_at(monkeypatch, 21)  # checkpoints at 4, 8, 12 (epoch end), 16, 20
     with pytest.raises(Crash):

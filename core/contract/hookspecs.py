@@ -32,6 +32,12 @@ def register_tasks(register):
 
 
 @hookspec
+def register_regularizers(register):
+    """Register regularizers (subclasses of :class:`mtl.Regularizer`): a term added to each step's loss from the
+    model and the step's batches (SMART); chosen with ``--regularizer NAME``."""
+
+
+@hookspec
 def register_figures(register):
     """Register figures drawn by ``mtl plot`` from a run's records: ``register(name, draw, *, description="",
     aliases=())``, ``name`` the file stem (``"similarity"`` writes ``similarity.png``). ``draw(run)`` receives a

@@ -48,6 +48,7 @@ BUILTIN_PLUGINS = (
     "mtl.plugins.tasks.wnli",
     "mtl.plugins.tasks.snli",
     "mtl.plugins.tasks.demo",
+    "mtl.plugins.regularizers.smart",
 )
 
 ENTRY_POINT_GROUP = "mtl"

@@ -12,19 +12,20 @@ from typing import Any, Callable
 
 from mtl.errors import MtlError, UnknownNameError, unknown
 
-KINDS = ("weighting", "sampler", "backbone", "task", "figure")
+KINDS = ("weighting", "sampler", "backbone", "task", "regularizer", "figure")
 HOOKS = {
     "weighting": "register_weightings",
     "sampler": "register_samplers",
     "backbone": "register_backbones",
     "task": "register_tasks",
+    "regularizer": "register_regularizers",
     "figure": "register_figures",
 }
 
 
 @dataclass
 class Entry:
-    """One registered plugin object: a weighting, sampler, backbone, task, or figure (its ``factory`` is the
+    """One registered plugin object: a weighting, sampler, backbone, task, regularizer, or figure (its ``factory`` is the
     figure's ``draw(run)``)."""
 
     kind: str

@@ -29,6 +29,7 @@ class Step:
     hidden_states: dict[str, tuple] = field(default_factory=dict)  # all layers' hidden states, per task
     batches: dict[str, Any] = field(default_factory=dict)  # the tokenised inputs, per task
     weights: dict[str, float] = field(default_factory=dict)  # mean weight applied per task, logged as weight.<task>
+    logits: dict[str, "torch.Tensor"] = field(default_factory=dict)  # each task's outputs [B, C] (float32, with graph)
 
     def record_weights(self, weights: dict[str, Any]) -> None:
         """Record the weight applied to each task's instances (a number, or one weight per instance): the

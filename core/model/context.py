@@ -45,6 +45,23 @@ class Run:
         return self.model.hidden_size
 
     @property
+    def embedding_size(self) -> int:
+        """Width E of the backbone's word embeddings (ValueError where it has no word-embedding table)."""
+        from mtl.model.perturbation import word_embeddings
+
+        return word_embeddings(self.model).embedding_dim
+
+    def forward(self, task: str, batch: dict[str, torch.Tensor], *,
+                embedding_delta: torch.Tensor | None = None) -> torch.Tensor:
+        """``task``'s outputs for ``batch``; with ``embedding_delta`` [B, S, E], on word embeddings x + δ."""
+        if embedding_delta is None:
+            return self.model(task, batch)[0]
+        from mtl.model.perturbation import perturbed, word_embeddings
+
+        with perturbed(word_embeddings(self.model), embedding_delta):
+            return self.model(task, batch)[0]
+
+    @property
     def batch_size(self) -> int:
         return self.config.batch_size
 

@@ -25,6 +25,8 @@ class RunConfig:
     weighting: str = "uniform"
     sampler: str = "proportional"
     backbone: str = "minilm"
+    regularizer: str | None = None  # a term added to every step's loss (e.g. smart); None = none
+    parent: str | None = None  # `mtl finetune`: the finished run whose backbone and target head this run starts from
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # plugin name or kind -> options
     data_dir: str | None = None
     data: dict[str, str] = field(default_factory=dict)  # "task.split" (or "task" = a GLUE folder) -> path
@@ -48,6 +50,8 @@ class RunConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast, CPU or CUDA) | fp16 (autocast + grad scaler, CUDA)
     skip_nonfinite: bool = False  # skip (and count) a step with a non-finite loss instead of stopping
     group_by_length: bool = False  # batches of similar lengths (windows of 50 batches) instead of random batches
+    teachers: dict[str, list[str]] = field(default_factory=dict)  # task -> teacher runs/exports (MT-DNN-KD)
+    teacher_temperature: float = 1.0  # divides the student's logits in the soft-target loss (mtl.train.distill)
 
     @property
     def tasks(self) -> list[str]:
@@ -60,10 +64,10 @@ class RunConfig:
         for name, value in positive_int.items():
             if value < 1:
                 raise OptionError(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
-        if self.precision not in PRECISIONS:
-            raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         if self.optimizer not in OPTIMIZERS:
             raise OptionError(f"--optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})")
+        if self.precision not in PRECISIONS:
+            raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         for name in ("max_steps", "limit", "eval_limit", "checkpoint_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -94,8 +98,10 @@ class RunConfig:
         return cls(**{k: v for k, v in record.items() if k in FIELD_NAMES})
 
     def plugins(self) -> dict[str, str]:
-        """The weighting, sampler and backbone of this run, by kind (its tasks are :attr:`tasks`)."""
-        return {"weighting": self.weighting, "sampler": self.sampler, "backbone": self.backbone}
+        """The weighting, sampler, backbone and regularizer (if any) of this run, by kind (its tasks are
+        :attr:`tasks`)."""
+        kinds = {"weighting": self.weighting, "sampler": self.sampler, "backbone": self.backbone}
+        return kinds | ({"regularizer": self.regularizer} if self.regularizer else {})
 
     def plugin_options(self) -> dict[tuple[str, str], dict[str, Any]]:
         """``options`` routed to this run's plugins: ``(kind, name) -> {option: value}`` (see :func:`plugin_options`)."""
@@ -174,7 +180,7 @@ def parse_data(items: list[str]) -> dict[str, str]:
 def plugin_options(config: RunConfig, kinds: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
     """Route ``config.options`` to the plugins of this run.
 
-    ``kinds`` maps each kind to the selected name (weighting, sampler, backbone); tasks are
+    ``kinds`` maps each kind to the selected name (weighting, sampler, backbone, regularizer); tasks are
     ``config.tasks``. A key may be a kind (``weighting``), a plugin name (``mamt``) or a task name.
     """
     routed: dict[tuple[str, str], dict[str, Any]] = {}

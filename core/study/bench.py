@@ -38,12 +38,25 @@ RUN_OPTIONS = "run-options.json"  # per strategy: the options file its runs are 
 BENCH_KEYS = ("weighting", "sampler", "seed", "output")
 
 
+FINETUNE = "finetune"
+
+
 @dataclass(frozen=True)
 class Strategy:
-    label: str  # as written: "single", "mamt", "mamt+adaptive"; also the folder name
+    label: str  # as written: "single", "mamt", "mamt+adaptive", "uniform>finetune:smart"; also the folder name
     weighting: str
     sampler: str
     single: bool = False
+    stage: str = ""  # "finetune": each seed's run of the base strategy fine-tuned on the target (mtl finetune)
+    stage_regularizer: str | None = None  # the fine-tuning stage's --regularizer
+
+    @property
+    def base_label(self) -> str:
+        """The multi-task strategy a staged strategy fine-tunes (itself for one without a stage)."""
+        return self.label.partition(">")[0]
+
+    def base(self) -> "Strategy":
+        return Strategy(self.base_label, self.weighting, self.sampler, self.single)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +109,9 @@ def parse_strategies(specs: list[str], weightings: list[str], samplers: list[str
 
     for spec in specs:
         spec = spec.strip()
+        if ">" in spec:
+            add(_staged(spec, base_sampler))
+            continue
         if spec == SINGLE:
             add(Strategy(SINGLE, "uniform", "proportional", single=True))
             continue
@@ -136,6 +152,22 @@ def parse_strategies(specs: list[str], weightings: list[str], samplers: list[str
     return out
 
 
+def _staged(spec: str, base_sampler: str) -> Strategy:
+    """``SPEC>finetune`` or ``SPEC>finetune:REGULARIZER``: SPEC's run of each seed, then `mtl finetune` of it."""
+    base_spec, _, stage = (part.strip() for part in spec.partition(">"))
+    name, _, regularizer = (part.strip() for part in stage.partition(":"))
+    if name != FINETUNE or ">" in stage or (":" in stage and not regularizer):
+        raise UnknownNameError(f"unknown strategy {spec!r}: a stage is written SPEC>finetune or "
+                               f"SPEC>finetune:REGULARIZER (e.g. siwlm>finetune, uniform>finetune:smart)")
+    if base_spec == SINGLE or not base_spec:
+        raise OptionError(f"strategy {spec!r}: fine-tuning needs a multi-task strategy before '>' (not single)")
+    base = parse_strategies([base_spec], [], [], base_sampler=base_sampler)[0]
+    if regularizer:
+        _check("regularizer", regularizer)
+    return Strategy(spec.replace(" ", ""), base.weighting, base.sampler, stage=FINETUNE,
+                    stage_regularizer=regularizer or None)
+
+
 def folder_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
 
@@ -153,11 +185,22 @@ def strategy_values(base: dict[str, Any], strategy: Strategy) -> dict[str, Any]:
     if strategy.single:
         values["aux"] = []
     tasks = [values.get("target")] + [t for t in values.get("aux") or []]
-    unused = (set(loader.available("weighting")) | set(loader.available("sampler")) | set(base.get("aux") or [])) - {
-        strategy.weighting, strategy.sampler, *tasks}
+    unused = (set(loader.available("weighting")) | set(loader.available("sampler")) | set(base.get("aux") or [])
+              | set(loader.available("regularizer"))) - {strategy.weighting, strategy.sampler, values.get("regularizer"),
+                                                          *tasks}
     values["options"] = {k: v for k, v in (base.get("options") or {}).items()
                          if k in ("weighting", "sampler", "backbone") or k not in unused}
+    if values.get("teachers"):  # --teacher goes to every run that has the task (single drops the aux tasks)
+        values["teachers"] = {k: v for k, v in values["teachers"].items()
+                              if k in tasks or k not in (base.get("aux") or [])}
     return values
+
+
+def stage_values(base: dict[str, Any], strategy: Strategy) -> dict[str, Any]:
+    """The `mtl finetune` options of a staged strategy: its regularizer and that regularizer's options."""
+    regularizer = strategy.stage_regularizer
+    options = {k: v for k, v in (base.get("options") or {}).items() if regularizer and k in (regularizer, "regularizer")}
+    return {"regularizer": regularizer, "options": options}
 
 
 def validate(values: dict[str, Any]) -> None:
@@ -176,8 +219,11 @@ def validate(values: dict[str, Any]) -> None:
     routed = config.plugin_options()
     loader.create("weighting", config.weighting, **routed.get(("weighting", config.weighting), {}))
     loader.create("sampler", config.sampler, **routed.get(("sampler", config.sampler), {}))
-    for name in config.tasks:
-        loader.create("task", name, **routed.get(("task", name), {}))
+    tasks = {name: loader.create("task", name, **routed.get(("task", name), {})) for name in config.tasks}
+    if config.teachers:  # each teacher folder, its task and labels (not its data size: the run checks that)
+        from mtl.train import distill
+
+        distill.check_teachers(config, tasks)
     if config.data_dir and not Path(config.data_dir).is_dir():
         raise MtlError(f"--data-dir {config.data_dir}: no such folder")
     for key, path in config.data.items():
@@ -204,10 +250,20 @@ class Plan:
         return self.output / folder_name(strategy.label) / RUN_OPTIONS
 
     def command(self, strategy: Strategy, seed: int, *, overwrite: bool = False) -> list[str]:
-        """``python -m mtl.cli run --config DIR/<strategy>/run-options.json --seed S -o DIR/<strategy>/seed-S -q``."""
-        cmd = [sys.executable, "-m", "mtl.cli", "run", "--config", str(self.options_file(strategy)),
-               "--seed", str(seed), "-o", str(self.folder(strategy, seed)), "-q"]
+        """``python -m mtl.cli run --config DIR/<strategy>/run-options.json --seed S -o DIR/<strategy>/seed-S -q``;
+        a staged strategy: ``python -m mtl.cli finetune DIR/<base>/seed-S --config ... -o DIR/<strategy>/seed-S -q``."""
+        if strategy.stage:
+            cmd = [sys.executable, "-m", "mtl.cli", "finetune", str(self.folder(strategy.base(), seed)), "--config",
+                   str(self.options_file(strategy)), "-o", str(self.folder(strategy, seed)), "-q"]
+        else:
+            cmd = [sys.executable, "-m", "mtl.cli", "run", "--config", str(self.options_file(strategy)),
+                   "--seed", str(seed), "-o", str(self.folder(strategy, seed)), "-q"]
         return cmd + (["--overwrite"] if overwrite else [])
+
+    def bases(self) -> list[Strategy]:
+        """The multi-task strategies staged strategies fine-tune that are not in the bench themselves."""
+        labels = {s.label for s in self.strategies}
+        return list({s.base_label: s.base() for s in self.strategies if s.stage and s.base_label not in labels}.values())
 
 
 def make_plan(base: dict[str, Any], strategies: list[Strategy], seeds: list[int], output: Path) -> Plan:
@@ -223,6 +279,9 @@ def make_plan(base: dict[str, Any], strategies: list[Strategy], seeds: list[int]
     base = json.loads(json.dumps(base))  # as stored in bench.json, so a resumed bench compares equal
     for strategy in strategies:
         validate(strategy_values(base, strategy))
+        if strategy.stage:  # the fine-tuning stage's options
+            values = strategy_values(base, strategy) | {"aux": [], "weighting": "uniform"}
+            validate(values | stage_values(base, strategy))
     plan = Plan(output, base, strategies, seeds)
     _check_existing(plan)
     return plan
@@ -262,8 +321,9 @@ def execute(plan: Plan, echo: Callable[[str], None] = lambda _: None) -> list[tu
     A failed run stops the bench with a one-line error naming the run, its error and its log file.
     """
     plan.output.mkdir(parents=True, exist_ok=True)
-    for strategy in plan.strategies:
-        run_files.write_json(plan.options_file(strategy), strategy_values(plan.base, strategy))
+    for strategy in plan.strategies + plan.bases():
+        options = stage_values(plan.base, strategy) if strategy.stage else strategy_values(plan.base, strategy)
+        run_files.write_json(plan.options_file(strategy), options)
     write_bench_file(plan, collect(plan))
     executed = []
     total = len(plan.strategies) * len(plan.seeds)
@@ -276,21 +336,27 @@ def execute(plan: Plan, echo: Callable[[str], None] = lambda _: None) -> list[tu
             if RunFolder(folder).evaluated():
                 echo(f"{head}: finished before, kept ({folder})")
                 continue
-            interrupted = folder.exists()  # no eval.json: started before and stopped; run it again from the start
-            cmd = plan.command(strategy, seed, overwrite=interrupted)
-            echo(f"{head}: {'running again (stopped before)' if interrupted else 'running'}: mtl {shlex.join(cmd[3:])}")
-            log = folder.with_name(f"{folder.name}.log")
-            started = time.perf_counter()
-            with open(log, "w", encoding="utf-8") as f:
-                code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
-            if code != 0 or not RunFolder(folder).evaluated():
-                raise MtlError(f"run {strategy.label} seed {seed} failed (exit {code}): {_last_error(log)} "
-                               f"(log: {log})")
+            if strategy.stage and not RunFolder(plan.folder(strategy.base(), seed)).finished():
+                _run_one(plan, strategy.base(), seed, f"{head}: its multi-task run {strategy.base_label}", echo)
+            _run_one(plan, strategy, seed, head, echo)
             executed.append((strategy.label, seed))
-            run = _read_run(folder)
-            echo(f"{head}: done in {time.perf_counter() - started:.1f} s: {_brief(run, plan.target)}")
             write_bench_file(plan, collect(plan))
     return executed
+
+
+def _run_one(plan: Plan, strategy: Strategy, seed: int, head: str, echo: Callable[[str], None]) -> None:
+    """One run of the plan in its own process; a failure is a one-line error naming it and its log."""
+    folder = plan.folder(strategy, seed)
+    interrupted = folder.exists()  # no eval.json: started before and stopped; run it again from the start
+    cmd = plan.command(strategy, seed, overwrite=interrupted)
+    echo(f"{head}: {'running again (stopped before)' if interrupted else 'running'}: mtl {shlex.join(cmd[3:])}")
+    log = folder.with_name(f"{folder.name}.log")
+    started = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as f:
+        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+    if code != 0 or not RunFolder(folder).evaluated():
+        raise MtlError(f"run {strategy.label} seed {seed} failed (exit {code}): {_last_error(log)} (log: {log})")
+    echo(f"{head}: done in {time.perf_counter() - started:.1f} s: {_brief(_read_run(folder), plan.target)}")
 
 
 def _last_error(log: Path) -> str:
@@ -505,7 +571,10 @@ def load_plan(folder: Path) -> Plan:
         raise MtlError(f"{folder}: not a bench folder (no {BENCH_FILE} and no finished <strategy>/seed-<n> runs)")
     labels = sorted(found, key=lambda label: (label != SINGLE, label))
     strategies = [Strategy(label, found[label]["weighting"], found[label]["sampler"],
-                           single=not found[label].get("aux")) for label in labels]
+                           single=not found[label].get("aux") and not found[label].get("parent"),
+                           stage=FINETUNE if found[label].get("parent") else "",
+                           stage_regularizer=found[label].get("regularizer") if found[label].get("parent") else None)
+                  for label in labels]
     first = found[labels[0]]
     base = {k: v for k, v in first.items() if k in _run_fields() and k not in BENCH_KEYS}
     multi = next((c for c in found.values() if c.get("aux")), None)

@@ -32,7 +32,7 @@ from mtl.model.multitask import MultiTaskModel
 from mtl.runs import folder as run_files
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
-from mtl.train import distributed, rng
+from mtl.train import distributed, distill, finetune, rng
 from mtl.train import optimizer as optim
 from mtl.train.progress import Progress
 from mtl.train.state import LoopState
@@ -59,6 +59,7 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.loop = LoopState()
         self.last_weights: dict[str, float] = {}  # weight.<task> of the last step, from Step.weights
+        self.distiller: distill.Distiller | None = None  # --teacher: soft targets and the KD loss
 
     @classmethod
     def resuming(cls, run_dir: str | Path, *, progress: bool = False) -> "Trainer":
@@ -85,6 +86,8 @@ class Trainer:
         self._create_plugins()
         self.output = self._choose_output()
         self._load_examples()
+        self.distiller = distill.Distiller.prepare(self.config, self.tasks, self.train_examples,
+                                                   resume_from=self.output if self.resume else None)
         rng.seed_everything(self.config.seed)
         self.device = self.ctx.device if self.ctx.enabled else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self._build_model()
@@ -112,8 +115,12 @@ class Trainer:
         self.weighting = loader.create("weighting", c.weighting, **routed.get(("weighting", c.weighting), {}))
         self.sampler = loader.create("sampler", c.sampler, **routed.get(("sampler", c.sampler), {}))
         self.backbone_options = routed.get(("backbone", c.backbone), {})
+        self.regularizer = (loader.create("regularizer", c.regularizer, **routed.get(("regularizer", c.regularizer), {}))
+                            if c.regularizer else None)
         if self.ctx.enabled and not getattr(self.weighting, "supports_distributed", True):
             raise MtlError(f"weighting {c.weighting!r} does not support distributed training (run it in one process)")
+        if self.ctx.enabled and not getattr(self.regularizer, "supports_distributed", True):
+            raise MtlError(f"regularizer {c.regularizer!r} does not support distributed training (run it in one process)")
 
     def _choose_output(self) -> Path:
         c = self.config
@@ -173,6 +180,13 @@ class Trainer:
                        torch.Generator().manual_seed(draw()), self.total_steps, self.steps_per_epoch)
         self.weighting.setup(self.run)
         self.model.to(self.device)  # modules a weighting added
+        if c.parent:  # `mtl finetune`: start from the parent run's backbone and target head
+            finetune.load_parent(self.model, c.parent, c.target)
+        if self.regularizer is not None:  # after the weighting: the model is complete
+            try:
+                self.regularizer.setup(self.run)
+            except ValueError as exc:
+                raise OptionError(f"regularizer {c.regularizer!r}: {exc}") from None
 
     def _wrap_for_distributed(self) -> None:
         self.forward = distributed.StepModule(self.model)
@@ -270,6 +284,8 @@ class Trainer:
             if self.ctx.is_main:
                 self.folder.write_config(self._config_record())
                 self.folder.start_metrics()
+                if self.distiller is not None:
+                    self.distiller.save(self.folder)
 
     def _train_and_log(self, step: int, optimizer, scheduler, scaler, bar: Progress) -> None:
         """One step, its time and losses added to the loop state, and a metrics record every --log-every steps."""
@@ -286,6 +302,8 @@ class Trainer:
             record["lr"] = lr
             record.update({f"weight.{task}": value for task, value in self.last_weights.items()})
             record.update(self.weighting.log())
+            if self.regularizer is not None:
+                record.update(self.regularizer.log())
             if loop.skipped:
                 record["nonfinite.skipped"] = loop.skipped
             if self.ctx.is_main:
@@ -370,15 +388,18 @@ class Trainer:
         names = ctx.broadcast_choice(self.sampler.tasks(step, progress), list(self.tasks))
         chosen = {name: self.streams[name].next_indices() for name in names}
         split = ctx.enabled and all(len(ix) >= ctx.world for ix in chosen.values())
-        batches = {}
+        batches, rows = {}, {}
         for name, indices in chosen.items():
-            local = ctx.shard(indices)[0] if split else indices
+            local = rows[name] = ctx.shard(indices)[0] if split else indices
             batches[name] = {k: v.to(self.device) for k, v in self.train_data[name].collate(local).items()}
         with self._autocast():
             outputs = self.forward(batches)
-        losses, features, hidden = {}, {}, {}
+        losses, features, hidden, outputs_of = {}, {}, {}, {}
         for name, (logits, _, hidden_states) in outputs.items():
-            losses[name] = self.tasks[name].loss(logits.float(), batches[name]["labels"])
+            outputs_of[name] = logits = logits.float()
+            losses[name] = self.tasks[name].loss(logits, batches[name]["labels"])
+            if self.distiller is not None:  # ½·(hard-label loss + soft-target loss) for a task with a teacher
+                losses[name] = self.distiller.loss(name, losses[name], logits, rows[name])
             features[name] = cls_features(hidden_states)
             hidden[name] = hidden_states
 
@@ -403,7 +424,16 @@ class Trainer:
             losses = {n: scaler.scale(value) for n, value in losses.items()}
         shared = [p for p in self.model.backbone.parameters() if p.requires_grad]
         weighting_step = Step(losses=losses, features=features, target=c.target, index=step, epoch=epoch,
-                              progress=progress, shared_parameters=shared, hidden_states=hidden, batches=batches)
+                              progress=progress, shared_parameters=shared, hidden_states=hidden, batches=batches,
+                              logits=outputs_of)
+        if self.regularizer is not None:  # its gradient first (graph kept), then the weighting's adds to it
+            with self._autocast():
+                term = self.regularizer.loss(weighting_step)
+            if term is not None:
+                if not bool(torch.isfinite(term)):
+                    return self._nonfinite(step, "+".join(names), f"{c.regularizer} term", optimizer, scheduler, names,
+                                           lr, examples)
+                (scaler.scale(term) if scaler is not None else term).backward(retain_graph=True)
         self.run.gather_fn = ctx.gather if split else None
         try:
             self.weighting.backward(weighting_step)
@@ -422,6 +452,8 @@ class Trainer:
             scaler.update()
         else:
             optimizer.step()
+        if self.regularizer is not None:
+            self.regularizer.after_step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         return names, means, lr, examples
@@ -455,6 +487,7 @@ class Trainer:
             "scaler": scaler.state_dict() if scaler is not None else {},
             "sampler": self.sampler.state_dict(),
             "weighting": self.weighting.state_dict(),
+            "regularizer": self.regularizer.state_dict() if self.regularizer is not None else {},
             "weighting_parameters": [p.detach().cpu().clone() for p in self.weighting.parameters()],
             "streams": {name: stream.state_dict() for name, stream in self.streams.items()},
             "run_rng": self.run.rng.get_state(),
@@ -474,6 +507,8 @@ class Trainer:
             scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
         self.weighting.load_state_dict(state["weighting"])
+        if self.regularizer is not None:
+            self.regularizer.load_state_dict(state.get("regularizer") or {})
         with torch.no_grad():
             for p, saved in zip(self.weighting.parameters(), state["weighting_parameters"]):
                 p.copy_(saved)
