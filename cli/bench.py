@@ -22,6 +22,7 @@ from .options import (
     EvalBatchSizeOpt,
     EvalLimitOpt,
     LimitOpt,
+    TaskLimitOpt,
     LogEveryOpt,
     LrOpt,
     MaxLengthOpt,
@@ -74,6 +75,7 @@ def bench(
     clip: ClipOpt = None,
     dropout: DropoutOpt = None,
     limit: LimitOpt = None,
+    task_limit: TaskLimitOpt = None,
     eval_limit: EvalLimitOpt = None,
     log_every: LogEveryOpt = None,
     checkpoint_every: CheckpointEveryOpt = None,
@@ -95,7 +97,7 @@ def bench(
 
         # --weighting/--sampler are lists of strategies here and --output is the bench folder, not a run option
         given = scalar_options(locals(), exclude=("weighting", "sampler", "output"))
-        values = run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher)
+        values = run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher, task_limit=task_limit)
         defaults = make_config({k: v for k, v in values.items() if k not in ("seed", "output")})
         strategies = core.parse_strategies(split_list(strategy), split_list(weighting), split_list(sampler),
                                            base_weighting=defaults.weighting, base_sampler=defaults.sampler)

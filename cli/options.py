@@ -30,6 +30,7 @@ WarmupOpt = Annotated[Optional[float], typer.Option(help="Fraction of steps of l
 ClipOpt = Annotated[Optional[float], typer.Option(help="Gradient-norm clipping, 0 = off (default: 1.0).")]
 DropoutOpt = Annotated[Optional[float], typer.Option(help="Dropout before each task head (default: 0.1).")]
 LimitOpt = Annotated[Optional[int], typer.Option(help="Use at most N training examples per task.")]
+TaskLimitOpt = Annotated[Optional[list[str]], typer.Option("--task-limit", help="TASK=N: at most N training examples of TASK (overrides --limit for it); repeatable.")]
 EvalLimitOpt = Annotated[Optional[int], typer.Option(help="Use at most N evaluation examples per task and split.")]
 LogEveryOpt = Annotated[Optional[int], typer.Option(help="Write metrics.jsonl every N steps (default: 10).")]
 CheckpointEveryOpt = Annotated[Optional[int], typer.Option(help="Also checkpoint every N steps (always at each epoch end); the last two are kept.")]

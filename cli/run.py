@@ -25,6 +25,7 @@ from .options import (
     EvalBatchSizeOpt,
     EvalLimitOpt,
     LimitOpt,
+    TaskLimitOpt,
     LogEveryOpt,
     LrOpt,
     MaxLengthOpt,
@@ -73,6 +74,7 @@ def run(
     clip: ClipOpt = None,
     dropout: DropoutOpt = None,
     limit: LimitOpt = None,
+    task_limit: TaskLimitOpt = None,
     eval_limit: EvalLimitOpt = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed; the same seed gives the same run (default: 0).")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Run folder (default: runs/<time>-<target>-<weighting>-<sampler>-s<seed>).")] = None,
@@ -103,7 +105,8 @@ def run(
             print_results(result, result_target(resume))
             return
         given = scalar_options(locals())
-        cfg = make_config(run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher))
+        cfg = make_config(run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher,
+                                     task_limit=task_limit))
         demo = not cfg.target and not cfg.aux
         if demo:
             from mtl.data.files import DEMO_SUITE
@@ -120,7 +123,7 @@ def run(
 
 
 RESUME_KEEPS = {"resume", "quiet", "nproc"}
-LIST_FIELDS = {"aux", "options", "data"}  # RunConfig fields merged from repeatable options, not given as one value
+LIST_FIELDS = {"aux", "options", "data", "task_limits"}  # RunConfig fields merged from repeatable options, not given as one value
 
 
 def scalar_options(values: dict, exclude: tuple[str, ...] = ()) -> dict:
@@ -165,7 +168,7 @@ def launch(nproc: int) -> int:
 
 def run_values(config: Optional[Path], given: dict, *, aux: Optional[list[str]] = None,
                set_: Optional[list[str]] = None, data: Optional[list[str]] = None,
-               teacher: Optional[list[str]] = None) -> dict:
+               teacher: Optional[list[str]] = None, task_limit: Optional[list[str]] = None) -> dict:
     """The options of `mtl run` as RunConfig keyword arguments: the config file, overridden by the command line.
 
     ``given`` holds the scalar options by RunConfig field name (None = not given); shared with `mtl bench`.
@@ -185,6 +188,10 @@ def run_values(config: Optional[Path], given: dict, *, aux: Optional[list[str]] 
         values["aux"] = split_list([values["aux"]])
     values["options"] = merge_options(values.get("options") or {}, parse_assignments(set_ or []))
     values["data"] = {**(values.get("data") or {}), **parse_data(data or [])}
+    if task_limit:
+        from mtl.runs.config import parse_task_limits
+
+        values["task_limits"] = {**(values.get("task_limits") or {}), **parse_task_limits(task_limit)}
     if teacher:  # only when given: a bench's run options (bench.json) stay as they were without teachers
         from mtl.train.distill import normalise, parse_teachers
 

@@ -42,6 +42,7 @@ class RunConfig:
     clip: float = 1.0
     dropout: float = 0.1
     limit: int | None = None
+    task_limits: dict[str, int] = field(default_factory=dict)  # per-task --limit (e.g. the auxiliary tasks only)
     eval_limit: int | None = None
     seed: int = 0
     output: str | None = None
@@ -80,6 +81,11 @@ class RunConfig:
                 raise OptionError(f"--{name.replace('_', '-')} must be in [{low}, {high}] (got {value})")
         if self.max_length > 512:
             raise OptionError(f"--max-length must be <= 512 (got {self.max_length})")
+        for task, value in self.task_limits.items():
+            if task not in self.tasks:
+                raise OptionError(f"--task-limit {task}={value}: task {task!r} is not in this run ({', '.join(self.tasks)})")
+            if not isinstance(value, int) or value < 1:
+                raise OptionError(f"--task-limit {task}={value}: the limit must be an integer >= 1")
         if self.aux and not self.target:
             raise OptionError("--aux needs a --target (the task the auxiliary tasks help)")
         seen = set()
@@ -164,6 +170,20 @@ def merge_options(*sources: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
         for plugin, values in source.items():
             merged.setdefault(plugin, {}).update(values)
     return merged
+
+
+def parse_task_limits(items: list[str]) -> dict[str, int]:
+    """``--task-limit stsb=2000`` (repeatable) -> ``{"stsb": 2000}``."""
+    limits = {}
+    for item in items:
+        task, sep, value = item.partition("=")
+        try:
+            limits[task.strip()] = int(value)
+        except ValueError:
+            sep = ""
+        if not sep or not task.strip():
+            raise OptionError(f"--task-limit {item!r}: expected TASK=N, e.g. --task-limit stsb=2000")
+    return limits
 
 
 def parse_data(items: list[str]) -> dict[str, str]:

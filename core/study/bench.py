@@ -190,6 +190,8 @@ def strategy_values(base: dict[str, Any], strategy: Strategy) -> dict[str, Any]:
                                                           *tasks}
     values["options"] = {k: v for k, v in (base.get("options") or {}).items()
                          if k in ("weighting", "sampler", "backbone") or k not in unused}
+    if values.get("task_limits"):  # --task-limit of the tasks this strategy trains
+        values["task_limits"] = {k: v for k, v in values["task_limits"].items() if k in tasks}
     if values.get("teachers"):  # --teacher goes to every run that has the task (single drops the aux tasks)
         values["teachers"] = {k: v for k, v in values["teachers"].items()
                               if k in tasks or k not in (base.get("aux") or [])}

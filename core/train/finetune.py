@@ -47,7 +47,8 @@ def finetune_config(run_dir: str | Path, overrides: dict[str, Any]) -> RunConfig
                         if k in ("backbone", parent.backbone, parent.backbone.partition(":")[0])}
     values.update(aux=[], weighting="uniform", sampler="proportional", teachers={}, regularizer=None,
                   parent=str(folder.path.resolve()), output=None, options=backbone_options,
-                  data={k: v for k, v in parent.data.items() if k.partition(".")[0] == parent.target})
+                  data={k: v for k, v in parent.data.items() if k.partition(".")[0] == parent.target},
+                  task_limits={k: v for k, v in parent.task_limits.items() if k == parent.target})
     for key, value in overrides.items():
         if value is None or key in FIXED:
             continue

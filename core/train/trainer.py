@@ -138,7 +138,7 @@ class Trainer:
         self.train_examples, self.eval_examples = {}, {}
         for name, task in self.tasks.items():
             file, data_dir = _split_file(c, name, task.train_split)
-            examples = task.load(task.train_split, data_dir=data_dir, file=file, limit=c.limit)
+            examples = task.load(task.train_split, data_dir=data_dir, file=file, limit=c.task_limits.get(name, c.limit))
             if not examples.labels:
                 raise DataError(f"task {name!r}: the training data in {examples.source} has no labels")
             self.train_examples[name] = examples
