@@ -392,6 +392,7 @@ class Trainer:
         for name, indices in chosen.items():
             local = rows[name] = ctx.shard(indices)[0] if split else indices
             batches[name] = {k: v.to(self.device) for k, v in self.train_data[name].collate(local).items()}
+        self.before_step(step, batches, optimizer)
         with self._autocast():
             outputs = self.forward(batches)
         losses, features, hidden, outputs_of = {}, {}, {}, {}
@@ -457,6 +458,12 @@ class Trainer:
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         return names, means, lr, examples
+
+    def before_step(self, step: int, batches: dict[str, dict[str, torch.Tensor]], optimizer) -> None:
+        """Called by :meth:`train_step` with the step's batches (on the device) before it trains on them, the model
+        and ``optimizer`` (learning rate and state) as this step finds them. Does nothing here; a subclass may look
+        (:mod:`mtl.study.affinity` measures task affinity) but leaves the model, the optimizer, the data streams
+        and every random generator as it found them, so the run trains exactly as without it."""
 
     def _nonfinite(self, step: int, task: str, what: str, optimizer, scheduler, names, lr, examples):
         """Stop with an error naming the step, task and last checkpoint; or skip the step (--skip-nonfinite)."""
