@@ -84,6 +84,8 @@ def bench(
     group_by_length: GroupByLengthOpt = None,
     teacher: TeacherOpt = None,
     teacher_temperature: TeacherTemperatureOpt = None,
+    pairs: Annotated[bool, typer.Option("--pairs", help="Train every task of --target/--aux alone and every pair of "
+                                                        "them (with each strategy), for `mtl group`.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per run on stderr.")] = False,
 ) -> None:
     """Compare strategies over seeds: a table of the target's metrics, bench.json, bench.md and bench.png.
@@ -91,6 +93,9 @@ def bench(
     Every strategy × seed is an `mtl run` (a separate process) writing OUTPUT/<strategy>/seed-<s>; the table
     gives the mean ± std over seeds and the paired t-test against the first strategy. Run the same command
     again (same --output) to continue a stopped bench: finished runs are kept.
+
+    With --pairs: every task alone (OUTPUT/<task>) and every pair (OUTPUT/<a>+<b>, target a) with each strategy
+    (default: the run's weighting), each an ordinary bench; the table gives each task alone and with each partner.
     """
     with user_errors():
         from mtl.study import bench as core
@@ -99,10 +104,16 @@ def bench(
         given = scalar_options(locals(), exclude=("weighting", "sampler", "output"))
         values = run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher, task_limit=task_limit)
         defaults = make_config({k: v for k, v in values.items() if k not in ("seed", "output")})
-        strategies = core.parse_strategies(split_list(strategy), split_list(weighting), split_list(sampler),
+        specs = split_list(strategy)
+        if pairs and not (specs or weighting or sampler):
+            specs = [defaults.weighting]  # the pairs' strategy: the run's weighting and sampler
+        strategies = core.parse_strategies(specs, split_list(weighting), split_list(sampler),
                                            base_weighting=defaults.weighting, base_sampler=defaults.sampler)
         seed_list = core.parse_seeds(seeds)
         out = output if output is not None else core.default_output()
+        if pairs:
+            _bench_pairs(core, values, strategies, seed_list, out, quiet)
+            return
         plan = core.make_plan(values, strategies, seed_list, out)
 
         echo = (lambda _: None) if quiet else err
@@ -115,6 +126,21 @@ def bench(
         echo(f"Wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'}")
 
 
+def _bench_pairs(core, values: dict, strategies: list, seeds: list[int], out: Path, quiet: bool) -> None:
+    """`mtl bench --pairs`: every task alone and every pair of tasks, then the table of both."""
+    plan = core.make_pairs_plan(values, strategies, seeds, out)
+    echo = (lambda _: None) if quiet else err
+    pairs = len(plan.plans) - len(plan.tasks)
+    echo(f"Bench {out} (--pairs): {len(plan.tasks)} tasks alone and {pairs} pair{'' if pairs == 1 else 's'} "
+         f"({', '.join(s.label for s in plan.strategies)}) × {len(seeds)} seed{'' if len(seeds) == 1 else 's'}, "
+         f"{plan.runs} runs; run again with -o {out} to continue if stopped.")
+    core.execute_pairs(plan, echo)
+    record = core.finish_pairs(plan)
+    print_pairs(record)
+    echo(f"Wrote {out / 'bench.json'}, {out / 'bench.md'} and a bench in each network's folder; "
+         f"`mtl group {out} --budget B` chooses the networks to train.")
+
+
 def report(
     folder: Annotated[Path, typer.Argument(help="A bench folder (written by `mtl bench`).")],
 ) -> None:
@@ -122,6 +148,11 @@ def report(
     with user_errors():
         from mtl.study import bench as core
 
+        if core.is_pairs(folder):
+            record = core.finish_pairs(core.load_pairs_plan(folder))
+            print_pairs(record)
+            err(f"Wrote {folder / 'bench.json'}, {folder / 'bench.md'} and each network's bench")
+            return
         plan = core.load_plan(folder)
         record = core.finish(plan)
         print_table(record)
@@ -151,6 +182,30 @@ def print_table(record: dict) -> None:
         width = Measurement.get(out, out.options.update(max_width=10_000), table).maximum
         out = Console(width=max(out.width, width), soft_wrap=True)
     out.print(table)
+
+
+def print_pairs(record: dict) -> None:
+    """One table per strategy of a --pairs bench: each task alone and with each other task."""
+    from rich.table import Table
+
+    from mtl.study.bench import pairs_rows, pairs_title
+
+    out = console()
+    for strategy in record["table"]["strategies"]:
+        header, rows = pairs_rows(record["table"], strategy)
+        table = Table(title=pairs_title(record["table"], strategy))
+        for i, name in enumerate(header):
+            table.add_column(name, justify="left" if i < 2 else "right", no_wrap=True)
+        for cells in rows:
+            table.add_row(*cells)
+        printer = out
+        if not out.is_terminal:  # as print_table: never squeeze the columns of captured output
+            from rich.console import Console
+            from rich.measure import Measurement
+
+            width = Measurement.get(out, out.options.update(max_width=10_000), table).maximum
+            printer = Console(width=max(out.width, width), soft_wrap=True)
+        printer.print(table)
 
 
 def plot(

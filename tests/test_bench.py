@@ -243,3 +243,122 @@ def test_bad_stage_specs_are_one_line_errors(tmp_path, spec, fragments):
     result = invoke("bench", "--strategy", spec, *TINY, "-o", tmp_path / "b")
     assert_one_line_error(result, *fragments)
     assert not (tmp_path / "b").exists()
+
+
+# ---------------------------------------------------------------------------------------------- --pairs
+PAIR = ("demo-similarity", "demo-sentiment")  # the target first: the pair's run has it as its target
+
+
+@pytest.fixture(scope="module")
+def pairs_bench(tmp_path_factory):
+    """`mtl bench --pairs` over two tasks, one seed: each task alone and the pair, three `mtl run` processes."""
+    out = tmp_path_factory.mktemp("pairs") / "p"
+    result = invoke("bench", "--pairs", "--seeds", "0", *TASKS, *TINY, "-o", out)
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def primary_metric(run_folder, task):
+    """The first metric of the task's first split, read from the run's own eval.json."""
+    evaluation = json.loads((run_folder / "eval.json").read_text())
+    return next(iter(next(iter(evaluation[task].values())).values()))
+
+
+def test_pairs_trains_every_task_alone_and_every_pair(pairs_bench):
+    out, result = pairs_bench
+    similarity, sentiment = PAIR
+    folders = {(similarity,): out / similarity / "single" / "seed-0", (sentiment,): out / sentiment / "single" / "seed-0",
+               PAIR: out / f"{similarity}+{sentiment}" / "uniform" / "seed-0"}
+    for network, folder in folders.items():
+        config = json.loads((folder / "config.json").read_text())
+        assert (config["target"], config["aux"]) == (network[0], list(network[1:]))
+        assert config["weighting"] == "uniform" and config["backbone"] == "tiny" and config["seed"] == 0
+        assert set(json.loads((folder / "eval.json").read_text())) == set(network)  # every task of the run evaluated
+        assert json.loads((folder.parent.parent / "bench.json").read_text())["table"]["target"] == network[0]
+    record = json.loads((out / "bench.json").read_text())
+    assert record["pairs"] and record["tasks"] == list(PAIR) and record["seeds"] == [0]
+    assert [n["tasks"] for n in record["networks"]] == [[similarity], [sentiment], list(PAIR)]
+    scores = record["table"]["scores"]["uniform"]
+    assert record["table"]["metrics"] == {similarity: "dev pearson", sentiment: "dev accuracy"}
+    for task in PAIR:
+        assert scores[task]["alone"] == pytest.approx(primary_metric(folders[(task,)], task))
+        other = next(t for t in PAIR if t != task)
+        assert scores[task]["with"][other] == pytest.approx(primary_metric(folders[PAIR], task))
+    alone = scores[sentiment]["alone"]
+    cell = f"{scores[sentiment]['with'][similarity]:.4f} ({scores[sentiment]['with'][similarity] - alone:+.4f})"
+    assert cell in result.stdout and cell in (out / "bench.md").read_text()
+    assert "3 runs" in result.stderr and f"mtl group {out} --budget B" in result.stderr
+
+
+def test_mtl_group_reads_a_pairs_bench(pairs_bench):
+    out, _ = pairs_bench
+    similarity, sentiment = PAIR
+    score = {(task, network): primary_metric(out / "+".join(network) / strategy / "seed-0", task)
+             for network, strategy in (((similarity,), "single"), ((sentiment,), "single"), (PAIR, "uniform"))
+             for task in network}
+    for budget in (1, 2):
+        result = invoke("group", out, "--budget", budget, "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["kind"] == "bench" and data["candidates"] == 3 and data["tasks"] == list(PAIR)
+        if budget == 1:  # one network for both tasks: the pair
+            expected = score[similarity, PAIR] + score[sentiment, PAIR]
+        else:  # each task by the better of alone and the pair
+            expected = sum(max(score[t, (t,)], score[t, PAIR]) for t in PAIR)
+        assert data["objective"] == pytest.approx(expected)
+    pair = json.loads(invoke("group", out, "--budget", 1, "--json").stdout)["networks"][0]
+    options = out / f"{similarity}+{sentiment}" / "uniform" / "run-options.json"
+    assert pair["command"] == f"mtl run --config {options} --target {similarity} --aux {sentiment}"
+    assert json.loads(options.read_text())["aux"] == [sentiment]
+
+
+def test_report_of_a_pairs_bench_reproduces_it(pairs_bench, tmp_path):
+    out, result = pairs_bench
+    copy = tmp_path / "p"
+    shutil.copytree(out, copy)
+    (copy / "bench.md").unlink()
+    report = invoke("report", copy)
+    assert report.exit_code == 0, report.output
+    assert report.stdout == result.stdout
+    assert (copy / "bench.md").read_text() == (out / "bench.md").read_text().replace(str(out), str(copy))
+
+
+def test_a_stopped_pairs_bench_continues_with_only_the_unfinished_run(pairs_bench, tmp_path):
+    out, _ = pairs_bench
+    copy = tmp_path / "p"
+    shutil.copytree(out, copy)
+    stopped = copy / "demo-sentiment" / "single" / "seed-0"
+    (stopped / "eval.json").unlink()
+    result = invoke("bench", "--pairs", "--seeds", "0", *TASKS, *TINY, "-o", copy)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("finished before, kept") == 2
+    assert "demo-sentiment: [1/1] single seed 0: running again" in result.stderr
+    assert result.stderr.count(": running") == 1
+    assert json.loads((stopped / "eval.json").read_text()) == json.loads(
+        (out / "demo-sentiment" / "single" / "seed-0" / "eval.json").read_text())  # same seed, same run
+
+
+def test_a_pairs_bench_and_a_plain_one_do_not_mix(pairs_bench, tmp_path):
+    out, _ = pairs_bench
+    before = (out / "bench.json").read_text()
+    assert_one_line_error(invoke("bench", "--strategy", "uniform", "--seeds", "0", *TASKS, *TINY, "-o", out),
+                          "holds a --pairs bench")
+    assert_one_line_error(invoke("bench", "--pairs", "--seeds", "0", *TASKS, *TINY, "--lr", "1e-4", "-o", out),
+                          "other run options", "lr")
+    assert (out / "bench.json").read_text() == before
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "bench.json").write_text(json.dumps({"format": "mtl-bench/1", "target": "demo-similarity"}))
+    assert_one_line_error(invoke("bench", "--pairs", *TASKS, *TINY, "-o", plain), "holds a bench without --pairs")
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--target", "demo-similarity"], ["--pairs needs at least two tasks"]),
+    ([*TASKS, "--strategy", "uniform>finetune"], ["fine-tuning stage"]),
+    ([*TASKS, "--strategy", "single"], ["give the pairs' multi-task strategy"]),
+    ([*TASKS, "--strategy", "unifrm"], ["unknown strategy 'unifrm'"]),
+])
+def test_bad_pairs_benches_are_one_line_and_write_nothing(tmp_path, args, fragments):
+    out = tmp_path / "p"
+    assert_one_line_error(invoke("bench", "--pairs", *TINY, *args, "-o", out), *fragments)
+    assert not out.exists()

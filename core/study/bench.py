@@ -9,11 +9,17 @@ The table gives, per strategy, the mean ± sample standard deviation (ddof = 1) 
 of the target's first evaluation split, and the paired difference to the *first* strategy with a paired
 t-test across the seeds both ran (``scipy.stats.ttest_rel``; fewer than two pairs: no p value).
 
+With ``--pairs`` (:func:`make_pairs_plan`) a bench trains every task alone (``single``) and every pair of its
+tasks with each multi-task strategy, one ordinary bench per network in ``DIR/<task>/`` and ``DIR/<a>+<b>/`` (the
+pair's target is the task listed first); ``DIR/bench.json`` lists them with the table of each task's primary
+metric alone and with each partner, the scores ``mtl group`` chooses networks from.
+
 Nothing here imports torch; scipy and matplotlib are imported when the table and the figure are made.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -299,6 +305,8 @@ def _check_existing(plan: Plan) -> None:
     if not path.exists():
         raise MtlError(f"--output {out} exists and is not a bench folder (no {BENCH_FILE}); choose another folder")
     old = read_bench_file(out)
+    if old.get("pairs"):
+        raise MtlError(f"{out} holds a --pairs bench: give --pairs to continue it, or choose another --output")
     if old.get("run_options") != plan.base:
         keys = sorted(set(old.get("run_options", {})) | set(plan.base))
         differ = [k for k in keys if old.get("run_options", {}).get(k) != plan.base.get(k)]
@@ -558,6 +566,9 @@ def load_plan(folder: Path) -> Plan:
         raise MtlError(f"{folder}: no such folder")
     if (folder / BENCH_FILE).exists():
         data = read_bench_file(folder)
+        if data.get("pairs"):
+            raise MtlError(f"{folder} is a --pairs bench: its networks are benches of their own "
+                           f"({folder}/<task>, {folder}/<a>+<b>); see load_pairs_plan")
         strategies = [Strategy(**s) for s in data["strategies"]]
         return Plan(folder, data["run_options"], strategies, list(data["seeds"]))
     found: dict[str, dict[str, Any]] = {}
@@ -588,3 +599,220 @@ def _run_fields() -> set[str]:
     from mtl.runs.config import FIELD_NAMES
 
     return FIELD_NAMES
+
+
+# ---------------------------------------------------------------------------------------------- --pairs
+@dataclass
+class PairsPlan:
+    """A --pairs bench: every task alone and every pair of tasks, each network an ordinary bench of its own."""
+
+    output: Path
+    base: dict[str, Any]  # the run options shared by every run (no target, aux, weighting, sampler, seed, output)
+    tasks: list[str]
+    strategies: list[Strategy]  # the pairs' multi-task strategies (the single-task runs are ``single``)
+    seeds: list[int]
+    plans: list[tuple[tuple[str, ...], Plan]]  # each network's tasks (target first) and its bench
+
+    @property
+    def runs(self) -> int:
+        return sum(len(plan.strategies) * len(plan.seeds) for _, plan in self.plans)
+
+
+def network_folder(tasks: tuple[str, ...]) -> str:
+    """``rte`` for a task alone, ``rte+mrpc`` for a pair."""
+    return folder_name("+".join(tasks))
+
+
+def make_pairs_plan(base: dict[str, Any], strategies: list[Strategy], seeds: list[int], output: Path) -> PairsPlan:
+    """Every task of ``--target``/``--aux`` alone and every pair of them (target: the task given first) with each
+    multi-task strategy; everything checked before anything is written."""
+    base = {k: v for k, v in base.items() if k not in BENCH_KEYS and v is not None}
+    if not base.get("target"):
+        if base.get("aux"):
+            raise OptionError("--aux needs a --target (the task the auxiliary tasks help)")
+        from mtl.data.files import DEMO_SUITE
+
+        base["target"], base["aux"] = DEMO_SUITE["target"], list(DEMO_SUITE["aux"])
+    tasks = [base["target"], *[a for a in base.get("aux") or [] if a != base["target"]]]
+    if len(tasks) < 2:
+        raise OptionError("--pairs needs at least two tasks: --target A --aux B[,C...]")
+    if any(s.stage for s in strategies):
+        raise OptionError("--pairs trains networks of one or two tasks: a fine-tuning stage (SPEC>finetune) "
+                          "has no place there")
+    multi = [s for s in strategies if not s.single]
+    if not multi:
+        raise OptionError("--pairs: give the pairs' multi-task strategy (e.g. --strategy uniform); every task is "
+                          "trained alone (single) anyway")
+    shared = json.loads(json.dumps({k: v for k, v in base.items() if k not in ("target", "aux")}))
+    _check_pairs_existing(output, shared)
+    single = Strategy(SINGLE, "uniform", "proportional", single=True)
+    plans = []
+    for network in [(t,) for t in tasks] + list(itertools.combinations(tasks, 2)):
+        values = _network_values(shared, tasks, network)
+        plans.append((network, make_plan(values, [single] if len(network) == 1 else multi, seeds,
+                                         output / network_folder(network))))
+    return PairsPlan(output, shared, tasks, multi, seeds, plans)
+
+
+def _network_values(shared: dict[str, Any], tasks: list[str], network: tuple[str, ...]) -> dict[str, Any]:
+    """One network's run options: the shared ones, its target and aux, and only its own tasks' --set options,
+    teachers and --task-limit."""
+    values = dict(shared, target=network[0], aux=list(network[1:]))
+    others = set(tasks) - set(network)
+    for key in ("options", "teachers", "task_limits"):  # keyed by plugin or task name
+        if values.get(key):
+            values[key] = {k: v for k, v in values[key].items() if k not in others}
+    return values
+
+
+def _check_pairs_existing(out: Path, shared: dict[str, Any]) -> None:
+    if out.exists() and not out.is_dir():
+        raise MtlError(f"--output {out} exists and is not a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not (out / BENCH_FILE).exists():
+        raise MtlError(f"--output {out} exists and is not a bench folder (no {BENCH_FILE}); choose another folder")
+    old = read_bench_file(out)
+    if not old.get("pairs"):
+        raise MtlError(f"{out} holds a bench without --pairs; choose another --output")
+    if old.get("run_options") != shared:
+        keys = sorted(set(old.get("run_options", {})) | set(shared))
+        differ = [k for k in keys if old.get("run_options", {}).get(k) != shared.get(k)]
+        raise MtlError(f"{out} holds a bench with other run options (differing: {', '.join(differ)}); "
+                       "its finished runs would not be comparable: choose another --output")
+
+
+def execute_pairs(plan: PairsPlan, echo: Callable[[str], None] = lambda _: None) -> list[tuple[str, str, int]]:
+    """Every unfinished run of every network, one at a time; returns the (network, strategy, seed) it ran."""
+    plan.output.mkdir(parents=True, exist_ok=True)
+    write_pairs_file(plan)
+    executed = []
+    for network, sub in plan.plans:
+        name = "+".join(network)
+        ran = execute(sub, lambda message, name=name: echo(f"{name}: {message}"))
+        executed += [(name, label, seed) for label, seed in ran]
+    return executed
+
+
+def finish_pairs(plan: PairsPlan) -> dict[str, Any]:
+    """Each network's bench.json, bench.md and bench.png (those with a finished run), then DIR/bench.json and
+    DIR/bench.md with the table of every task alone and with each partner."""
+    for _, sub in plan.plans:
+        if any(r["status"] == "finished" for r in collect(sub)):
+            finish(sub)
+    table = pairs_table(plan)
+    record = write_pairs_file(plan, table)
+    run_files.write_atomic(plan.output / "bench.md", pairs_markdown(record).encode("utf-8"))
+    return record
+
+
+def pairs_record(plan: PairsPlan, table: dict[str, Any] | None) -> dict[str, Any]:
+    return {"format": FORMAT, "pairs": True, "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), "tasks": plan.tasks,
+            "seeds": plan.seeds, "strategies": [s.to_dict() for s in plan.strategies], "run_options": plan.base,
+            "networks": [{"tasks": list(network), "folder": str(sub.output),
+                          "strategies": [s.label for s in sub.strategies]} for network, sub in plan.plans],
+            "table": table}
+
+
+def write_pairs_file(plan: PairsPlan, table: dict[str, Any] | None = None) -> dict[str, Any]:
+    record = pairs_record(plan, table)
+    run_files.write_json(plan.output / BENCH_FILE, _json_safe(record))
+    return record
+
+
+def load_pairs_plan(folder: Path) -> PairsPlan:
+    """The plan of a --pairs bench folder, from its bench.json (nothing is checked or run)."""
+    folder = Path(folder)
+    data = read_bench_file(folder)
+    if not data.get("pairs"):
+        raise MtlError(f"{folder}: not a --pairs bench")
+    strategies = [Strategy(**s) for s in data["strategies"]]
+    single = Strategy(SINGLE, "uniform", "proportional", single=True)
+    tasks, seeds, shared = list(data["tasks"]), list(data["seeds"]), data["run_options"]
+    plans = [(network, Plan(folder / network_folder(network), _network_values(shared, tasks, network),
+                            [single] if len(network) == 1 else strategies, seeds))
+             for network in [(t,) for t in tasks] + list(itertools.combinations(tasks, 2))]
+    return PairsPlan(folder, shared, tasks, strategies, seeds, plans)
+
+
+def is_pairs(folder: Path) -> bool:
+    path = Path(folder) / BENCH_FILE
+    if not path.is_file():
+        return False
+    data = run_files.read_json(path, "the bench file")
+    return isinstance(data, dict) and bool(data.get("pairs"))
+
+
+def pairs_table(plan: PairsPlan) -> dict[str, Any]:
+    """Per strategy and task: its primary metric (the first metric of its first evaluation split) alone and in
+    the pair with each other task, the mean over the finished seeds."""
+    from mtl.study.grouping import primary
+
+    metrics: dict[str, str] = {}
+    scores: dict[str, dict[tuple[str, ...], dict[str, list[float]]]] = {}
+    for network, sub in plan.plans:
+        for run in collect(sub):
+            if run["status"] != "finished":
+                continue
+            for task in network:
+                split, metric, value = primary(run["eval"], task, Path(run["folder"]) / run_files.EVAL)
+                metrics.setdefault(task, f"{split} {metric}")
+                scores.setdefault(run["strategy"], {}).setdefault(network, {}).setdefault(task, []).append(value)
+
+    def mean(label: str, network: tuple[str, ...], task: str) -> float | None:
+        return stats.mean(scores.get(label, {}).get(network, {}).get(task, []))
+
+    rows = {}
+    for strategy in plan.strategies:
+        rows[strategy.label] = {
+            task: {"alone": mean(SINGLE, (task,), task),
+                   "with": {other: mean(strategy.label, _pair(plan.tasks, task, other), task)
+                            for other in plan.tasks if other != task}}
+            for task in plan.tasks}
+    return {"tasks": plan.tasks, "metrics": metrics, "strategies": [s.label for s in plan.strategies],
+            "scores": rows}
+
+
+def _pair(tasks: list[str], a: str, b: str) -> tuple[str, str]:
+    return (a, b) if tasks.index(a) < tasks.index(b) else (b, a)
+
+
+def pairs_rows(table: dict[str, Any], strategy: str) -> tuple[list[str], list[list[str]]]:
+    """Column names and cells of one strategy's table: each row task alone and with each column task (Δ to alone)."""
+    tasks = table["tasks"]
+    header = ["task", "metric", "alone", *[f"with {t}" for t in tasks]]
+    rows = []
+    for task in tasks:
+        entry = table["scores"][strategy][task]
+        alone = entry["alone"]
+        cells = [task, table["metrics"].get(task, "-"), _num(alone)]
+        for other in tasks:
+            value = entry["with"].get(other)
+            if other == task:
+                cells.append("")
+            elif value is None:
+                cells.append("-")
+            else:
+                cells.append(_num(value) + ("" if alone is None else f" ({value - alone:+.4f})"))
+        rows.append(cells)
+    return header, rows
+
+
+def pairs_title(table: dict[str, Any], strategy: str) -> str:
+    return f"Pairs, {strategy}: each task alone and trained with another (mean over seeds; Δ to alone)"
+
+
+def pairs_markdown(record: dict[str, Any]) -> str:
+    table = record["table"]
+    options = record.get("run_options", {})
+    about = (f"Every task alone (`single`) and every pair of tasks; backbone `{options.get('backbone', 'minilm')}`; "
+             f"seeds {', '.join(map(str, record.get('seeds', [])))}. A task's score is its primary metric (the first "
+             "metric of its first evaluation split), the mean over seeds; a pair's target is the task listed "
+             "first in the bench, and both tasks are evaluated. `mtl group` chooses networks from these scores.")
+    lines = [f"# mtl bench --pairs: {', '.join(record['tasks'])}", "", about, ""]
+    for strategy in table["strategies"]:
+        header, rows = pairs_rows(table, strategy)
+        lines += [f"## {pairs_title(table, strategy)}", "", "| " + " | ".join(header) + " |",
+                  "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|",
+                  *("| " + " | ".join(cells) + " |" for cells in rows), ""]
+    return "\n".join(lines)
