@@ -6,9 +6,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from . import affinity as affinity_cmd
 from . import bench as bench_cmd
 from . import export as export_cmd
 from . import finetune as finetune_cmd
+from . import group as group_cmd
 from . import plugins as plugins_cmd
 from . import run as run_cmd
 from . import tasks as tasks_cmd
@@ -40,10 +42,12 @@ def main_callback(
 
 app.command("run")(run_cmd.run)
 app.command("finetune")(finetune_cmd.finetune)
+app.command("affinity")(affinity_cmd.affinity)
 app.command("tasks")(tasks_cmd.tasks)
 app.add_typer(plugins_cmd.app, name="plugins")
 export_cmd.register(app)  # export, predict, eval
 bench_cmd.register(app)  # bench, report, plot
+group_cmd.register(app)  # group
 
 
 def main() -> None:
