@@ -169,6 +169,8 @@ def test_affinity_json_has_the_matrix_every_measurement_the_options_and_the_over
     assert result["options"]["every"] == 4 and result["options"]["sampler"] == "all"
     cost = result["overhead"]
     assert cost["measurements"] == 6 and cost["seconds_per_measurement"] > 0 and cost["seconds_per_step"] > 0
+    assert cost["first_measurement_seconds"] == result["measurements"][0]["seconds"]
+    assert cost["measurement_vs_step"] == pytest.approx(cost["seconds_per_measurement"] / cost["seconds_per_step"])
     assert cost["forwards_per_measurement"] == 3 + 9 and cost["gradients_per_measurement"] == 3
     assert json.loads((root / "measured" / "config.json").read_text())["affinity"] == {"every": 4}
     assert not (root / "measured" / "checkpoint" / "affinity-state.json").exists()  # finished: state removed

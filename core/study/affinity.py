@@ -220,9 +220,11 @@ class AffinityTrainer(Trainer):
             raise OptionError(f"--every must be a whole number of steps >= 1 (got {every!r})")
         self.every = every
         self.measurements: list[dict[str, Any]] = []
-        self.step_seconds = 0.0  # training steps without their measurements
-        self.steps_timed = 0
+        # seconds of the training steps (without their measurements) and of the measurements; the first of each in a
+        # process is left out (warm-up: the first forward and backward pay for allocations and kernel set-up)
+        self.timing = {"step_seconds": 0.0, "steps": 0, "measurement_seconds": 0.0, "measurements": 0}
         self._measuring = 0.0
+        self._warm = {"step": False, "measurement": False}
 
     @classmethod
     def resuming(cls, run_dir: str | Path, *, progress: bool = False) -> "AffinityTrainer":
@@ -266,9 +268,14 @@ class AffinityTrainer(Trainer):
         self._measuring = 0.0
         result = super().train_step(step, optimizer, scheduler, scaler)
         self._synchronize()
-        self.step_seconds += time.perf_counter() - tick - self._measuring
-        self.steps_timed += 1
+        self._time("step", time.perf_counter() - tick - self._measuring)
         return result
+
+    def _time(self, what: str, seconds: float) -> None:
+        if self._warm[what]:
+            self.timing[f"{what}_seconds"] += seconds
+            self.timing[f"{what}s"] += 1
+        self._warm[what] = True
 
     def before_step(self, step: int, batches: dict[str, dict[str, torch.Tensor]], optimizer) -> None:
         if step % self.every:
@@ -280,6 +287,7 @@ class AffinityTrainer(Trainer):
         self._measuring = time.perf_counter() - tick
         measurement["seconds"] = self._measuring
         self.measurements.append(measurement)
+        self._time("measurement", self._measuring)
 
     def measure(self, step: int, batches: Mapping[str, Mapping[str, torch.Tensor]], optimizer) -> dict[str, Any]:
         """One measurement at ``step`` on the step's batches (and separately drawn ones for the other tasks)."""
@@ -326,7 +334,7 @@ class AffinityTrainer(Trainer):
         # before the checkpoint: a checkpoint on disk always has its measurements
         run_files.write_json(self._state_path, {"every": self.every, "step": self.loop.step,
                                                 "measurements": self.measurements,
-                                                "step_seconds": self.step_seconds, "steps_timed": self.steps_timed})
+                                                "timing": self.timing})
         super()._checkpoint(optimizer, scheduler, scaler)
 
     def _start(self, optimizer, scheduler, scaler) -> None:
@@ -335,7 +343,7 @@ class AffinityTrainer(Trainer):
             return
         state = run_files.read_json(self._state_path, "the measurements of the stopped `mtl affinity` run")
         self.measurements = [m for m in state["measurements"] if m["step"] < self.loop.step]
-        self.step_seconds, self.steps_timed = float(state["step_seconds"]), int(state["steps_timed"])
+        self.timing = dict(state["timing"])
 
     def _finish(self, total_seconds: float) -> dict[str, Any]:
         # affinity.json and affinity.png first: summary.json stays the run's last file
@@ -351,9 +359,10 @@ class AffinityTrainer(Trainer):
         """What ``affinity.json`` holds: the mean matrix, its spread, every measurement, the options and the cost."""
         c, tasks = self.config, list(self.tasks)
         mean, std = average(self.measurements, tasks)
-        seconds = [m["seconds"] for m in self.measurements]
-        per_measurement = statistics.fmean(seconds) if seconds else None
-        per_step = self.step_seconds / self.steps_timed if self.steps_timed else None
+        timing = self.timing
+        per_measurement = (timing["measurement_seconds"] / timing["measurements"] if timing["measurements"]
+                           else statistics.fmean(m["seconds"] for m in self.measurements) if self.measurements else None)
+        per_step = timing["step_seconds"] / timing["steps"] if timing["steps"] else None
         return {
             "matrix": mean,
             "std": std,
@@ -367,13 +376,17 @@ class AffinityTrainer(Trainer):
                         "shared": "the backbone's trainable parameters (heads are not moved by the lookahead)",
                         "forward": FORWARD, "batches": BATCHES},
             "overhead": {
-                "measurements": len(seconds),
+                "measurements": len(self.measurements),
                 "seconds_per_measurement": per_measurement,
                 "seconds_per_step": per_step,
+                "timed": "means over the measurements and training steps after the first of each (warm-up) in the "
+                         "process; a step's time leaves its measurement out",
+                "first_measurement_seconds": self.measurements[0]["seconds"] if self.measurements else None,
                 "measurement_vs_step": per_measurement / per_step if per_measurement and per_step else None,
                 "forwards_per_measurement": len(tasks) + len(tasks) ** 2,
                 "gradients_per_measurement": len(tasks),
-                "run_slowdown": (sum(seconds) / self.step_seconds) if self.step_seconds > 0 else None,
+                "run_slowdown": (per_measurement * len(self.measurements) / (per_step * self.total_steps)
+                                 if per_measurement and per_step else None),
                 "device": str(self.device),
             },
             "measurements": self.measurements,
