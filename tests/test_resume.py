@@ -52,17 +52,23 @@ def run_files(path) -> tuple[dict, str]:
     return json.loads((path / "eval.json").read_text()), (path / "metrics.jsonl").read_text()
 
 
+def whole_and_crashed(tmp_path, monkeypatch, **options) -> None:
+    """The run of ``config(**options)`` to the end in ``tmp_path/whole``, and again in ``tmp_path/crashed`` crashed
+    at step 10 (12 steps per epoch: checkpoints at 4 and 8, the crash in between)."""
+    Trainer(config(tmp_path / "whole", **options)).train()
+    crash_at(monkeypatch, 10)
+    with pytest.raises(Crash):
+        Trainer(config(tmp_path / "crashed", **options)).train()
+    monkeypatch.undo()
+
+
 STRATEGIES = [("uniform", "proportional"), ("mamt", "adaptive"), ("siwlm", "sequential"), ("mmoe", "temperature")]
 
 
 @pytest.mark.parametrize("weighting,sampler", STRATEGIES)
 def test_resume_after_a_crash_gives_the_uninterrupted_run(tmp_path, monkeypatch, weighting, sampler):
     options = dict(weighting=weighting, sampler=sampler)
-    Trainer(config(tmp_path / "whole", **options)).train()
-    crash_at(monkeypatch, 10)  # 12 steps per epoch: checkpoints at 4 and 8, the crash in between
-    with pytest.raises(Crash):
-        Trainer(config(tmp_path / "crashed", **options)).train()
-    monkeypatch.undo()
+    whole_and_crashed(tmp_path, monkeypatch, **options)
     assert RunFolder(tmp_path / "crashed").latest_checkpoint().name == "step-00000008.safetensors"
     result = Trainer.resuming(tmp_path / "crashed").prepare().train()
     assert result["summary"]["resumed_from"].endswith("step-00000008.safetensors")
@@ -99,11 +105,7 @@ def predicting_again(*args, **kwargs):
 def test_resume_with_teachers_reuses_the_soft_targets_and_gives_the_uninterrupted_run(tmp_path, monkeypatch, teachers,
                                                                                       weighting, sampler):
     options = dict(weighting=weighting, sampler=sampler, teachers=teachers)
-    Trainer(config(tmp_path / "whole", **options)).train()
-    crash_at(monkeypatch, 10)
-    with pytest.raises(Crash):
-        Trainer(config(tmp_path / "crashed", **options)).train()
-    monkeypatch.undo()
+    whole_and_crashed(tmp_path, monkeypatch, **options)
     soft = (tmp_path / "crashed" / distill.SOFT_TARGETS).read_bytes()
     monkeypatch.setattr(distill, "soft_targets", predicting_again)
     result = Trainer.resuming(tmp_path / "crashed").prepare().train()
@@ -126,11 +128,7 @@ def test_resume_with_the_optimizer_regularizer_and_task_embeddings_of_issue_11(t
     """Adamax's moments, SMART's momentum copy and noise draws, the new task-embedding parameters: all resume
     to exactly the uninterrupted run."""
     options = ISSUE_11_OPTIONS[name]
-    Trainer(config(tmp_path / "whole", **options)).train()
-    crash_at(monkeypatch, 10)
-    with pytest.raises(Crash):
-        Trainer(config(tmp_path / "crashed", **options)).train()
-    monkeypatch.undo()
+    whole_and_crashed(tmp_path, monkeypatch, **options)
     Trainer.resuming(tmp_path / "crashed").prepare().train()
     assert run_files(tmp_path / "crashed") == run_files(tmp_path / "whole")
 
@@ -207,10 +205,9 @@ def test_pack_keeps_key_types_tensors_and_values():
     assert back["best"] == -float("inf") and back["names"] == ["a", "b"] and back["empty"] == {}
 
 
-def test_sigkill_then_resume_gives_the_uninterrupted_eval(tmp_path):
-    """A real `mtl run` subprocess killed with SIGKILL right after a checkpoint, then `mtl run --resume`."""
-    args = ["run", "--backbone", "tiny", "--max-steps", "80", "--limit", "64", "--eval-limit", "48",
-            "--batch-size", "16", "--max-length", "32", "--checkpoint-every", "4", "--seed", "5", "--quiet"]
+def whole_and_killed(args: list[str], tmp_path) -> tuple[object, object]:
+    """``mtl ARGS`` run to the end in ``tmp_path/whole``, and again in ``tmp_path/killed`` killed with SIGKILL right
+    after its first checkpoint; returns (the environment of both, the killed folder)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole = subprocess.run([sys.executable, "-m", "mtl.cli", *args, "-o", str(tmp_path / "whole")], env=env,
                            capture_output=True, text=True)
@@ -225,9 +222,21 @@ def test_sigkill_then_resume_gives_the_uninterrupted_eval(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL and not (killed / "eval.json").exists()
+    return env, killed
+
+
+def resume(killed, env) -> None:
     resumed = subprocess.run([sys.executable, "-m", "mtl.cli", "run", "--resume", str(killed), "--quiet"], env=env,
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_eval(tmp_path):
+    """A real `mtl run` subprocess killed with SIGKILL right after a checkpoint, then `mtl run --resume`."""
+    args = ["run", "--backbone", "tiny", "--max-steps", "80", "--limit", "64", "--eval-limit", "48",
+            "--batch-size", "16", "--max-length", "32", "--checkpoint-every", "4", "--seed", "5", "--quiet"]
+    env, killed = whole_and_killed(args, tmp_path)
+    resume(killed, env)
     assert run_files(killed) == run_files(tmp_path / "whole")
 
 
@@ -238,25 +247,10 @@ def test_sigkill_then_resume_with_teachers_reuses_the_stored_soft_targets(tmp_pa
     args = ["run", "--backbone", "tiny", "--max-steps", "40", "--limit", "64", "--eval-limit", "48",
             "--batch-size", "16", "--max-length", "32", "--checkpoint-every", "4", "--seed", "5", "--quiet",
             *[a for task, path in own.items() for a in ("--teacher", f"{task}={path}")]]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    whole = subprocess.run([sys.executable, "-m", "mtl.cli", *args, "-o", str(tmp_path / "whole")], env=env,
-                           capture_output=True, text=True)
-    assert whole.returncode == 0, whole.stderr
-    killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "mtl.cli", *args, "-o", str(killed)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    manifest = killed / "checkpoint" / "checkpoints.json"
-    deadline = time.monotonic() + 120
-    while not manifest.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL and not (killed / "eval.json").exists()
+    env, killed = whole_and_killed(args, tmp_path)
     soft = (killed / distill.SOFT_TARGETS).read_bytes()
     shutil.rmtree(tmp_path / "teachers")  # predicting again would now fail
-    resumed = subprocess.run([sys.executable, "-m", "mtl.cli", "run", "--resume", str(killed), "--quiet"], env=env,
-                             capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
+    resume(killed, env)
     assert run_files(killed) == run_files(tmp_path / "whole")
     assert (killed / distill.SOFT_TARGETS).read_bytes() == soft  # not written again
     assert_same_tensors(tmp_path / "whole" / distill.SOFT_TARGETS, killed / distill.SOFT_TARGETS)
