@@ -35,3 +35,26 @@ def test_a_bench_gives_each_strategy_only_its_tasks_limits(tmp_path):
     assert strategy_values(base, Strategy("uniform", "uniform", "proportional"))["task_limits"] == {"stsb": 2000}
     single = strategy_values(base, Strategy("single", "uniform", "proportional", single=True))
     assert single["task_limits"] == {}
+
+
+def test_a_bench_with_a_fine_tuning_stage_accepts_the_auxiliary_tasks_limit_and_data(tmp_path):
+    """The stage trains the target alone: the auxiliary task's --task-limit and --data are not its options
+    (a regression: planning the bench failed with "task 'demo-similarity' is not in this run")."""
+    from pathlib import Path
+
+    import mtl.data
+
+    similarity = Path(mtl.data.__file__).parent / "demo" / "similarity_train.tsv"
+    out = tmp_path / "bench"
+    result = invoke_cli("bench", "--target", "demo-paraphrase", "--aux", "demo-similarity",
+                        "--strategy", "single,uniform>finetune", "--seeds", "0", "--limit", "24",
+                        "--task-limit", "demo-similarity=12", "--data", f"demo-similarity.train={similarity}",
+                        *TINY, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    stage = json.loads((out / "uniform_finetune" / "seed-0" / "config.json").read_text())
+    assert stage["aux"] == [] and stage["task_limits"] == {} and stage["data"] == {}
+    assert stage["sizes"] == {"demo-paraphrase": 24}
+    multi = json.loads((out / "uniform" / "seed-0" / "config.json").read_text())
+    assert multi["sizes"] == {"demo-paraphrase": 24, "demo-similarity": 12}
+    single = json.loads((out / "single" / "seed-0" / "config.json").read_text())
+    assert single["aux"] == [] and single["data"] == {}

@@ -196,6 +196,8 @@ def strategy_values(base: dict[str, Any], strategy: Strategy) -> dict[str, Any]:
                                                           *tasks}
     values["options"] = {k: v for k, v in (base.get("options") or {}).items()
                          if k in ("weighting", "sampler", "backbone") or k not in unused}
+    if values.get("data"):  # --data of the tasks this strategy trains (TASK=FOLDER or TASK.SPLIT=FILE)
+        values["data"] = {k: v for k, v in values["data"].items() if k.partition(".")[0] in tasks}
     if values.get("task_limits"):  # --task-limit of the tasks this strategy trains
         values["task_limits"] = {k: v for k, v in values["task_limits"].items() if k in tasks}
     if values.get("teachers"):  # --teacher goes to every run that has the task (single drops the aux tasks)
@@ -285,11 +287,14 @@ def make_plan(base: dict[str, Any], strategies: list[Strategy], seeds: list[int]
         base["target"], base["aux"] = DEMO_SUITE["target"], list(DEMO_SUITE["aux"])
     base.setdefault("aux", [])
     base = json.loads(json.dumps(base))  # as stored in bench.json, so a resumed bench compares equal
+    from mtl.train import finetune
+
     for strategy in strategies:
         validate(strategy_values(base, strategy))
         if strategy.stage:  # the fine-tuning stage's options
-            values = strategy_values(base, strategy) | {"aux": [], "weighting": "uniform"}
-            validate(values | stage_values(base, strategy))
+            values = finetune.target_alone(strategy_values(base, strategy))
+            stage = stage_values(base, strategy)
+            validate(values | stage | {"options": {**values["options"], **stage["options"]}})
     plan = Plan(output, base, strategies, seeds)
     _check_existing(plan)
     return plan

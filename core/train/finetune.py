@@ -42,13 +42,8 @@ def finetune_config(run_dir: str | Path, overrides: dict[str, Any]) -> RunConfig
     if given:
         raise OptionError(f"mtl finetune: --{given[0].replace('_', '-')} is fixed by the run it continues "
                           f"({folder.path})")
-    values = parent.to_dict()
-    backbone_options = {k: v for k, v in (parent.options or {}).items()
-                        if k in ("backbone", parent.backbone, parent.backbone.partition(":")[0])}
-    values.update(aux=[], weighting="uniform", sampler="proportional", teachers={}, regularizer=None,
-                  parent=str(folder.path.resolve()), output=None, options=backbone_options,
-                  data={k: v for k, v in parent.data.items() if k.partition(".")[0] == parent.target},
-                  task_limits={k: v for k, v in parent.task_limits.items() if k == parent.target})
+    values = target_alone(parent.to_dict())
+    values.update(parent=str(folder.path.resolve()), output=None)
     for key, value in overrides.items():
         if value is None or key in FIXED:
             continue
@@ -59,6 +54,19 @@ def finetune_config(run_dir: str | Path, overrides: dict[str, Any]) -> RunConfig
         else:
             values[key] = value
     return RunConfig(**values)
+
+
+def target_alone(values: dict[str, Any]) -> dict[str, Any]:
+    """Run options ``values`` (as in config.json) for their target alone, as a fine-tuning stage starts: no
+    auxiliary tasks, teachers or regularizer, ``uniform``/``proportional``, and only the target's --data,
+    --task-limit and the backbone's --set options kept."""
+    target, backbone = values.get("target"), values.get("backbone") or ""
+    return {**values, "aux": [], "weighting": "uniform", "sampler": "proportional", "teachers": {},
+            "regularizer": None,
+            "options": {k: v for k, v in (values.get("options") or {}).items()
+                        if k in ("backbone", backbone, backbone.partition(":")[0])},
+            "data": {k: v for k, v in (values.get("data") or {}).items() if k.partition(".")[0] == target},
+            "task_limits": {k: v for k, v in (values.get("task_limits") or {}).items() if k == target}}
 
 
 def parent_state(model: torch.nn.Module, run_dir: str | Path, target: str) -> dict[str, torch.Tensor]:
