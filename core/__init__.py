@@ -17,6 +17,7 @@ import importlib
 from typing import Any
 
 from mtl import _moved
+from mtl.contract.gradient import GradientWeighting
 from mtl.contract.hookspecs import hookimpl, hookspec
 from mtl.contract.loader import available, create
 from mtl.contract.regularizer import Regularizer
@@ -36,7 +37,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "DataError", "Examples", "GlueLayout", "MtlError", "OptionError", "Regularizer", "Sampler", "Step", "Task", "TrainingError",
+    "DataError", "Examples", "GlueLayout", "GradientWeighting", "MtlError", "OptionError", "Regularizer", "Sampler", "Step", "Task", "TrainingError",
     "UnknownNameError", "Weighting", "available", "create", "hookimpl", "hookspec", "normalise", "__version__",
     *_LAZY,
 ]

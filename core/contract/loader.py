@@ -27,6 +27,8 @@ BUILTIN_PLUGINS = (
     "mtl.plugins.weightings.siwlm",
     "mtl.plugins.weightings.mmoe",
     "mtl.plugins.weightings.pcgrad",
+    # gradient family (TorchJD aggregators): mtl.plugins.weightings.gradient.<name>
+    # loss family: mtl.plugins.weightings.loss.<name>
     "mtl.plugins.samplers.proportional",
     "mtl.plugins.samplers.uniform",
     "mtl.plugins.samplers.adaptive",

@@ -7,7 +7,7 @@ A weighting decides how much each instance of each task counts in the loss. The 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # torch is imported lazily so that `import mtl` stays fast
     import torch
@@ -30,6 +30,35 @@ class Step:
     batches: dict[str, Any] = field(default_factory=dict)  # the tokenised inputs, per task
     weights: dict[str, float] = field(default_factory=dict)  # mean weight applied per task, logged as weight.<task>
     logits: dict[str, "torch.Tensor"] = field(default_factory=dict)  # each task's outputs [B, C] (float32, with graph)
+    global_means: dict[str, float] = field(default_factory=dict)  # each task's mean instance loss over every rank
+    reduce_fn: "Callable[[torch.Tensor], torch.Tensor] | None" = None  # mean over ranks (None: one process)
+    recompute_fn: "Callable[[], dict[str, torch.Tensor]] | None" = None  # set by the trainer after the update
+
+    def losses_after_update(self) -> dict[str, "torch.Tensor"]:
+        """In :meth:`Weighting.after_step`: each task's mean instance loss on this step's batches under the updated
+        model (no graph; over every rank), e.g. for FAMO's weight update (Liu et al., NeurIPS 2023, Alg. 1). It
+        costs one more forward pass."""
+        if self.recompute_fn is None:
+            raise RuntimeError("Step.losses_after_update is available in Weighting.after_step only")
+        return self.recompute_fn()
+
+    def reduce(self, tensor: "torch.Tensor") -> "torch.Tensor":
+        """``tensor``'s mean over the ranks of a torchrun job (itself in one process). A weighting that combines
+        per-task gradients or loss values non-linearly reduces them first, so every rank makes the same update
+        and two processes equal one process on the whole batch."""
+        return self.reduce_fn(tensor) if self.reduce_fn is not None else tensor
+
+    def task_losses(self) -> dict[str, "torch.Tensor"]:
+        """Each task's mean instance loss as a scalar with a graph: its value is the mean over the whole step (every
+        rank of a torchrun job), its gradient this process's share of that mean's gradient (what the trainer's
+        average over ranks completes). Loss-weighting methods weight these."""
+        out = {}
+        for task, losses in self.losses.items():
+            mean = losses.mean()
+            if task in self.global_means:
+                mean = mean + (self.global_means[task] - mean.detach())
+            out[task] = mean
+        return out
 
     def record_weights(self, weights: dict[str, Any]) -> None:
         """Record the weight applied to each task's instances (a number, or one weight per instance): the
@@ -61,9 +90,16 @@ class Weighting:
     ``self.applied`` still has it logged by :meth:`log`.
     """
 
-    #: False for a weighting that cannot train under torchrun (e.g. it computes gradients with
-    #: ``torch.autograd.grad`` instead of one ``backward``, which DistributedDataParallel does not average).
+    #: False for a weighting that cannot train under torchrun.
     supports_distributed: bool = True
+    #: True for a weighting whose ``backward`` sets the gradients itself (``torch.autograd.grad``, per-task
+    #: Jacobians) instead of one ``backward`` that DistributedDataParallel could average: under torchrun the trainer
+    #: then trains without DDP and averages every gradient over the ranks after ``backward``; what the weighting
+    #: combines non-linearly (per-task gradients) it reduces first with :meth:`Step.reduce`.
+    computes_gradients: bool = False
+    #: How `mtl plugins` groups it: "instance" (per-instance weights), "loss" (per-task loss weights), "gradient"
+    #: (combines per-task gradients), "architecture" (adds modules); "other" for a plugin that does not say.
+    family: str = "other"
 
     def __init__(self) -> None:
         self.applied: dict[str, float] = {}
@@ -78,6 +114,10 @@ class Weighting:
     def backward(self, step: Step) -> None:
         """Compute gradients; default ``self.loss(step).backward()``."""
         self.loss(step).backward()
+
+    def after_step(self, step: Step) -> None:
+        """Called after every optimizer step that updated the model, with the step it trained (e.g. to update
+        weights from :meth:`Step.losses_after_update`)."""
 
     def parameters(self) -> list:
         """Extra trainable parameters not already inside ``run.model`` (gates, log-variances)."""

@@ -106,15 +106,33 @@ class Context:
         return box[0]
 
     def average_gradients(self, parameters: list[torch.nn.Parameter]) -> None:
-        """Average the gradients of parameters outside the DDP-wrapped model (a weighting's own)."""
+        """Average over the ranks the gradients of ``parameters`` outside DistributedDataParallel's reduction (a
+        weighting's own, or every parameter when the weighting computes the gradients itself), in one collective.
+        Every rank has gradients for the same parameters (they train the same tasks each step)."""
         if not self.enabled:
             return
         import torch.distributed as dist
 
-        for p in parameters:
-            if p.grad is not None:
-                dist.all_reduce(p.grad)
-                p.grad /= self.world
+        grads = [p.grad for p in parameters if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor``'s mean over the ranks (a new tensor; ``tensor`` itself in one process)."""
+        if not self.enabled:
+            return tensor
+        import torch.distributed as dist
+
+        out = tensor.detach().clone().contiguous()
+        dist.all_reduce(out)
+        return out / self.world
 
     def barrier(self) -> None:
         if self.enabled:

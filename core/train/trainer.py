@@ -190,14 +190,18 @@ class Trainer:
 
     def _wrap_for_distributed(self) -> None:
         self.forward = distributed.StepModule(self.model)
-        if self.ctx.enabled:
+        if not self.ctx.enabled:
+            return
+        # a weighting that sets the gradients itself (per-task Jacobians) trains without DDP: train_step averages
+        # its gradients over the ranks (every rank starts from the same seed, so from the same weights)
+        if not getattr(self.weighting, "computes_gradients", False):
             from torch.nn.parallel import DistributedDataParallel
 
             # one task per step leaves the other heads without gradients: find_unused_parameters
             self.forward = DistributedDataParallel(
                 self.forward, device_ids=[self.ctx.local_rank] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)
-            torch.manual_seed(self.config.seed + 1_000_003 * self.ctx.rank)  # a different dropout stream per rank
+        torch.manual_seed(self.config.seed + 1_000_003 * self.ctx.rank)  # a different dropout stream per rank
 
     # ------------------------------------------------------------------ training
     def _optimizer(self):
@@ -426,7 +430,8 @@ class Trainer:
         shared = [p for p in self.model.backbone.parameters() if p.requires_grad]
         weighting_step = Step(losses=losses, features=features, target=c.target, index=step, epoch=epoch,
                               progress=progress, shared_parameters=shared, hidden_states=hidden, batches=batches,
-                              logits=outputs_of)
+                              logits=outputs_of, global_means=means if ctx.enabled else {},
+                              reduce_fn=ctx.mean if ctx.enabled else None)
         if self.regularizer is not None:  # its gradient first (graph kept), then the weighting's adds to it
             with self._autocast():
                 term = self.regularizer.loss(weighting_step)
@@ -441,7 +446,10 @@ class Trainer:
         finally:
             self.run.gather_fn = None
         self.last_weights = weighting_step.weights
-        ctx.average_gradients(self.weighting.parameters())
+        if getattr(self.weighting, "computes_gradients", False):  # no DDP: average every gradient here
+            ctx.average_gradients([*self.model.parameters(), *self.weighting.parameters()])
+        else:
+            ctx.average_gradients(self.weighting.parameters())
         if scaler is not None:
             scaler.unscale_(optimizer)
         if c.clip > 0:
@@ -455,9 +463,31 @@ class Trainer:
             optimizer.step()
         if self.regularizer is not None:
             self.regularizer.after_step()
+        if hasattr(self.weighting, "after_step"):  # a duck-typed plugin without the base class may lack it
+            weighting_step.recompute_fn = lambda: self._losses_after_update(batches, rows, split)
+            self.weighting.after_step(weighting_step)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         return names, means, lr, examples
+
+    def _losses_after_update(self, batches: dict[str, dict[str, torch.Tensor]], rows: dict[str, list[int]],
+                             split: bool) -> dict[str, torch.Tensor]:
+        """Each task's mean instance loss on this step's batches under the updated model (no graph; over every
+        rank), for :meth:`Step.losses_after_update`."""
+        with torch.no_grad(), self._autocast():
+            outputs = self.forward(batches)
+        names = list(outputs)
+        sums, counts = [], []
+        for name in names:
+            losses = self.tasks[name].loss(outputs[name][0].float(), batches[name]["labels"])
+            if self.distiller is not None:
+                losses = self.distiller.loss(name, losses, outputs[name][0].float(), rows[name])
+            sums.append(float(losses.double().sum()))
+            counts.append(float(losses.numel()))
+        share = 1.0 if split or not self.ctx.enabled else 1.0 / self.ctx.world  # replicated batches count once
+        reduced = self.ctx.sum([x * share for x in sums + counts])
+        k = len(names)
+        return {n: torch.tensor(reduced[i] / reduced[k + i]) for i, n in enumerate(names)}
 
     def before_step(self, step: int, batches: dict[str, dict[str, torch.Tensor]], optimizer) -> None:
         """Called by :meth:`train_step` with the step's batches (on the device) before it trains on them, the model

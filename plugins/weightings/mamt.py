@@ -20,6 +20,8 @@ from mtl import Weighting, hookimpl
 
 
 class Mamt(Weighting):
+    family = "instance"
+
     def __init__(self, memory: int = 5, psi: float = 0.8, phi: float = 1.0, k: int | None = None, layers: int = 1,
                  metric: Literal["cosine", "maxnorm"] = "cosine"):
         super().__init__()

@@ -18,6 +18,8 @@ from mtl import Weighting, hookimpl
 
 
 class Mmoe(Weighting):
+    family = "architecture"
+
     def __init__(self, experts: int = 4, hidden: int | None = None, dropout: float = 0.1):
         super().__init__()
         if experts < 1:

@@ -21,6 +21,8 @@ CENTRAL_WEIGHT, OTHER_WEIGHT = 6.0, 1.0
 
 
 class Siwlm(Weighting):
+    family = "loss"
+
     def __init__(self, weights: dict[str, float] | None = None, period: int = 20, damp: float = 0.1):
         super().__init__()
         if period < 1:

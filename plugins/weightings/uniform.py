@@ -6,6 +6,8 @@ from mtl import Weighting, hookimpl
 class Uniform(Weighting):
     """The mean of all instance losses in the step; the baseline every strategy is compared with."""
 
+    family = "loss"
+
 
 @hookimpl
 def register_weightings(register):

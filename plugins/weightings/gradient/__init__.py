@@ -1,0 +1,1 @@
+"""Gradient methods: weightings that combine the tasks' gradients (one plugin per module)."""
