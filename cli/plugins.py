@@ -12,12 +12,30 @@ from .common import console, user_errors
 app = typer.Typer(help="List installed plugins, or show one plugin's options.", no_args_is_help=False)
 
 
+#: the order in which weighting families are listed (README "Weighting strategies")
+FAMILIES = ("instance", "loss", "gradient", "architecture", "other")
+
+
+def _family(entry) -> str:
+    """A weighting's family (its class attribute ``family``), "other" where it does not say or cannot load."""
+    try:
+        family = getattr(entry.load(), "family", "other")
+    except Exception:  # a factory that fails to import is reported when used, not here
+        return "other"
+    return family if family in FAMILIES else "other"
+
+
 def _rows(registry) -> list[dict]:
     rows = []
     for kind, table in registry.entries.items():
-        for name, entry in sorted(table.items()):
+        entries = sorted(table.items())
+        families = {name: _family(entry) for name, entry in entries} if kind == "weighting" else {}
+        if families:  # weightings grouped by family, then by name
+            entries.sort(key=lambda item: (FAMILIES.index(families[item[0]]), item[0]))
+        for name, entry in entries:
             rows.append({"kind": kind, "name": name, "aliases": list(entry.aliases), "package": entry.package,
-                         "version": entry.version, "plugin": entry.plugin, "description": entry.description})
+                         "version": entry.version, "plugin": entry.plugin, "description": entry.description,
+                         **({"family": families[name]} if families else {})})
     return rows
 
 
@@ -46,11 +64,11 @@ def plugins(
             from rich.table import Table
 
             table = Table()
-            for column in ("kind", "name", "package", "version", "description"):
+            for column in ("kind", "family", "name", "package", "version", "description"):
                 table.add_column(column)
             for r in rows:
                 name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
-                table.add_row(r["kind"], name, r["package"], r["version"], r["description"])
+                table.add_row(r["kind"], r.get("family", ""), name, r["package"], r["version"], r["description"])
             out = console()
             out.print(table)
             for f in failed:
@@ -93,7 +111,8 @@ def show(
                 {"name": o.name, "type": o.type_name, "default": None if o.required else o.default,
                  "required": o.required} for o in describe(factory)]
             described.append({"kind": entry.kind, "name": entry.name, "package": entry.package,
-                              "version": entry.version, "description": entry.description, "options": options})
+                              "version": entry.version, "description": entry.description, "options": options,
+                              **({"family": _family(entry)} if entry.kind == "weighting" else {})})
         if as_json:
             typer.echo(json.dumps(described, indent=2, default=repr))
             return
@@ -101,7 +120,8 @@ def show(
 
         out = console()
         for d in described:
-            out.print(f"[bold]{d['kind']} {d['name']}[/bold] — {d['description']} ({d['package']} {d['version']})")
+            family = f" ({d['family']} family)" if "family" in d else ""
+            out.print(f"[bold]{d['kind']} {d['name']}[/bold]{family} — {d['description']} ({d['package']} {d['version']})")
             if d["kind"] == "figure":
                 out.print(f"  no options; `mtl plot RUN` writes {d['name']}.png when the run has its records")
                 continue
