@@ -151,3 +151,23 @@ def test_third_party_plugin_trains_through_mtl_run(example_plugin_path, tmp_path
     bad = run_mtl("run", *TINY, "-o", str(tmp_path / "bad"), "--weighting", "target-boost",
                   "--set", "target-boost.factor=-1", env={"PYTHONPATH": str(example_plugin_path)})
     assert bad.returncode == 1 and "weighting 'target-boost': factor must be > 0 (got -1.0)" in bad.stderr
+
+
+def test_a_task_given_twice_is_an_error_naming_it(tmp_path):
+    for aux, fragment in (("demo-paraphrase", "task 'demo-paraphrase' is given twice: as --target and in --aux"),
+                          ("demo-similarity,demo-similarity", "task 'demo-similarity' is given twice")):
+        result = invoke("run", "--target", "demo-paraphrase", "--aux", aux, *TINY, "-o", str(tmp_path / "run"))
+        assert_one_line_error(result, fragment)
+        assert not (tmp_path / "run").exists()
+
+
+def test_max_length_must_leave_room_for_one_token_of_each_text(tmp_path):
+    # BERT's tokenizer: [CLS] a [SEP] b [SEP] for a pair task (5 tokens), [CLS] a [SEP] for one text (3)
+    result = invoke("run", "--target", "demo-paraphrase", "--aux", "demo-sentiment", *TINY, "--max-length", "4",
+                    "-o", str(tmp_path / "run"))
+    assert_one_line_error(result, "--max-length 4 is too short for task 'demo-paraphrase'", "needs 5 tokens")
+    assert not (tmp_path / "run").exists()
+    result = invoke("run", "--target", "demo-sentiment", *TINY, "--max-length", "2", "-o", str(tmp_path / "run"))
+    assert_one_line_error(result, "--max-length 2 is too short for task 'demo-sentiment'", "needs 3 tokens")
+    ok = invoke("run", "--target", "demo-paraphrase", *TINY, "--max-length", "5", "-o", str(tmp_path / "ok"))
+    assert ok.exit_code == 0, ok.output

@@ -88,6 +88,8 @@ class RunConfig:
                 raise OptionError(f"--task-limit {task}={value}: the limit must be an integer >= 1")
         if self.aux and not self.target:
             raise OptionError("--aux needs a --target (the task the auxiliary tasks help)")
+        if self.target in self.aux:
+            raise OptionError(f"task {self.target!r} is given twice: as --target and in --aux")
         seen = set()
         for name in self.tasks:
             if name in seen:

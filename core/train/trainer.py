@@ -152,6 +152,13 @@ class Trainer:
 
     def _encode(self) -> None:
         c, tokenizer = self.config, self.model.backbone.tokenizer
+        for name, task in self.tasks.items():  # room for the special tokens and one token of each text
+            texts = len(task.text_columns)
+            needed = tokenizer.num_special_tokens_to_add(pair=texts == 2) + texts
+            if c.max_length < needed:
+                raise OptionError(f"--max-length {c.max_length} is too short for task {name!r}: the tokenizer needs "
+                                  f"{needed} tokens for one token of each of its {texts} text(s) with "
+                                  f"{needed - texts} special tokens")
         self.train_data: dict[str, Encoded] = {
             n: encode(ex, tokenizer, c.max_length, self.tasks[n].is_regression) for n, ex in self.train_examples.items()
         }
