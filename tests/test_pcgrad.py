@@ -1,9 +1,17 @@
-"""PCGrad (Yu et al., NeurIPS 2020, Alg. 1): the projection on constructed gradients and on a real model step."""
+"""PCGrad (Yu et al., NeurIPS 2020, Alg. 1): the plugin (TorchJD's ``PCGrad``, on the Gramian) against the hand-written
+projection below, on constructed gradients and on a real model step.
+
+``project`` is the algorithm written directly on the gradient vectors, independently of TorchJD, with the visiting
+orders given: it is the reference. The plugin draws each task's order as ``torch.randperm(T)`` from the global
+generator, forked and seeded with a number drawn from the run's generator (``run.rng``) at each step; the tests replay
+that draw to give the reference the same orders. With two tasks the order does not matter.
+"""
 
 from __future__ import annotations
 
 import json
 import types
+from typing import Sequence
 
 import numpy as np
 import pytest
@@ -12,9 +20,29 @@ from test_trainer import DEMO
 
 import mtl
 from mtl import Step
-from mtl.plugins.weightings.pcgrad import conflicts, project
 from mtl.runs.config import RunConfig
 from mtl.train.trainer import Trainer
+
+
+def project(grads: "list[torch.Tensor]", orders: Sequence[Sequence[int]] | None = None) -> "list[torch.Tensor]":
+    """PCGrad's projection (Alg. 1) of flat per-task gradients; ``orders[i]`` is the order in which task i
+    visits the other tasks (indices; i itself is skipped; default: index order). Returns new tensors."""
+    out = []
+    for i, g in enumerate(grads):
+        g = g.clone()
+        for j in orders[i] if orders is not None else range(len(grads)):
+            if j == i:
+                continue
+            dot = g.dot(grads[j])
+            if dot < 0:
+                g = g - (dot / grads[j].dot(grads[j])) * grads[j]
+        out.append(g)
+    return out
+
+
+def conflicts(grads: "list[torch.Tensor]") -> int:
+    """The number of task pairs whose original gradients conflict (negative inner product)."""
+    return sum(int(grads[i].dot(grads[j]) < 0) for i in range(len(grads)) for j in range(i + 1, len(grads)))
 
 
 def t(*values):
@@ -51,35 +79,51 @@ def test_the_order_of_the_other_tasks_matters_and_uses_the_original_gradients():
     assert conflicts([g1, g2, g3]) == 3
 
 
-def test_backward_visits_the_other_tasks_in_a_random_order_from_the_runs_generator():
-    grads = [t(1, 0), t(-1, 1), t(-1, -2)]  # every pair conflicts; task 1's result depends on the order
+def replayed_orders(seed: int, n: int) -> list[list[int]]:
+    """The visiting orders the plugin draws at its first step when its run generator is seeded with ``seed``."""
+    step_seed = int(torch.randint(0, 2**62, (1,), generator=torch.Generator().manual_seed(seed)))
+    replay = torch.Generator().manual_seed(step_seed)
+    return [torch.randperm(n, generator=replay).tolist() for _ in range(n)]
+
+
+def plugin_step(grads: list[torch.Tensor], seed: int):
+    """One backward of the ``pcgrad`` plugin on losses whose gradients are ``grads`` (float64); returns the plugin,
+    the update it set and the weights it recorded."""
+    w = mtl.create("weighting", "pcgrad")
+    names = [f"task{i}" for i in range(len(grads))]
+    w.setup(types.SimpleNamespace(model=None, rng=torch.Generator().manual_seed(seed), tasks=names, target=names[0]))
+    shared = torch.zeros(grads[0].shape[0], dtype=torch.float64, requires_grad=True)
+    losses = {name: (g @ shared).reshape(1) for name, g in zip(names, grads)}  # ∇ = g_i
+    step = Step(losses=losses, features={}, target=names[0], index=0, epoch=0, progress=0.0, shared_parameters=[shared])
+    w.backward(step)
+    return w, shared.grad, step.weights
+
+
+def test_the_plugin_equals_the_reference_on_two_tasks_whatever_the_order():
+    for g1, g2 in [(t(1, 0), t(-1, 1)), (t(3, -1, 2), t(-2, 1, 0.5)), (t(1, 2), t(2, 1))]:
+        expected = sum(project([g1, g2]))
+        for seed in range(3):
+            w, update, weights = plugin_step([g1, g2], seed)
+            assert torch.allclose(update, expected, rtol=1e-12, atol=1e-12)
+            # the recorded weights are the coefficients of the original gradients in the update
+            assert torch.allclose(weights["task0"] * g1 + weights["task1"] * g2, update, rtol=1e-6, atol=1e-6)
+            assert w.log()["pcgrad.conflicts"] == conflicts([g1, g2])
+
+
+def test_the_plugin_equals_the_reference_with_the_replayed_orders_and_the_orders_matter():
+    grads = [t(1, 0, 0.5), t(-1, 1, 0), t(-1, -2, 0.3), t(0.2, -0.5, -1)]  # task 0's result depends on the order
     outcomes = set()
     for seed in range(12):
-        w = mtl.create("weighting", "pcgrad")
-        w.setup(types.SimpleNamespace(model=None, rng=torch.Generator().manual_seed(seed)))
-        shared = torch.zeros(2, dtype=torch.float64, requires_grad=True)
-        replay = torch.Generator().manual_seed(seed)
-        orders = [torch.randperm(3, generator=replay).tolist() for _ in range(3)]
-        losses = {f"task{i}": (g @ shared).reshape(1) for i, g in enumerate(grads)}  # ∇ = g_i
-        w.backward(Step(losses=losses, features={}, target="task0", index=0, epoch=0, progress=0.0,
-                        shared_parameters=[shared]))
-        expected = np.sum(reference_projection([g.numpy() for g in grads], orders), axis=0)
-        assert np.allclose(shared.grad.numpy(), expected)
-        assert w.log()["pcgrad.conflicts"] == 3
-        outcomes.add(tuple(np.round(shared.grad.numpy(), 6)))
+        global_state = torch.get_rng_state()
+        w, update, weights = plugin_step(grads, seed)
+        assert torch.equal(torch.get_rng_state(), global_state)  # the global stream (dropout) is not shifted
+        expected = torch.stack(project(grads, replayed_orders(seed, len(grads)))).sum(dim=0)
+        assert torch.allclose(update, expected, rtol=1e-12, atol=1e-12)
+        again = plugin_step(grads, seed)[1]
+        assert torch.equal(again, update)  # the same run generator, the same orders
+        assert w.log()["pcgrad.conflicts"] == conflicts(grads)
+        outcomes.add(tuple(np.round(update.numpy(), 9)))
     assert len(outcomes) > 1  # different generators give different orders, and the orders matter
-
-
-def reference_projection(grads: list[np.ndarray], orders: list[list[int]]) -> list[np.ndarray]:
-    """Algorithm 1 of the paper in float64 NumPy, written independently of the plugin."""
-    out = []
-    for i, g in enumerate(grads):
-        g = g.copy()
-        for j in orders[i]:
-            if j != i and g @ grads[j] < 0:
-                g = g - (g @ grads[j]) / (grads[j] @ grads[j]) * grads[j]
-        out.append(g)
-    return out
 
 
 def _prepared(tmp_path, **overrides):
@@ -119,11 +163,12 @@ def test_a_real_step_gives_the_shared_parameters_the_sum_of_projected_gradients(
                                else np.zeros(numel[name]) for name in used])
 
     flat = [vector(n) for n in names]
-    # the orders PCGrad draws: for each task, a permutation from the run's generator (torch.randperm)
+    # the orders PCGrad draws: a seed from the run's generator, then for each task a torch.randperm of the tasks
     replay = torch.Generator()
     replay.set_state(weighting.rng.get_state())
-    orders = [torch.randperm(len(names), generator=replay).tolist() for _ in names]
-    expected = np.sum(reference_projection(flat, orders), axis=0)
+    seeded = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=replay)))
+    orders = [torch.randperm(len(names), generator=seeded).tolist() for _ in names]
+    expected = torch.stack(project([torch.from_numpy(f) for f in flat], orders)).sum(dim=0).numpy()
     negative_pairs = sum(flat[i] @ flat[j] < 0 for i in range(3) for j in range(i + 1, 3))
     assert negative_pairs >= 1  # the step exercises the projection
 
@@ -147,7 +192,10 @@ def test_a_real_step_gives_the_shared_parameters_the_sum_of_projected_gradients(
         assert torch.allclose(p.grad, torch.stack(grads).sum(0), rtol=1e-5, atol=1e-7)
     log = weighting.log()
     assert log["pcgrad.conflicts"] == negative_pairs
-    assert step.weights == {n: 1.0 for n in names}  # logged as weight.<task>
+    # logged as weight.<task>: the coefficients of the original gradients in the update
+    assert set(step.weights) == set(names) and any(abs(step.weights[n] - 1.0) > 1e-3 for n in names)
+    combined = sum(step.weights[n] * f for n, f in zip(names, flat))
+    assert np.allclose(actual, combined, rtol=1e-3, atol=1e-4 * scale)
 
 
 def test_one_task_per_step_is_plain_backpropagation(tmp_path):
@@ -181,4 +229,6 @@ def test_pcgrad_with_the_all_sampler_trains_and_logs(tmp_path):
     for r in steps:
         assert r["tasks"] == ["demo-paraphrase", "demo-similarity", "demo-sentiment"]
         assert 0 <= r["pcgrad.conflicts"] <= 3
-        assert all(r[f"weight.{n}"] == 1.0 for n in r["tasks"])
+        assert all(r[f"weight.{n}"] >= 1.0 for n in r["tasks"])  # 1 plus what projections add
+        if r["pcgrad.conflicts"] == 0:
+            assert all(r[f"weight.{n}"] == 1.0 for n in r["tasks"])
