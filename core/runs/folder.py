@@ -1,12 +1,12 @@
 """The run folder of DESIGN.md ("Runs"): the one module that reads and writes it.
 
 ``RunFolder(path)`` names every file of a run (``config.json``, ``metrics.jsonl``, ``eval.json``,
-``summary.json``, ``checkpoint/``, ``model/``) and reads and writes them; the trainer, restore, export, the
-bench, the figures and the CLI all go through it. Files are written atomically (temp file in the same folder,
-fsync, rename) with the permissions any other program's files get (``0666 & ~umask``, 0644 under the usual
-umask). Crash-safe checkpoints are listed with their size and SHA-256 in ``checkpoint/checkpoints.json``; the
-last :data:`KEEP` are kept, and loading falls back to the previous one when the newest does not verify.
-A file that is missing or does not parse is a one-line :class:`mtl.errors.MtlError` naming it.
+``predictions.safetensors``, ``summary.json``, ``checkpoint/``, ``model/``) and reads and writes them; the trainer,
+restore, export, the bench, the figures and the CLI all go through it. Files are written atomically (temp file in
+the same folder, fsync, rename) with the permissions any other program's files get (``0666 & ~umask``, 0644 under
+the usual umask). Crash-safe checkpoints are listed with their size and SHA-256 in ``checkpoint/checkpoints.json``;
+the last :data:`KEEP` are kept, and loading falls back to the previous one when the newest does not verify. A file
+that is missing or does not parse is a one-line :class:`mtl.errors.MtlError` naming it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from mtl.runs.checkpoint import CheckpointError
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 EVAL = "eval.json"
+PREDICTIONS = "predictions.safetensors"  # the best evaluation's predictions and labels, per task.split
+LABELS_SUFFIX = ":labels"  # predictions.safetensors: "<task>.<split>" predictions, "<task>.<split>:labels" labels
 SUMMARY = "summary.json"
 CHECKPOINTS = "checkpoint"
 BEST = "best.safetensors"
@@ -186,6 +188,10 @@ class RunFolder:
         return self.path / EVAL
 
     @property
+    def predictions_path(self) -> Path:
+        return self.path / PREDICTIONS
+
+    @property
     def summary_path(self) -> Path:
         return self.path / SUMMARY
 
@@ -301,6 +307,50 @@ class RunFolder:
 
     def eval(self, *, missing_ok: bool = True) -> dict[str, Any] | None:
         return read_json(self.eval_path, "the run's evaluation", missing_ok=missing_ok)
+
+    def write_predictions(self, predictions: dict[str, tuple[Any, Any]], *, epoch: int, step: int) -> None:
+        """``predictions.safetensors``: per ``"<task>.<split>"`` the evaluation's predictions (class indices, or
+        scores for regression) in the order of the split's file, and its labels under ``"<task>.<split>:labels"``;
+        the epoch and step evaluated in the metadata (no pickle)."""
+        tensors = {}
+        for key, (values, labels) in predictions.items():
+            tensors[key] = values
+            tensors[key + LABELS_SUFFIX] = labels
+        save_tensors(self.predictions_path, tensors, {"format": "pt", "kind": "mtl-predictions",
+                                                      "epoch": str(epoch), "step": str(step)})
+
+    def predictions(self) -> dict[str, Any] | None:
+        """The stored evaluation predictions: ``{"epoch", "step", "splits": {"<task>.<split>": {"predictions",
+        "labels"}}}`` (numpy arrays, read with safetensors' numpy loader: torch is not imported); None for a run
+        without the file (runs of older versions of mtl)."""
+        path = self.predictions_path
+        if not path.is_file():
+            return None
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="np") as f:
+                meta = dict(f.metadata() or {})
+                arrays = {key: f.get_tensor(key) for key in f.keys()}
+        except Exception as exc:  # a truncated or overwritten file
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise MtlError(f"{path}: not a readable safetensors predictions file ({reason[:160]})") from None
+        splits: dict[str, Any] = {}
+        for key, values in arrays.items():
+            if key.endswith(LABELS_SUFFIX):
+                continue
+            labels = arrays.get(key + LABELS_SUFFIX)
+            if labels is None or labels.shape != values.shape:
+                raise MtlError(f"{path}: {key!r} has no labels of its length")
+            splits[key] = {"predictions": values, "labels": labels}
+
+        def number(name: str) -> int | None:
+            try:
+                return int(meta[name])
+            except (KeyError, ValueError):
+                return None
+
+        return {"epoch": number("epoch"), "step": number("step"), "splits": splits}
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.summary_path, summary)

@@ -336,6 +336,8 @@ class Trainer:
             loop.keep_best(value, results, epoch, step)
             if self.ctx.is_main:
                 self.folder.save_best(self._model_state(), self.weighting.state_dict())
+                # the predictions eval.json's metrics come from (kept, like best.safetensors, for --resume)
+                self.folder.write_predictions(self.last_predictions, epoch=epoch, step=step)
 
     def _finish(self, total_seconds: float) -> dict[str, Any]:
         """Restore the best model; write eval.json, summary.json and model/; free the resume checkpoints."""
@@ -580,11 +582,15 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, dict[str, dict[str, float]]]:
-        """Metrics on every evaluation split, in float32; under torchrun each rank predicts every world-th batch."""
+        """Metrics on every evaluation split, in float32; under torchrun each rank predicts every world-th batch.
+
+        The predictions and labels behind them (in the order of each split's file) are left in
+        ``self.last_predictions`` (``"<task>.<split>" -> (predictions, labels)``) for predictions.safetensors."""
         was_training = self.model.training
         self.model.eval()
         ctx = getattr(self, "ctx", None) or distributed.Context()
         results: dict[str, dict[str, dict[str, float]]] = {}
+        self.last_predictions: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         try:
             for (name, split), data in self.eval_data.items():
                 if data.labels is None or len(data) == 0:
@@ -600,6 +606,7 @@ class Trainer:
                     for positions, values in part:
                         predictions[positions] = values
                 results.setdefault(name, {})[split] = task.compute_metrics(predictions.numpy(), data.labels.numpy())
+                self.last_predictions[f"{name}.{split}"] = (predictions, data.labels.to(predictions.dtype))
         finally:
             self.model.train(was_training)
         return results
