@@ -123,39 +123,15 @@ RUNNERS = {"mtl": run_mtl, "trainer": run_trainer}
 
 
 # ---------------------------------------------------------------------------------------------- statistics
-def scores(metric: str, predictions, labels):
-    """``metric`` of each row of ``predictions`` [R, n] against ``labels`` [R, n] (vectorised over resamples)."""
-    import numpy as np
-
-    if metric == "accuracy":
-        return (predictions == labels).mean(axis=-1)
-    if metric == "f1":
-        tp = ((predictions == 1) & (labels == 1)).sum(axis=-1)
-        fp = ((predictions == 1) & (labels == 0)).sum(axis=-1)
-        fn = ((predictions == 0) & (labels == 1)).sum(axis=-1)
-        denominator = 2 * tp + fp + fn
-        return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
-    raise ValueError(f"no bootstrap for metric {metric!r}")
-
-
 def paired_interval(metric: str, mine: list[list[int]], theirs: list[list[int]], labels: list[int],
                     resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
     """(mean difference, 2.5 %, 97.5 %) of mean_s[metric(mine_s) − metric(theirs_s)] over bootstrap resamples of
-    the dev examples (the same resample for every seed and both frameworks)."""
-    import numpy as np
+    the dev examples (the same resample for every seed and both frameworks): `mtl bench`'s own interval,
+    :func:`mtl.study.statistics.paired_bootstrap`."""
+    from mtl.study.statistics import paired_bootstrap
 
-    y = np.asarray(labels)
-    a, b = np.asarray(mine), np.asarray(theirs)  # [seeds, n]
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, len(y), size=(resamples, len(y)))
-    diffs = np.zeros(resamples)
-    for s in range(a.shape[0]):
-        diffs += scores(metric, a[s][index], y[index]) - scores(metric, b[s][index], y[index])
-    diffs /= a.shape[0]
-    observed = float(np.mean([scores(metric, a[s][None], y[None])[0] - scores(metric, b[s][None], y[None])[0]
-                              for s in range(a.shape[0])]))
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    return observed, float(low), float(high)
+    interval = paired_bootstrap(metric, mine, theirs, labels, resamples=resamples, seed=seed)
+    return interval["delta"], interval["low"], interval["high"]
 
 
 # ---------------------------------------------------------------------------------------------- report
