@@ -17,8 +17,10 @@ a TorchJD aggregator, one row per task:
   thresholds are then reproducible, the same on every rank, identical after ``--resume`` (the trainer checkpoints
   ``run.rng``), and they leave the global stream (dropout) exactly where it was.
 - *State.* A stateful aggregator's state (its modules' buffers, their ``_state_key`` and step counters, anything a
-  plugin adds in :attr:`TorchJDWeighting.state_attributes`) is saved by ``state_dict`` as tensors and JSON values,
-  no pickle, and restored by ``load_state_dict``, also before the aggregator exists: it is applied when it is built.
+  plugin adds in :attr:`TorchJDWeighting.state_attributes`) is saved by ``state_dict`` as a flat mapping of tensors
+  and JSON values (:func:`flatten`: the form of both the resume checkpoint and the weighting state kept beside the
+  best model), no pickle, and restored by ``load_state_dict``, also before the aggregator exists: it is applied
+  when it is built.
 
 :class:`TwoSampleWeighting` is the variant for the methods whose weight update needs two independent estimates of
 the Jacobian (MoDo, SDMGrad): see its docstring.
@@ -139,10 +141,11 @@ class TorchJDWeighting(GradientWeighting):
             if state:
                 entries.append({"tasks": list(order), "state": state})
         entries += [{"tasks": list(order), "state": state} for order, state in self.pending.items()]
-        return {"aggregators": entries} if entries else {}
+        return flatten({"aggregators": entries}) if entries else {}
 
     def load_state_dict(self, state: dict) -> None:
-        for entry in (state or {}).get("aggregators", []):
+        state = unflatten(state or {})
+        for entry in state.get("aggregators", []):
             order = tuple(entry["tasks"])
             if order in self.aggregators:
                 self.restore(self.aggregators[order], entry["state"])
@@ -236,15 +239,16 @@ class TwoSampleWeighting(TorchJDWeighting):
         return weights @ (first + second)
 
     def state_dict(self) -> dict:
-        state = super().state_dict()
+        state = unflatten(super().state_dict())
         if self.previous:
             state["previous"] = [{"tasks": list(order), "weights": encode(weights)}
                                  for order, weights in self.previous.items()]
-        return state
+        return flatten(state) if state else {}
 
     def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.previous = {tuple(entry["tasks"]): decode(entry["weights"]) for entry in (state or {}).get("previous", [])}
+        state = unflatten(state or {})
+        super().load_state_dict(flatten({"aggregators": state.get("aggregators", [])}))
+        self.previous = {tuple(entry["tasks"]): decode(entry["weights"]) for entry in state.get("previous", [])}
 
 
 def preference(values: dict[str, float] | None, tasks: list[str], plugin: str, option: str = "pref_vector"):
@@ -270,6 +274,45 @@ def check_preference(values: dict[str, float] | None, tasks: list[str], plugin: 
 
 
 # ---------------------------------------------------------------------------------------------- state encoding
+def flatten(tree: dict) -> dict:
+    """A nested state as one flat mapping: its tensors at the top (``tensor.N``) and the rest as the JSON value
+    ``layout`` that refers to them, the form a weighting's state takes beside the best model (top-level tensors and
+    JSON values only) as well as in the resume checkpoint."""
+    import torch
+
+    tensors: dict[str, Any] = {}
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            key = f"tensor.{len(tensors)}"
+            tensors[key] = value.detach().cpu().contiguous()
+            return {"__tensor__": key}
+        if isinstance(value, dict):
+            return {str(key): walk(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(item) for item in value]
+        return value
+
+    return {"layout": walk(tree), **tensors}
+
+
+def unflatten(state: dict) -> dict:
+    """The inverse of :func:`flatten` (an empty state stays empty)."""
+    if "layout" not in state:
+        return dict(state)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) == {"__tensor__"}:
+                return state[value["__tensor__"]]
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    return walk(state["layout"])
+
+
 def encode(value: Any) -> Any:
     """A state value as tensors and JSON values (tuples, dtypes, devices and NumPy arrays tagged)."""
     import numpy as np
@@ -298,10 +341,7 @@ def decode(value: Any) -> Any:
 
     if isinstance(value, dict):
         if "tensor" in value:
-            device = value.get("device", "cpu")
-            if device.startswith("cuda") and not torch.cuda.is_available():
-                device = "cpu"
-            return value["tensor"].to(device).clone()
+            return value["tensor"].to(on_device(value.get("device", "cpu"))).clone()
         if "numpy" in value:
             return value["numpy"].clone().numpy()
         if "dtype" in value:
@@ -313,3 +353,10 @@ def decode(value: Any) -> Any:
     if isinstance(value, list):
         return [decode(item) for item in value]
     return value
+
+
+def on_device(name: str) -> str:
+    """The device a saved tensor goes back to: where it was, or the CPU where that device is not available."""
+    import torch
+
+    return "cpu" if name.startswith("cuda") and not torch.cuda.is_available() else name

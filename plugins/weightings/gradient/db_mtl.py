@@ -15,7 +15,7 @@ from __future__ import annotations
 from mtl import GradientWeighting, hookimpl
 from mtl.errors import MtlError
 
-from ._torchjd import decode, encode
+from ._torchjd import on_device
 
 EPSILON = 1e-8
 
@@ -63,15 +63,17 @@ class DBMTL(GradientWeighting):
         return scales @ self.averages
 
     def state_dict(self) -> dict:
+        """Flat (top-level tensors and JSON values), like the state kept beside the best model."""
         if self.tasks is None:
             return {}
-        return {"tasks": list(self.tasks), "averages": encode(self.averages), "steps": self.steps}
+        return {"tasks": list(self.tasks), "averages": self.averages.detach().cpu().clone(), "steps": self.steps,
+                "device": str(self.averages.device)}
 
     def load_state_dict(self, state: dict) -> None:
         if not state:
             return
         self.tasks = list(state["tasks"])
-        self.averages = decode(state["averages"])
+        self.averages = state["averages"].to(on_device(state["device"])).clone()
         self.steps = int(state["steps"])
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from mtl import GradientWeighting, hookimpl
 from mtl.errors import MtlError
 
-from ._torchjd import decode, encode
+from ._torchjd import on_device
 
 
 class MoCo(GradientWeighting):
@@ -67,16 +67,18 @@ class MoCo(GradientWeighting):
         return self.weights @ self.tracked
 
     def state_dict(self) -> dict:
+        """Flat (top-level tensors and JSON values), like the state kept beside the best model."""
         if self.tasks is None:
             return {}
-        return {"tasks": list(self.tasks), "tracked": encode(self.tracked), "weights": encode(self.weights),
-                "steps": self.steps}
+        return {"tasks": list(self.tasks), "tracked": self.tracked.detach().cpu().clone(),
+                "weights": self.weights.detach().cpu().clone(), "steps": self.steps, "device": str(self.tracked.device)}
 
     def load_state_dict(self, state: dict) -> None:
         if not state:
             return
+        device = on_device(state["device"])
         self.tasks = list(state["tasks"])
-        self.tracked, self.weights = decode(state["tracked"]), decode(state["weights"])
+        self.tracked, self.weights = state["tracked"].to(device).clone(), state["weights"].to(device).clone()
         self.steps = int(state["steps"])
 
 

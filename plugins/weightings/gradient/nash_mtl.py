@@ -3,8 +3,9 @@ Chechik & Fetaya, "Multi-Task Learning as a Bargaining Game", ICML 2022, arXiv 2
 ``NashMTL``, adapted from the authors' code).
 
 The update is Σ_i α_i g_i with α the Nash bargaining solution: α > 0 and (GᵀG α)_i = 1/α_i for every task
-(Eq. 5; G the matrix of task gradients as columns, GᵀG the Gramian normalised by its Frobenius norm), found by
-``optim_niter`` steps of the paper's sequence of convex problems (cvxpy/ECOS) started from the previous step's α;
+(Eq. 5; G the matrix of task gradients as columns, GᵀG their Gramian), found by ``optim_niter`` steps of the paper's
+sequence of convex problems (cvxpy/ECOS, on the Gramian divided by its Frobenius norm and the constraint rescaled
+to match) started from the previous step's α;
 α is recomputed every ``update_weights_every`` steps and rescaled so that ‖Σ_i α_i g_i‖ ≤ ``max_norm`` (0: no
 clipping). The weights α are logged; the previous α, the step count and the normalisation are checkpointed.
 """
