@@ -51,6 +51,9 @@ group_cmd.register(app)  # group
 
 
 def main() -> None:
+    from mtl.runs import signals
+
+    signals.install()  # SIGTERM stops a run or a bench cleanly (exit 143), like Ctrl-C (exit 130)
     app()
 
 

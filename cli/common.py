@@ -8,7 +8,8 @@ import sys
 
 import typer
 
-from mtl.errors import MtlError
+from mtl.errors import Interrupted, MtlError, Stopped
+from mtl.runs import signals
 
 
 def err(message: str) -> None:
@@ -23,15 +24,19 @@ def user_errors():
     """
     try:
         yield
+    except Interrupted as exc:  # SIGINT/SIGTERM: the line says how to continue
+        err(f"Stopped: {exc}")
+        raise typer.Exit(exc.exit_code) from None
     except MtlError as exc:
         if os.environ.get("MTL_TRACEBACK"):
             raise
         message = " ".join(str(exc).split("\n"))
         err(f"Error: {message}")
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err("Interrupted.")
-        raise typer.Exit(130) from None
+    except (KeyboardInterrupt, Stopped) as exc:  # stopped outside a run (loading, a listing)
+        signum = signals.stopping(exc)
+        err(f"Stopped by {signals.name(signum)}.")
+        raise typer.Exit(128 + signum) from None
 
 
 def split_list(values: list[str] | None) -> list[str]:

@@ -31,6 +31,31 @@ class DataError(MtlError):
 class TrainingError(MtlError):
     """Training stopped on purpose (a non-finite loss); the run folder and its checkpoints are kept."""
 
+
+class StorageError(MtlError):
+    """The run folder (or an export) could not be written: no space, no permission, a path that is a file. The
+    message names the path and what failed; what was written before (the last checkpoint) is intact."""
+
+    exit_code = 74  # EX_IOERR (sysexits.h)
+
+
+class Stopped(BaseException):
+    """Raised in the main thread by mtl's SIGTERM handler (like KeyboardInterrupt for SIGINT), so that a run or a
+    bench stops cleanly: nothing half-written, children stopped, exit 143."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Interrupted(MtlError):
+    """A run or bench stopped by SIGINT or SIGTERM; the message says how to continue. Exit 130 or 143 (128 + signal)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
 def unknown(what: str, name: str, valid) -> str:
     """One line: the unknown name, the closest valid names, and all valid names."""
     valid = sorted(valid)

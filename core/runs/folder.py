@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mtl.errors import MtlError, warn
-from mtl.runs import checkpoint
+from mtl.runs import checkpoint, storage
 from mtl.runs.checkpoint import CheckpointError
 
 CONFIG = "config.json"
@@ -47,19 +47,28 @@ def umask() -> int:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Temp file in the same folder, fsync, rename: a reader never sees a half-written file. A fault (no space, no
+    permission, a path that is a file) is a one-line :class:`~mtl.errors.StorageError`; the temp file is removed and
+    the file it would have replaced is untouched."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if len(data) > storage.MARGIN:  # a large write (checkpoint, model): refuse it before it half-fills the disk
+            storage.check_free(path, len(data))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise storage.error(path, exc, len(data)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o666 & ~umask())  # mkstemp makes it private; a result is an ordinary file
-            f.write(data)
+            storage.write_bytes(f, data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        storage.remove_quietly(tmp)
+        raise storage.error(path, exc, len(data)) from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        storage.remove_quietly(tmp)
         raise
 
 
@@ -83,11 +92,20 @@ def read_json(path: Path, what: str, *, missing_ok: bool = False) -> Any:
         raise MtlError(f"{path}:{exc.lineno}: invalid JSON in {what}: {exc.msg}") from None
 
 
-def write_folder_atomically(out_dir: Path, write) -> list[str]:
-    """``write(folder)`` into a temporary sibling folder, then put it in place of ``out_dir``; the files written."""
+def write_folder_atomically(out_dir: Path, write, needed: int | None = None) -> list[str]:
+    """``write(folder)`` into a temporary sibling folder, then put it in place of ``out_dir``; the files written.
+    ``needed``: about how many bytes it writes, checked against the free space first."""
     parent = out_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage.error(out_dir, exc, needed) from None
+    try:
+        if needed is not None:
+            storage.check_free(out_dir, needed)
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise storage.error(out_dir, exc, needed) from None
     try:
         os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; the folder is an ordinary one
         write(tmp)
@@ -95,6 +113,9 @@ def write_folder_atomically(out_dir: Path, write) -> list[str]:
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
+    except OSError as exc:  # e.g. save_pretrained on a full disk: nothing half-written is left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise storage.error(out_dir, exc, needed) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -229,9 +250,12 @@ class RunFolder:
 
     def create(self, overwrite: bool) -> None:
         self.check_writable(overwrite)
-        if self.path.exists() and overwrite:
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.path.exists() and overwrite:
+                shutil.rmtree(self.path)
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage.error(self.path, exc) from None
 
     # -------------------------------------------------------------------------------- config.json
     def write_config(self, record: dict[str, Any]) -> None:
@@ -265,11 +289,13 @@ class RunFolder:
 
     # -------------------------------------------------------------------------------- metrics.jsonl
     def start_metrics(self) -> None:
-        self.metrics_path.touch()
+        try:
+            self.metrics_path.touch()
+        except OSError as exc:
+            raise storage.error(self.metrics_path, exc) from None
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, default=float) + "\n")
+        storage.append_line(self.metrics_path, json.dumps(record, default=float))
 
     def metrics_size(self) -> int:
         return self.metrics_path.stat().st_size

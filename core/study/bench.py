@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from mtl.errors import MtlError, OptionError, UnknownNameError, unknown
+from mtl.errors import Interrupted, MtlError, OptionError, Stopped, UnknownNameError, unknown
 from mtl.runs import folder as run_files
 from mtl.runs.folder import RunFolder
 from mtl.study import statistics as stats
@@ -330,6 +330,10 @@ def default_output() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- running
+#: seconds a stopped bench waits for its child run to stop before killing it
+STOP_TIMEOUT = 120
+
+
 def execute(plan: Plan, echo: Callable[[str], None] = lambda _: None) -> list[tuple[str, int]]:
     """Run every unfinished run of the plan, one at a time; returns the (strategy, seed) pairs it ran.
 
@@ -368,10 +372,38 @@ def _run_one(plan: Plan, strategy: Strategy, seed: int, head: str, echo: Callabl
     log = folder.with_name(f"{folder.name}.log")
     started = time.perf_counter()
     with open(log, "w", encoding="utf-8") as f:
-        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+        code = _wait_for(cmd, f, f"run {strategy.label} seed {seed}", log)
     if code != 0 or not RunFolder(folder).evaluated():
         raise MtlError(f"run {strategy.label} seed {seed} failed (exit {code}): {_last_error(log)} (log: {log})")
     echo(f"{head}: done in {time.perf_counter() - started:.1f} s: {_brief(_read_run(folder), plan.target)}")
+
+
+def _wait_for(cmd: list[str], log_file, what: str, log: Path) -> int:
+    """Run ``cmd`` to its end; its exit code. The child runs in its own session, so a terminal's Ctrl-C reaches only
+    the bench, which stops the child with the same signal (it discards what it was writing and exits) and raises
+    :class:`~mtl.errors.Interrupted`: no run is left training behind a stopped bench."""
+    import signal
+
+    from mtl.runs import signals
+
+    child = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        return child.wait()
+    except (KeyboardInterrupt, Stopped) as exc:
+        signum = signals.stopping(exc)
+        child.send_signal(signum)
+        try:
+            child.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        raise Interrupted(f"bench stopped by {signals.name(signum)} during {what}, which was stopped too (log: "
+                          f"{log}); run the same command again to continue", signum) from None
+    finally:
+        if child.poll() is None:  # any other exception: never leave the child running
+            child.send_signal(signal.SIGTERM)
+            child.wait()
 
 
 def _last_error(log: Path) -> str:

@@ -26,10 +26,11 @@ import torch
 from mtl.contract import loader
 from mtl.contract.weighting import Step
 from mtl.data.batching import Encoded, TaskStream, encode, sorted_batches
-from mtl.errors import DataError, MtlError, OptionError, TrainingError, warn
+from mtl.errors import DataError, Interrupted, MtlError, OptionError, Stopped, StorageError, TrainingError, warn
 from mtl.model.context import Run, cls_features
 from mtl.model.multitask import MultiTaskModel
 from mtl.runs import folder as run_files
+from mtl.runs import signals
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
 from mtl.train import distributed, distill, finetune, rng
@@ -255,6 +256,21 @@ class Trainer:
             return self._train()
         except TrainingError:
             raise  # stopped on purpose: the run folder and its checkpoints are kept for --resume
+        except (KeyboardInterrupt, Stopped) as exc:  # SIGINT / SIGTERM: nothing half-written (atomic writes)
+            signum = signals.stopping(exc)
+            where = (f"the last checkpoint {self.last_checkpoint} is intact: continue with "
+                     f"`mtl run --resume {self.output}`" if self.last_checkpoint is not None else
+                     "no checkpoint was written yet: start the run again (same options, --overwrite)")
+            raise Interrupted(f"stopped by {signals.name(signum)}; {where}", signum) from None
+        except StorageError as exc:  # the folder could not be written: keep what is there, say how to go on
+            if created and self.last_checkpoint is None:
+                shutil.rmtree(self.output, ignore_errors=True)
+                raise StorageError(f"{exc}; nothing was trained yet and {self.output} was removed: "
+                                   f"remove the cause and start the run again") from None
+            where = (f"the last checkpoint {self.last_checkpoint} is intact: remove the cause and continue with "
+                     f"`mtl run --resume {self.output}`" if self.last_checkpoint is not None else
+                     f"no checkpoint was written yet: remove the cause and start again with --overwrite")
+            raise StorageError(f"{exc}; {where}") from None
         except MtlError:
             if created:  # a run that failed on a user mistake leaves nothing half-written behind
                 shutil.rmtree(self.output, ignore_errors=True)

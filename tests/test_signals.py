@@ -1,0 +1,110 @@
+"""SIGTERM and SIGINT to a real `mtl run` and a real `mtl bench`: nothing half-written, the child run of a bench
+stopped too, exit 143/130 with one line saying how to continue, and the run or bench then finishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_mtl
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+TINY = ["--backbone", "tiny", "--batch-size", "8", "--max-length", "32", "--limit", "32", "--eval-limit", "8",
+        "--checkpoint-every", "2"]
+RUN = [*TINY, "--max-steps", "60", "--quiet"]
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mtl.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+
+
+def wait_for(condition, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def checkpointed(run: Path) -> bool:
+    listing = run / "checkpoint" / "checkpoints.json"
+    try:
+        return bool(json.loads(listing.read_text())["checkpoints"])
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_a_run_cleanly_and_it_resumes(tmp_path, signum, code):
+    run = tmp_path / "run"
+    process = start("run", *RUN, "-o", str(run))
+    wait_for(lambda: checkpointed(run) or process.poll() is not None, "the first checkpoint")
+    assert process.poll() is None, process.communicate()[1]
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith(("Stopped", "Error"))]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    name = signal.Signals(signum).name
+    assert lines[0].startswith(f"Stopped: stopped by {name}; the last checkpoint ")
+    assert f"`mtl run --resume {run}`" in lines[0] and stderr.rstrip().endswith(lines[0])
+    assert no_temp_files(run) and not (run / "summary.json").exists()
+
+    resumed = run_mtl("run", "--resume", str(run), "--quiet", env={"OMP_NUM_THREADS": "1"})
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 60 and (run / "eval.json").exists()
+    assert no_temp_files(run)
+
+
+def _running(marker: str) -> list[str]:
+    """Command lines of live processes that mention ``marker`` (our own processes only)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc to find the child run")
+def test_sigterm_to_a_bench_stops_its_child_run_and_the_bench_then_continues(tmp_path):
+    out = tmp_path / "bench"
+    args = ["bench", "--strategy", "single,uniform", "--seeds", "0", *TINY, "--max-steps", "40", "-o", str(out)]
+    bench = start(*args)
+    first = out / "single" / "seed-0"
+    wait_for(lambda: checkpointed(first) or bench.poll() is not None, "the first run's first checkpoint")
+    assert bench.poll() is None, bench.communicate()[1]
+    assert any("mtl.cli run" in c for c in _running(str(first)))  # the child run is training
+    bench.send_signal(signal.SIGTERM)
+    _, stderr = bench.communicate(timeout=180)
+    assert bench.returncode == 143, stderr
+    last = [line for line in stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("Stopped: bench stopped by SIGTERM during run single seed 0") and "again" in last, stderr
+    assert "Traceback" not in stderr
+    assert _running(str(out)) == []  # no run left training behind the bench
+    assert no_temp_files(out) and not (first / "eval.json").exists()
+
+    again = run_mtl(*args, env={"OMP_NUM_THREADS": "1"})
+    assert again.returncode == 0, again.stderr
+    for strategy in ("single", "uniform"):
+        assert (out / strategy / "seed-0" / "eval.json").exists()
+    assert "running again (stopped before)" in again.stdout + again.stderr
