@@ -1,0 +1,136 @@
+"""I/O faults: no space left (simulated at each kind of write), a path that is a file, too little free space before
+a large write. Each is a one-line error naming the path; the previous checkpoint stays valid; a resume after the
+fault is removed ends exactly like an uninterrupted run."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from conftest import assert_one_line_error, invoke_cli
+from mtl.errors import StorageError
+from mtl.runs import folder as run_files
+from mtl.runs import storage
+from mtl.runs.folder import RunFolder
+
+RUN = ["--target", "demo-paraphrase", "--aux", "demo-similarity", "--backbone", "tiny", "--max-steps", "8", "--batch-size", "8", "--max-length", "32", "--limit", "16",
+       "--eval-limit", "8", "--checkpoint-every", "2", "--log-every", "1", "--epochs", "1", "-q"]
+
+
+def fail_writes(monkeypatch, pattern: str, after: int = 0) -> dict:
+    """Writes to files whose name matches ``pattern`` fail with ENOSPC after ``after`` of them succeeded."""
+    real = storage.write_bytes
+    seen = {"n": 0, "failed": 0}
+
+    def write(file, data):
+        name = os.readlink(f"/proc/self/fd/{file.fileno()}")
+        if re.search(pattern, Path(name).name):
+            seen["n"] += 1
+            if seen["n"] > after:
+                seen["failed"] += 1
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(file, data)
+
+    monkeypatch.setattr(storage, "write_bytes", write)
+    return seen
+
+
+def no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory) -> Path:
+    """The uninterrupted run every resumed run must equal."""
+    out = tmp_path_factory.mktemp("whole") / "run"
+    result = invoke_cli("run", *RUN, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def same_run(a: Path, b: Path) -> None:
+    best_a, best_b = load_file(a / "checkpoint" / "best.safetensors"), load_file(b / "checkpoint" / "best.safetensors")
+    assert set(best_a) == set(best_b) and all((best_a[k] == best_b[k]).all() for k in best_a)
+    assert json.loads((a / "eval.json").read_text()) == json.loads((b / "eval.json").read_text())
+    losses = lambda run: [{k: v for k, v in r.items() if k.startswith(("loss.", "weight.", "step"))}  # noqa: E731
+                          for r in RunFolder(run).metrics()]
+    assert losses(a) == losses(b)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names the file being written through /proc")
+@pytest.mark.parametrize("pattern, after, what", [
+    (r"^\.metrics\.jsonl|^metrics\.jsonl$", 4, "metrics.jsonl"),  # the fifth metrics record (after two checkpoints)
+    (r"^\.step-00000006\.safetensors\.", 0, "step-00000006.safetensors"),  # the third checkpoint
+    (r"^\.best\.safetensors\.", 0, "best.safetensors"),  # the best model at the end of the epoch
+])
+def test_no_space_mid_run_keeps_the_last_checkpoint_and_resume_ends_like_an_uninterrupted_run(
+        tmp_path, monkeypatch, whole, pattern, after, what):
+    out = tmp_path / "run"
+    seen = fail_writes(monkeypatch, pattern, after)
+    result = invoke_cli("run", *RUN, "-o", str(out))
+    assert seen["failed"] == 1
+    line = assert_one_line_error(result, f"cannot write {out}", what, "no space left on the device",
+                                 "the write needs", "free", "is intact", f"`mtl run --resume {out}`")
+    assert result.exit_code == StorageError.exit_code
+    assert no_temp_files(out)
+    state, path = RunFolder(out).load_checkpoint()  # the last checkpoint verifies (size and SHA-256)
+    assert path.name in line and state["loop"]["step"] >= 2
+    assert not (out / "summary.json").exists()
+
+    monkeypatch.undo()  # space again
+    resumed = invoke_cli("run", "--resume", str(out), "-q")
+    assert resumed.exit_code == 0, resumed.output
+    same_run(out, whole)
+
+
+def test_no_space_for_config_json_removes_the_new_run_folder(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    fail_writes(monkeypatch, r"^\.config\.json\.")
+    result = invoke_cli("run", *RUN, "-o", str(out))
+    assert_one_line_error(result, f"cannot write {out / 'config.json'}: no space left on the device",
+                          "nothing was trained yet", "was removed")
+    assert not out.exists()
+
+
+def test_too_little_free_space_refuses_a_large_write_before_writing(tmp_path, monkeypatch):
+    target = tmp_path / "big.bin"
+    target.write_bytes(b"old")
+    monkeypatch.setattr(storage, "free_space", lambda path: 3 << 20)  # 3 MB free
+    with pytest.raises(StorageError) as caught:
+        run_files.write_atomic(target, b"x" * (4 << 20))  # 4 MB + the margin
+    message = str(caught.value)
+    assert message == f"cannot write {target}: not enough space on the device (the write needs 4.0 MB, 3.0 MB free)"
+    assert target.read_bytes() == b"old" and no_temp_files(tmp_path)
+    run_files.write_atomic(target, b"y" * 1000)  # a small write is not refused (nothing to check)
+    assert target.read_bytes() == b"y" * 1000
+
+
+def test_a_path_that_is_a_file_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(StorageError, match=rf"cannot write {re.escape(str(blocker))}.*a file stands where a folder"):
+        run_files.write_json(blocker / "config.json", {"a": 1})
+    result = invoke_cli("run", *RUN, "-o", str(blocker / "run"))
+    assert result.exit_code != 0
+    assert blocker.read_text() == "a file, not a folder"
+
+
+def test_a_failed_metrics_append_leaves_no_half_line(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n')
+    real = storage.write_bytes
+
+    def half(file, data):  # the disk fills up in the middle of the line
+        real(file, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(storage, "write_bytes", half)
+    with pytest.raises(StorageError, match="no space left on the device"):
+        storage.append_line(path, json.dumps({"step": 2, "loss": 0.5}))
+    assert path.read_text() == '{"step": 1}\n'
