@@ -30,6 +30,7 @@ from .options import (
     OptimizerOpt,
     PrecisionOpt,
     RegularizerOpt,
+    ReportToOpt,
     SetOpt,
     SkipNonfiniteOpt,
     GroupByLengthOpt,
@@ -82,6 +83,7 @@ def bench(
     precision: PrecisionOpt = None,
     skip_nonfinite: SkipNonfiniteOpt = None,
     group_by_length: GroupByLengthOpt = None,
+    report_to: ReportToOpt = None,
     teacher: TeacherOpt = None,
     teacher_temperature: TeacherTemperatureOpt = None,
     pairs: Annotated[bool, typer.Option("--pairs", help="Train every task of --target/--aux alone and every pair of "

@@ -28,6 +28,7 @@ from .options import (
     OptimizerOpt,
     PrecisionOpt,
     RegularizerOpt,
+    ReportToOpt,
     SetOpt,
     SkipNonfiniteOpt,
     WarmupOpt,
@@ -66,6 +67,7 @@ def finetune(
     group_by_length: GroupByLengthOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
+    report_to: ReportToOpt = None,
     """Fine-tune RUN's target alone, starting from RUN's shared backbone and target head (MT-DNN, SIWLM).
 
     The new run has RUN's options (backbone, data, schedule) without the auxiliary tasks, with the uniform

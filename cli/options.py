@@ -37,3 +37,4 @@ CheckpointEveryOpt = Annotated[Optional[int], typer.Option(help="Also checkpoint
 PrecisionOpt = Annotated[Optional[str], typer.Option(help="fp32 (default), bf16 (autocast; CPU or CUDA) or fp16 (autocast + grad scaler; CUDA).")]
 GroupByLengthOpt = Annotated[Optional[bool], typer.Option("--group-by-length/--no-group-by-length", help="Training batches of similar lengths (less padding; transformers' group_by_length) instead of plain random batches (default: off).")]
 SkipNonfiniteOpt = Annotated[Optional[bool], typer.Option("--skip-nonfinite", help="Skip (and count) a step whose loss or gradient is not finite instead of stopping.")]
+ReportToOpt = Annotated[Optional[str], typer.Option("--report-to", help="Experiment trackers, comma-separated, as transformers.Trainer's report_to: tensorboard, mlflow, wandb, trackio (or any registered tracker; see `mtl plugins --kind tracker`), all (every installed one) or none (default). Options: --set NAME.KEY=VALUE.")]

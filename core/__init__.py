@@ -3,7 +3,7 @@
 Public API (the plugin contract of DESIGN.md; plugins import nothing else of mtl but ``mtl.errors`` and
 ``mtl.memory``)::
 
-    from mtl import hookimpl, Weighting, Sampler, Task, Regularizer
+    from mtl import hookimpl, Weighting, Sampler, Task, Regularizer, Tracker
     mtl.available("weighting")            # registered names of a kind
     mtl.create("weighting", "uniform")    # build one, exactly as the CLI does
 
@@ -23,6 +23,7 @@ from mtl.contract.loader import available, create
 from mtl.contract.regularizer import Regularizer
 from mtl.contract.sampler import Sampler, normalise
 from mtl.contract.task import Task
+from mtl.contract.tracker import Tracker
 from mtl.contract.weighting import Step, Weighting
 from mtl.data.examples import Examples, GlueLayout
 from mtl.errors import DataError, MtlError, OptionError, TrainingError, UnknownNameError
@@ -37,7 +38,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "DataError", "Examples", "GlueLayout", "GradientWeighting", "MtlError", "OptionError", "Regularizer", "Sampler", "Step", "Task", "TrainingError",
+    "DataError", "Examples", "GlueLayout", "GradientWeighting", "MtlError", "OptionError", "Regularizer", "Sampler", "Step", "Task", "TrainingError", "Tracker",
     "UnknownNameError", "Weighting", "available", "create", "hookimpl", "hookspec", "normalise", "__version__",
     *_LAZY,
 ]

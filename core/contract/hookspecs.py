@@ -38,6 +38,12 @@ def register_regularizers(register):
 
 
 @hookspec
+def register_trackers(register):
+    """Register experiment trackers (subclasses of :class:`mtl.Tracker`): where a run's metrics and options are
+    sent besides ``metrics.jsonl`` (TensorBoard, MLflow, W&B, trackio); chosen with ``--report-to NAME[,NAME]``."""
+
+
+@hookspec
 def register_figures(register):
     """Register figures drawn by ``mtl plot`` from a run's records: ``register(name, draw, *, description="",
     aliases=())``, ``name`` the file stem (``"similarity"`` writes ``similarity.png``). ``draw(run)`` receives a

@@ -80,6 +80,10 @@ BUILTIN_PLUGINS = (
     "mtl.plugins.tasks.snli",
     "mtl.plugins.tasks.demo",
     "mtl.plugins.regularizers.smart",
+    "mtl.plugins.trackers.tensorboard",
+    "mtl.plugins.trackers.mlflow",
+    "mtl.plugins.trackers.wandb",
+    "mtl.plugins.trackers.trackio",
 )
 
 ENTRY_POINT_GROUP = "mtl"
@@ -216,7 +220,8 @@ def registry() -> Registry:
 
 
 def available(kind: str) -> list[str]:
-    """Registered names of a kind: ``"weighting"``, ``"sampler"``, ``"backbone"``, ``"task"`` or ``"figure"``."""
+    """Registered names of a kind: ``"weighting"``, ``"sampler"``, ``"backbone"``, ``"task"``, ``"regularizer"``,
+    ``"tracker"`` or ``"figure"``."""
     current = registry()
     current.check()
     return current.names(kind)

@@ -12,20 +12,21 @@ from typing import Any, Callable
 
 from mtl.errors import MtlError, UnknownNameError, unknown
 
-KINDS = ("weighting", "sampler", "backbone", "task", "regularizer", "figure")
+KINDS = ("weighting", "sampler", "backbone", "task", "regularizer", "tracker", "figure")
 HOOKS = {
     "weighting": "register_weightings",
     "sampler": "register_samplers",
     "backbone": "register_backbones",
     "task": "register_tasks",
     "regularizer": "register_regularizers",
+    "tracker": "register_trackers",
     "figure": "register_figures",
 }
 
 
 @dataclass
 class Entry:
-    """One registered plugin object: a weighting, sampler, backbone, task, regularizer, or figure (its ``factory`` is the
+    """One registered plugin object: a weighting, sampler, backbone, task, regularizer, tracker, or figure (its ``factory`` is the
     figure's ``draw(run)``)."""
 
     kind: str

@@ -53,12 +53,14 @@ class RunConfig:
     group_by_length: bool = False  # batches of similar lengths (windows of 50 batches) instead of random batches
     teachers: dict[str, list[str]] = field(default_factory=dict)  # task -> teacher runs/exports (MT-DNN-KD)
     teacher_temperature: float = 1.0  # divides the student's logits in the soft-target loss (mtl.train.distill)
+    report_to: list[str] = field(default_factory=list)  # experiment trackers (--report-to, transformers' spelling)
 
     @property
     def tasks(self) -> list[str]:
         return ([self.target] if self.target else []) + [a for a in self.aux if a != self.target]
 
     def validate(self) -> "RunConfig":
+        self.report_to = parse_report_to(self.report_to)  # a list of tracker names, "none" and "all" read
         positive_int = {"epochs": self.epochs, "batch_size": self.batch_size,
                         "eval_batch_size": self.eval_batch_size, "max_length": self.max_length,
                         "log_every": self.log_every}
@@ -218,12 +220,29 @@ def plugin_options(config: RunConfig, kinds: dict[str, str]) -> dict[tuple[str, 
             matches.append(("task", key))
         matches = list(dict.fromkeys(matches))
         if not matches:
-            used = [f"{kind} {name!r}" for kind, name in in_run.items()] + [f"task {t!r}" for t in config.tasks]
+            used = ([f"{kind} {name!r}" for kind, name in in_run.items()] + [f"task {t!r}" for t in config.tasks]
+                    + [f"tracker {t!r}" for t in trackers])
             raise OptionError(
                 f"options for {key!r}: not a plugin of this run ("
                 + ", ".join(used) + "); use a plugin name, a task name or weighting/sampler/backbone"
             )
         if len(matches) > 1:
+def parse_report_to(value: Any) -> list[str]:
+    """``--report-to`` as ``transformers.Trainer`` spells ``report_to``: ``"tensorboard,mlflow"`` or a list of names
+    -> ``["tensorboard", "mlflow"]``; ``"none"`` (or nothing) -> ``[]``; ``"all"`` stays ``["all"]`` (every
+    installed tracker, resolved by the trainer). Tracker names are checked when the trackers are built."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+        raise OptionError(f"--report-to must be tracker names, comma-separated (got {value!r})")
+    names = [item.strip() for item in items if item.strip()]
+    for special in ("none", "all"):
+        if special in names and len(names) > 1:
+            raise OptionError(f"--report-to {','.join(names)}: {special!r} cannot be combined with other trackers")
+    return [] if names == ["none"] else names
+
+
             kinds_hit = " and ".join(f"the {kind}" for kind, _ in matches)
             raise OptionError(
                 f"options for {key!r}: {key!r} is {kinds_hit}; write "
@@ -231,3 +250,6 @@ def plugin_options(config: RunConfig, kinds: dict[str, str]) -> dict[tuple[str, 
             )
         routed.setdefault(matches[0], {}).update(values)
     return routed
+    trackers = parse_report_to(config.report_to)
+        if key in trackers:  # a tracker's options: --set wandb.project=NAME
+            matches.append(("tracker", key))

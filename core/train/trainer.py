@@ -33,7 +33,7 @@ from mtl.runs import folder as run_files
 from mtl.runs import signals
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
-from mtl.train import distributed, distill, finetune, rng
+from mtl.train import distributed, distill, finetune, rng, tracking
 from mtl.train import optimizer as optim
 from mtl.train.progress import Progress
 from mtl.train.state import LoopState
@@ -61,6 +61,7 @@ class Trainer:
         self.loop = LoopState()
         self.last_weights: dict[str, float] = {}  # weight.<task> of the last step, from Step.weights
         self.distiller: distill.Distiller | None = None  # --teacher: soft targets and the KD loss
+        self.trackers = tracking.Trackers({})  # --report-to: built by prepare()
 
     @classmethod
     def resuming(cls, run_dir: str | Path, *, progress: bool = False) -> "Trainer":
@@ -118,6 +119,10 @@ class Trainer:
         self.backbone_options = routed.get(("backbone", c.backbone), {})
         self.regularizer = (loader.create("regularizer", c.regularizer, **routed.get(("regularizer", c.regularizer), {}))
                             if c.regularizer else None)
+        # --report-to: built on every rank (a missing package is an error before anything is written), used on rank 0
+        c.report_to = tracking.resolve(c.report_to)
+        self.trackers = tracking.create(c.report_to, {name: routed.get(("tracker", name), {}) for name in c.report_to},
+                                        enabled=self.ctx.is_main)
         if self.ctx.enabled and not getattr(self.weighting, "supports_distributed", True):
             raise MtlError(f"weighting {c.weighting!r} does not support distributed training (run it in one process)")
         if self.ctx.enabled and not getattr(self.regularizer, "supports_distributed", True):
@@ -224,7 +229,8 @@ class Trainer:
     def _config_record(self) -> dict[str, Any]:
         registry = loader.registry()
         plugins = {}
-        for kind, name in [*self.config.plugins().items()] + [("task", t) for t in self.config.tasks]:
+        for kind, name in ([*self.config.plugins().items()] + [("task", t) for t in self.config.tasks]
+                           + [("tracker", t) for t in self.config.report_to]):
             entry, _ = registry.get(kind, name)
             plugins[f"{kind}.{name}"] = {"package": entry.package, "version": entry.version}
         import transformers
@@ -253,7 +259,7 @@ class Trainer:
             created = not self.output.exists()
             self.folder.create(self.overwrite)
         try:
-            return self._train()
+            return self._tracked()
         except TrainingError:
             raise  # stopped on purpose: the run folder and its checkpoints are kept for --resume
         except (KeyboardInterrupt, Stopped) as exc:  # SIGINT / SIGTERM: nothing half-written (atomic writes)
@@ -277,6 +283,16 @@ class Trainer:
             raise
         finally:
             self.ctx.close()
+
+    def _tracked(self) -> dict[str, Any]:
+        """:meth:`_train`, then the trackers (--report-to) finished with the run's status."""
+        try:
+            result = self._train()
+        except BaseException as exc:
+            self.trackers.finish(exc)
+            raise
+        self.trackers.finish()
+        return result
 
     def _train(self) -> dict[str, Any]:
         optimizer, scheduler = self._optimizer()
@@ -313,6 +329,7 @@ class Trainer:
                 self.folder.start_metrics()
                 if self.distiller is not None:
                     self.distiller.save(self.folder)
+        self.trackers.start(self.output.name, self.config.to_dict(), self.output)  # rank 0's only (--report-to)
 
     def _train_and_log(self, step: int, optimizer, scheduler, scaler, bar: Progress) -> None:
         """One step, its time and losses added to the loop state, and a metrics record every --log-every steps."""
@@ -335,6 +352,7 @@ class Trainer:
                 record["nonfinite.skipped"] = loop.skipped
             if self.ctx.is_main:
                 self.folder.append_metrics(record)
+                self.trackers.log(step, record)  # --report-to: what metrics.jsonl records
 
     def _end_epoch(self, step: int, bar: Progress) -> None:
         """Evaluate, record the metrics, and keep the model when it is the best so far."""
@@ -347,6 +365,7 @@ class Trainer:
         flat = {f"eval.{t}.{s}.{m}": v for t, splits in results.items() for s, ms in splits.items() for m, v in ms.items()}
         if self.ctx.is_main:
             self.folder.append_metrics({"step": step, "epoch": epoch, **flat})
+            self.trackers.log(step, {"epoch": epoch, **flat})  # --report-to
         bar.note(epoch, results, self.config.target)
         if loop.is_best(value):
             loop.keep_best(value, results, epoch, step)
