@@ -497,7 +497,9 @@ class Trainer:
         if scaler is not None:
             scaler.unscale_(optimizer)
         if c.clip > 0:
-            norm = torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], c.clip)
+            # the model's gradients only: a weighting's own parameters (GradNorm's weights, UW's log-variances) would
+            # otherwise shrink the model's update by the size of their gradients
+            norm = torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], c.clip)
             if scaler is None and not bool(torch.isfinite(norm)):
                 return self._nonfinite(step, "+".join(names), "gradient", optimizer, scheduler, names, lr, examples)
         if scaler is not None:
