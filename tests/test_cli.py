@@ -113,6 +113,32 @@ def test_plugins_table_and_json():
     assert {r["kind"] for r in only} == {"sampler"}
 
 
+def test_plugins_lists_weightings_grouped_by_family(register_plugin):
+    from mtl import Weighting, hookimpl
+
+    class Unlabelled(Weighting):  # a third-party weighting written before families: "other"
+        pass
+
+    class Plugin:
+        @hookimpl
+        def register_weightings(self, register):
+            register("aaa-unlabelled", Unlabelled, description="test")
+
+    register_plugin(Plugin())
+    rows = json.loads(invoke("plugins", "--json", "--kind", "weighting").stdout)["plugins"]
+    family = {r["name"]: r["family"] for r in rows}
+    assert family["mamt"] == "instance" and family["uniform"] == "loss" and family["siwlm"] == "loss"
+    assert family["mmoe"] == "architecture" and family["pcgrad"] == "gradient"
+    assert family["aaa-unlabelled"] == "other"
+    order = ["instance", "loss", "gradient", "architecture", "other"]
+    ranks = [order.index(r["family"]) for r in rows]
+    assert ranks == sorted(ranks)  # grouped in the documented order (the unlabelled "aaa-" name comes last)
+    assert rows[-1]["name"] == "aaa-unlabelled"
+    assert "gradient" in invoke("plugins", "--kind", "weighting").stdout
+    (shown,) = json.loads(invoke("plugins", "show", "mmoe", "--kind", "weighting", "--json").stdout)
+    assert shown["family"] == "architecture"
+
+
 def test_plugins_show_lists_options_with_types_and_defaults():
     result = invoke("plugins", "show", "tiny", "--json")
     assert result.exit_code == 0
