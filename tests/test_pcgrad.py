@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import types
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -115,7 +115,7 @@ def test_the_plugin_equals_the_reference_with_the_replayed_orders_and_the_orders
     outcomes = set()
     for seed in range(12):
         global_state = torch.get_rng_state()
-        w, update, weights = plugin_step(grads, seed)
+        w, update, _ = plugin_step(grads, seed)
         assert torch.equal(torch.get_rng_state(), global_state)  # the global stream (dropout) is not shifted
         expected = torch.stack(project(grads, replayed_orders(seed, len(grads)))).sum(dim=0)
         assert torch.allclose(update, expected, rtol=1e-12, atol=1e-12)

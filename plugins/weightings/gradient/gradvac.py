@@ -4,8 +4,8 @@ Multi-task Optimization in Massively Multilingual Models", ICLR 2021, arXiv 2010
 
 For each task i and every other task j in a random order, with φ_ij the cosine of the (already corrected) g_i with the
 original g_j and φ̂_ij its target, an exponential moving average of past cosines: if φ_ij < φ̂_ij, g_i gets
-g_i ← g_i + g_j·‖g_i‖(φ̂_ij√(1 − φ_ij²) − φ_ij√(1 − φ̂_ij²)) / (‖g_j‖√(1 − φ̂_ij²)) (Eq. 5, which brings the cosine up to
-φ̂_ij); then φ̂_ij ← (1 − β)φ̂_ij + βφ_ij (targets start at 0). The update is Σ_i g_i; the logged weights are each
+g_i ← g_i + g_j·‖g_i‖(φ̂_ij√(1 − φ_ij²) − φ_ij√(1 − φ̂_ij²)) / (‖g_j‖√(1 − φ̂_ij²)) (Eq. 5, which brings the cosine
+up to φ̂_ij); then φ̂_ij ← (1 − β)φ̂_ij + βφ_ij (targets start at 0). The update is Σ_i g_i; the logged weights are each
 original gradient's coefficient in it. The orders come from the run's generator and the targets φ̂ are checkpointed.
 """
 

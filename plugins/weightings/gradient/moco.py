@@ -7,7 +7,7 @@ with a variable y_i and computes the weights from the tracked gradients: at step
 gradient on this step's batch,
 
     y_i ← y_i − β_k (y_i − h_i)                          (Eq. 3.3; y_i = 0 at the start)
-    λ ← Π_Δ(λ − γ_k (YᵀY + ρI) λ)                        (Eq. 3.5; λ = 1/T at the start, Π_Δ: projection onto the simplex)
+    λ ← Π_Δ(λ − γ_k (YᵀY + ρI) λ)                        (Eq. 3.5; λ = 1/T at the start, Π_Δ onto the simplex)
     update direction Y λ = Σ_i λ_i y_i                    (Eq. 3.6)
 
 with β_k = β / k^{β_σ} and γ_k = γ / k^{γ_σ} (defaults 0.5, 0.5, 0.1, 0.5 and ρ = 0, as in LibMTL). The tracked
