@@ -153,8 +153,8 @@ def test_mamt_memory_and_auxiliary_heads_are_plugged_out(runs, exports, plain):
     plugged = " | ".join(manifest["plugged_out"])
     assert "demo-similarity, demo-sentiment" in plugged and "'mamt'" in plugged and "bank" in plugged
     assert "Plugged out:" in stdout and "bank" in stdout and "AutoModelForSequenceClassification" in stdout
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "mtl_export.json",
-                                                        "tokenizer.json", "tokenizer_config.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors",
+                                                        "mtl_export.json", "tokenizer.json", "tokenizer_config.json"]
 
 
 def test_task_embeddings_fold_into_plain_bert(runs, exports, plain):

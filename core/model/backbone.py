@@ -21,6 +21,11 @@ class Backbone(nn.Module):
 
     tokenizer = None
     hidden_size: int = 0
+    #: what the model card of an export says of the pretrained weights (None: not known, e.g. random weights): the
+    #: Hub id of the checkpoint the backbone starts from (``base_model``) and its licence (``license``, a Hub
+    #: licence id such as ``apache-2.0``)
+    base_model: str | None = None
+    license: str | None = None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         raise NotImplementedError
@@ -138,5 +143,30 @@ def from_pretrained(name_or_path: str, label: str, task_embedding: str = "none",
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
-    return HFBackbone(encoder, tokenizer, name=label, task_embedding=task_embedding,
-                      task_activation=task_activation)
+    backbone = HFBackbone(encoder, tokenizer, name=label, task_embedding=task_embedding,
+                          task_activation=task_activation)
+    backbone.base_model, backbone.license = card_metadata(name_or_path)
+    return backbone
+
+
+def card_metadata(name_or_path: str) -> tuple[str | None, str | None]:
+    """(base model, licence) of a checkpoint for the model card of an export, without the network: a Hub name is its
+    own base model, with the licence of its model card when the card is in the local cache; a local folder's
+    README.md (a Hub model card) may name both (``base_model``, ``license``)."""
+    local = Path(name_or_path).expanduser()
+    base = None if local.exists() else name_or_path
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub.repocard import metadata_load
+
+        card = local / "README.md" if local.exists() else try_to_load_from_cache(name_or_path, "README.md")
+        metadata = metadata_load(card) if isinstance(card, (str, Path)) and Path(card).is_file() else None
+    except Exception:  # no card, an unreadable card, a name the cache does not take: nothing is known
+        metadata = None
+    metadata = metadata if isinstance(metadata, dict) else {}
+    named = metadata.get("base_model")
+    if isinstance(named, list):
+        named = named[0] if len(named) == 1 else None
+    licence = metadata.get("license")
+    return (base or (named if isinstance(named, str) else None),
+            licence if isinstance(licence, str) and licence != "other" else None)

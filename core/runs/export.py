@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from mtl.errors import MtlError
+from mtl.runs import card
 from mtl.runs import folder as run_folder
 from mtl.runs.config import RunConfig
 from mtl.runs.exported import (
@@ -65,7 +66,8 @@ __all__ = ["ENCODER_DIR", "HEAD_FILE", "MANIFEST", "export_model"]
 
 
 def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_dir: str | Path | None = None,
-                 overwrite: bool = False, max_length: int | None = None, weighting=None) -> dict[str, Any]:
+                 overwrite: bool = False, max_length: int | None = None, weighting=None,
+                 model_id: str | None = None) -> dict[str, Any]:
     """Write the deployable model of task ``target`` of ``model`` (a :class:`mtl.model.MultiTaskModel`) to
     ``out_dir`` and return the manifest (``mtl_export.json``) with ``path`` and ``files`` added.
 
@@ -76,7 +78,8 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
     weighting and options, from which ``mtl predict`` rebuilds the target's module); ``weighting`` is the run's
     :class:`mtl.Weighting` instance (the trainer's own), else one is built from that configuration. Nothing is
     written when the model cannot be exported (one-line :class:`MtlError`); the folder appears complete or not
-    at all.
+    at all. Its ``README.md`` is the model card (:mod:`mtl.runs.card`), naming the model ``model_id`` (default:
+    ``out_dir`` as given).
     """
     out_dir = Path(out_dir)
     if target not in tasks or target not in model.heads:
@@ -160,6 +163,7 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
         "data": run_info.get("data", {}),
         "source": run_info.get("source", {}),
     }
+    manifest["card"] = card.card_info(backbone, tasks, target, run_info.get("config"))
     if kind == FEATURE_MAP:
         manifest["feature_map"] = {"weighting": spec["weighting"], "options": spec["options"],
                                    "encoder": ENCODER_DIR, "head": HEAD_FILE}
@@ -201,6 +205,7 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
                                      "activation": attention["activation"]})
         tokenizer.save_pretrained(folder)
         run_folder.write_json(folder / MANIFEST, manifest)
+        card.write(folder, manifest, model_id or str(out_dir))
 
     files = run_folder.write_folder_atomically(out_dir, write)
     return {**manifest, "path": str(out_dir), "files": files}

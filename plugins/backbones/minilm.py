@@ -8,6 +8,8 @@ from typing import Literal
 
 from mtl import hookimpl
 
+HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
 
 def model_path() -> str:
     """The folder of the bundled model, found without importing the package's dependencies."""
@@ -32,8 +34,10 @@ def minilm(task_embedding: Literal["none", "input", "attention", "projected", "a
     """
     from mtl import from_pretrained
 
-    return from_pretrained(model_path(), "minilm", task_embedding=task_embedding,
-                           task_activation=task_activation)
+    backbone = from_pretrained(model_path(), "minilm", task_embedding=task_embedding,
+                               task_activation=task_activation)
+    backbone.base_model = HUB_ID  # the bundled copy's card names its licence (apache-2.0), not its Hub id
+    return backbone
 
 
 @hookimpl
