@@ -93,8 +93,9 @@ def bench(
     """Compare strategies over seeds: a table of the target's metrics, bench.json, bench.md and bench.png.
 
     Every strategy × seed is an `mtl run` (a separate process) writing OUTPUT/<strategy>/seed-<s>; the table
-    gives the mean ± std over seeds and the paired t-test against the first strategy. Run the same command
-    again (same --output) to continue a stopped bench: finished runs are kept.
+    gives the mean ± std over seeds and each strategy's difference to the first one with its paired bootstrap
+    95% interval over the dev examples (* : it excludes 0). Run the same command again (same --output) to
+    continue a stopped bench: finished runs are kept.
 
     With --pairs: every task alone (OUTPUT/<task>) and every pair (OUTPUT/<a>+<b>, target a) with each strategy
     (default: the run's weighting), each an ordinary bench; the table gives each task alone and with each partner.

@@ -7,6 +7,7 @@ import math
 import shutil
 import statistics
 
+import numpy as np
 import pytest
 from conftest import assert_one_line_error as one_line_error
 from scipy import stats
@@ -91,6 +92,147 @@ def test_bench_writes_json_markdown_and_figure(bench):
     assert f"{mean:.4f} ± {std:.4f}" in result.stdout and "(reference)" in result.stdout
     png = (out / "bench.png").read_bytes()
     assert png[:8] == PNG_MAGIC and len(png) > 5000
+
+
+def stored(run_folder):
+    """(predictions, labels) of the target's dev split, read from predictions.safetensors with safetensors alone."""
+    from safetensors.numpy import load_file
+
+    tensors = load_file(str(run_folder / "predictions.safetensors"))
+    return tensors["demo-similarity.dev"], tensors["demo-similarity.dev:labels"]
+
+
+def pearson(predictions, labels):
+    return 0.0 if np.ptp(predictions) == 0 else float(np.corrcoef(predictions.astype(float), labels.astype(float))[0, 1])
+
+
+def test_each_difference_has_the_paired_bootstrap_interval_of_the_stored_predictions(bench):
+    """Written out: 2,000 resamples (numpy's default_rng(0), one rng.integers(0, n, n) each), every seed's
+    strategy and reference scored on the same resample, the difference averaged over seeds, percentiles 2.5, 97.5."""
+    out, result = bench
+    data = json.loads((out / "bench.json").read_text())
+    uniform = {row["strategy"]: row for row in data["table"]["rows"]}["uniform"]["metrics"]
+    runs = {(s, seed): stored(out / s / f"seed-{seed}") for s in STRATEGIES for seed in SEEDS}
+    labels = runs["single", 0][1]
+    assert all(np.array_equal(labels, y) for _, y in runs.values()) and len(labels) == 32
+    rng = np.random.default_rng(0)
+    diffs = []
+    for _ in range(2000):
+        index = rng.integers(0, len(labels), len(labels))
+        diffs.append(np.mean([pearson(runs["uniform", s][0][index], labels[index])
+                              - pearson(runs["single", s][0][index], labels[index]) for s in SEEDS]))
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    interval = uniform["pearson"]["interval"]
+    assert interval["resamples"] == 2000 and interval["paired_seeds"] == SEEDS and interval["examples"] == 32
+    assert (interval["low"], interval["high"]) == pytest.approx((low, high), abs=1e-9)
+    assert interval["delta"] == pytest.approx(uniform["pearson"]["delta"], abs=1e-6)  # eval.json's values
+    assert interval["excludes_zero"] == (low > 0 or high < 0)
+    assert uniform["spearman"]["interval"]["resamples"] == 2000  # every metric of the table has its interval
+
+    header = "| strategy | seeds | pearson | Δ pearson [95% CI] | spearman | Δ spearman [95% CI] |"
+    markdown = (out / "bench.md").read_text()
+    assert header in markdown
+    for metric in ("pearson", "spearman"):
+        entry = uniform[metric]
+        cell = (f"{entry['delta']:+.4f} [{entry['interval']['low']:+.4f}, {entry['interval']['high']:+.4f}]"
+                + (" *" if entry["interval"]["excludes_zero"] else ""))
+        assert f" {cell} |" in markdown and cell in result.stdout
+
+
+def replace_predictions(run_folder, like):
+    """Give a run the dev predictions and the eval.json of another run (``like``: a run folder) or exactly right
+    predictions (``like`` None), as if it had predicted them itself."""
+    import torch
+
+    from mtl.runs.folder import RunFolder
+
+    folder = RunFolder(run_folder)
+    summary, evaluation = folder.summary(), folder.eval()
+    _, labels = stored(run_folder)
+    if like is None:
+        predictions, metrics = labels, {"pearson": 1.0, "spearman": 1.0}
+    else:
+        predictions, metrics = stored(like)[0], RunFolder(like).eval()["demo-similarity"]["dev"]
+    folder.write_predictions({"demo-similarity.dev": (torch.tensor(predictions), torch.tensor(labels))},
+                             epoch=summary["best_epoch"], step=summary["best_step"])
+    evaluation["demo-similarity"]["dev"] = metrics
+    (run_folder / "eval.json").write_text(json.dumps(evaluation))
+
+
+def report_rows(folder):
+    result = invoke("report", folder)
+    assert result.exit_code == 0, result.output
+    data = json.loads((folder / "bench.json").read_text())
+    return {row["strategy"]: row for row in data["table"]["rows"]}, (folder / "bench.md").read_text()
+
+
+def test_a_difference_whose_interval_excludes_zero_is_marked_and_no_difference_is_not(bench, tmp_path):
+    out, _ = bench
+    perfect, same = tmp_path / "perfect", tmp_path / "same"
+    for copy in (perfect, same):
+        shutil.copytree(out, copy)
+    for seed in SEEDS:
+        replace_predictions(perfect / "uniform" / f"seed-{seed}", None)  # exactly right: pearson 1 on every resample
+        replace_predictions(same / "uniform" / f"seed-{seed}", out / "single" / f"seed-{seed}")  # = the reference
+
+    rows, markdown = report_rows(perfect)
+    entry = rows["uniform"]["metrics"]["pearson"]
+    single = rows["single"]["metrics"]["pearson"]["values"]
+    assert entry["delta"] == pytest.approx(1 - statistics.mean(single))
+    assert entry["interval"]["excludes_zero"] and entry["interval"]["low"] > 0
+    assert f"{entry['delta']:+.4f} [{entry['interval']['low']:+.4f}, {entry['interval']['high']:+.4f}] *" in markdown
+
+    rows, markdown = report_rows(same)
+    entry = rows["uniform"]["metrics"]["pearson"]
+    assert (entry["interval"]["low"], entry["interval"]["high"]) == (0.0, 0.0) and not entry["interval"]["excludes_zero"]
+    assert "| +0.0000 [+0.0000, +0.0000] |" in markdown
+
+
+def test_runs_without_predictions_still_tabulate_with_no_interval(bench, tmp_path):
+    """Runs of an older mtl have no predictions.safetensors: the interval is n/a, the rest of the table as before."""
+    out, _ = bench
+    copy = tmp_path / "old"
+    shutil.copytree(out, copy)
+    (copy / "uniform" / "seed-1" / "predictions.safetensors").unlink()
+    (copy / "bench.png").unlink()
+    rows, markdown = report_rows(copy)
+    before = {row["strategy"]: row for row in json.loads((out / "bench.json").read_text())["table"]["rows"]}
+    for metric in ("pearson", "spearman"):
+        entry = rows["uniform"]["metrics"][metric]
+        assert entry["interval"] is None and "uniform seed 1 has no predictions.safetensors" in entry["interval_note"]
+        for key in ("values", "mean", "std", "delta", "p"):
+            assert entry[key] == before["uniform"]["metrics"][metric][key]
+        assert f"| {entry['delta']:+.4f} [n/a] |" in markdown
+    assert (copy / "bench.png").read_bytes()[:8] == PNG_MAGIC
+    for path in copy.glob("*/seed-*/predictions.safetensors"):  # no run has them: still a table
+        path.unlink()
+    rows, markdown = report_rows(copy)
+    assert rows["uniform"]["metrics"]["pearson"]["interval"] is None and markdown.count("[n/a]") == 2
+
+
+def test_the_figure_draws_each_difference_with_its_interval_and_seeds(bench, monkeypatch, tmp_path):
+    """bench.png: one panel per metric (primary first), 0 as the reference, the interval as a bar, seeds as dots."""
+    from mtl.study import figures
+
+    out, _ = bench
+    table = json.loads((out / "bench.json").read_text())["table"]
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
+    figures.bench_figure(table, tmp_path / "bench.png", seeds=2)
+    from matplotlib.collections import PathCollection
+
+    axes = [ax for ax in drawn["fig"].axes if ax.get_visible()]
+    titles = [ax.get_title(loc="left") for ax in axes]
+    assert len(axes) == 2 and "(dev pearson)" in titles[0] and "(dev spearman)" in titles[1]
+    uniform = {row["strategy"]: row for row in table["rows"]}["uniform"]["metrics"]
+    for ax, metric in zip(axes, ("pearson", "spearman")):
+        entry = uniform[metric]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["uniform"]  # the reference is the 0 line
+        assert any(list(line.get_ydata()) == [0.0, 0.0] for line in ax.get_lines())
+        bar = ax.collections[0].get_segments()[0]  # the vertical line of the interval
+        assert sorted(bar[:, 1]) == pytest.approx([entry["interval"]["low"], entry["interval"]["high"]])
+        (dots,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+        assert sorted(dots.get_offsets()[:, 1]) == pytest.approx(sorted(entry["deltas"]))
 
 
 def test_report_reproduces_the_table(bench):

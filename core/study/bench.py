@@ -6,8 +6,14 @@ runs are isolated and each reports its own peak memory; a run whose folder holds
 and never run again, so a stopped bench continues where it stopped.
 
 The table gives, per strategy, the mean ± sample standard deviation (ddof = 1) over seeds of every metric
-of the target's first evaluation split, and the paired difference to the *first* strategy with a paired
-t-test across the seeds both ran (``scipy.stats.ttest_rel``; fewer than two pairs: no p value).
+of the target's first evaluation split, and the paired difference Δ to the *first* strategy (the reference) over
+the seeds both ran, with its paired bootstrap 95 % interval over the evaluation examples
+(:func:`mtl.study.statistics.paired_bootstrap`: 2,000 resamples of the dev examples, the same resample for the
+strategy and the reference in every seed, the difference averaged over seeds) from each run's
+``predictions.safetensors``; an interval that excludes 0 is marked ``*``. A run without that file (written by an
+older mtl) leaves the interval "n/a". bench.json also keeps the paired t-test across seeds
+(``scipy.stats.ttest_rel``; fewer than two pairs: no p value). bench.png draws each strategy's Δ with its interval
+and each seed's difference.
 
 With ``--pairs`` (:func:`make_pairs_plan`) a bench trains every task alone (``single``) and every pair of its
 tasks with each multi-task strategy, one ordinary bench per network in ``DIR/<task>/`` and ``DIR/<a>+<b>/`` (the
@@ -457,6 +463,7 @@ def summarize(target: str, strategies: list[Strategy], runs: list[dict[str, Any]
                 if r["strategy"] == label and metric in r["eval"][target].get(split, {})}
 
     reference = strategies[0].label
+    predictions = _Predictions(target, split)
     rows = []
     for strategy in strategies:
         own = [r for r in finished if r["strategy"] == strategy.label]
@@ -472,8 +479,12 @@ def summarize(target: str, strategies: list[Strategy], runs: list[dict[str, Any]
                 paired = sorted(set(by_seed) & set(ref))
                 a, b = [by_seed[s] for s in paired], [ref[s] for s in paired]
                 entry["paired_seeds"] = paired
-                entry["delta"] = stats.mean([x - y for x, y in zip(a, b)])
+                entry["deltas"] = [x - y for x, y in zip(a, b)]
+                entry["delta"] = stats.mean(entry["deltas"])
                 entry["p"] = stats.paired_p(a, b)
+                entry["interval"], note = predictions.interval(metric, strategy.label, reference, paired, finished)
+                if entry["interval"] is None:
+                    entry["interval_note"] = note
             row["metrics"][metric] = entry
         summaries = [r["summary"] or {} for r in own]
         row["train_seconds"] = stats.mean([s["train_seconds"] for s in summaries if "train_seconds" in s])
@@ -483,6 +494,73 @@ def summarize(target: str, strategies: list[Strategy], runs: list[dict[str, Any]
         rows.append(row)
     return {"target": target, "split": split, "metrics": metrics, "primary": primary, "reference": reference,
             "rows": rows}
+
+
+class _Predictions:
+    """The target's stored predictions of a bench's runs (``predictions.safetensors``), read once each, and the
+    paired bootstrap interval of a strategy's difference to the reference."""
+
+    def __init__(self, target: str, split: str) -> None:
+        self.key = f"{target}.{split}"
+        self.target = target
+        self.loaded: dict[str, tuple[Any, str]] = {}
+        self.functions: dict[str, Any] = {}
+
+    def of(self, run: dict[str, Any]) -> tuple[Any, str]:
+        """(predictions and labels of the target's split, or None, and why not) of one finished run."""
+        folder = run["folder"]
+        if folder not in self.loaded:
+            self.loaded[folder] = self._read(run)
+        return self.loaded[folder]
+
+    def _read(self, run: dict[str, Any]) -> tuple[Any, str]:
+        name = f"{run['strategy']} seed {run['seed']}"
+        try:
+            stored = RunFolder(run["folder"]).predictions()
+        except MtlError as exc:
+            return None, str(exc)
+        if stored is None:
+            return None, f"{name} has no {run_files.PREDICTIONS} (a run of an older mtl)"
+        if self.key not in stored["splits"]:
+            return None, f"{name}: {run_files.PREDICTIONS} has no {self.key}"
+        best = (run.get("summary") or {}).get("best_step")
+        if best is not None and stored["step"] != best:
+            return None, f"{name}: {run_files.PREDICTIONS} is of step {stored['step']}, not of the best one ({best})"
+        return stored["splits"][self.key], ""
+
+    def metric(self, metric: str):
+        """The metric's name where it is vectorised, else the target task's own metric code per resample."""
+        if metric in stats.VECTORISED:
+            return metric
+        if metric not in self.functions:
+            from mtl.contract import loader
+
+            task = loader.create("task", self.target)
+            self.functions[metric] = lambda p, y: task.compute_metrics(p, y)[metric]
+        return self.functions[metric]
+
+    def interval(self, metric: str, label: str, reference: str, seeds: list[int],
+                 finished: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str]:
+        """The paired bootstrap interval of ``label`` − ``reference`` over ``seeds``, or None and why not."""
+        if not seeds:
+            return None, "no seed that both ran"
+        runs = {(r["strategy"], r["seed"]): r for r in finished}
+        mine, theirs, labels = [], [], []
+        for seed in seeds:
+            a, why = self.of(runs[(label, seed)])
+            b, why_ref = self.of(runs[(reference, seed)])
+            if a is None or b is None:
+                return None, why or why_ref
+            if a["labels"].shape != b["labels"].shape or (a["labels"] != b["labels"]).any():
+                return None, f"{label} and {reference} seed {seed} were evaluated on different examples"
+            mine.append(a["predictions"])
+            theirs.append(b["predictions"])
+            labels.append(a["labels"])
+        try:
+            interval = stats.paired_bootstrap(self.metric(metric), mine, theirs, labels)
+        except (ValueError, KeyError, MtlError) as exc:
+            return None, f"no interval for {metric}: {exc}"
+        return {**interval, "paired_seeds": list(seeds)}, ""
 
 
 # ---------------------------------------------------------------------------------------------- the table
@@ -495,7 +573,7 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     ref = table["reference"]
     header = ["strategy", "seeds"]
     for metric in table["metrics"]:
-        header += [metric, f"Δ {metric} (p)"]
+        header += [metric, f"Δ {metric} [95% CI]"]
     header += ["train s", "examples/s", "peak MB"]
     rows = []
     for row in table["rows"]:
@@ -512,12 +590,18 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             elif m.get("delta") is None:
                 cells.append("-")
             else:
-                p = "n/a" if m.get("p") is None else f"{m['p']:.3g}"
-                cells.append(f"{m['delta']:+.4f} (p {p})")
+                cells.append(f"{m['delta']:+.4f} {interval_text(m.get('interval'))}")
         cells += [_num(row["train_seconds"], 1), _num(row["examples_per_second"], 1),
                   _num(row["peak_memory_mb"], 0)]
         rows.append(cells)
     return header, rows
+
+
+def interval_text(interval: dict[str, Any] | None) -> str:
+    """``[-0.0123, +0.0456]``, with `` *`` when it excludes 0; ``[n/a]`` without one."""
+    if not interval:
+        return "[n/a]"
+    return f"[{interval['low']:+.4f}, {interval['high']:+.4f}]" + (" *" if interval["excludes_zero"] else "")
 
 
 def title(table: dict[str, Any]) -> str:
@@ -525,8 +609,9 @@ def title(table: dict[str, Any]) -> str:
 
 
 def caption(table: dict[str, Any]) -> str:
-    return (f"Δ: mean paired difference to {table['reference']} (the first strategy); "
-            "p: paired t-test over seeds (n/a: fewer than 2)")
+    return (f"Δ: mean paired difference to {table['reference']} (the first strategy) over seeds; [95% CI]: paired "
+            f"bootstrap over the dev examples ({stats.RESAMPLES} resamples); *: the interval excludes 0; "
+            f"n/a: a run without {run_files.PREDICTIONS}")
 
 
 def markdown(bench: dict[str, Any]) -> str:
@@ -545,9 +630,14 @@ def markdown(bench: dict[str, Any]) -> str:
         *("| " + " | ".join(cells) + " |" for cells in rows),
         "",
         f"Mean ± sample standard deviation (ddof = 1) over seeds; Δ is the mean paired difference to "
-        f"`{table['reference']}` (the first strategy) over the seeds both ran, p the two-sided paired t-test "
-        f"(`scipy.stats.ttest_rel`; n/a with fewer than two seeds). Train s and examples/s are means over "
-        f"seeds (training only, no evaluation); peak MB is the largest peak resident memory of a run.",
+        f"`{table['reference']}` (the first strategy) over the seeds both ran, with its paired bootstrap 95 % "
+        f"interval: {stats.RESAMPLES} resamples of the `{table['split']}` examples (seed {stats.BOOTSTRAP_SEED}), "
+        f"each scored for the strategy and the reference on the same examples in every seed, the difference "
+        f"averaged over seeds, percentiles 2.5 and 97.5. `*`: the interval excludes 0. n/a: a run has no "
+        f"`{run_files.PREDICTIONS}` (older runs). The interval covers the choice of evaluation examples, not "
+        f"the spread over seeds (mean ± std); bench.json also holds the paired t-test over seeds (`p`). Train s "
+        f"and examples/s are means over seeds (training only, no evaluation); peak MB is the largest peak "
+        f"resident memory of a run.",
         "",
     ]
     return "\n".join(lines)
