@@ -29,22 +29,35 @@ def alone(*args: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.mark.parametrize("batch", [16, 15, 1])  # shards 8 + 8, 7 + 8; a 1-example batch is trained whole on both
-def test_one_step_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path, batch):
-    torchrun(str(WORKER), "one-step", str(tmp_path), str(batch))
-    alone(str(WORKER), "one-step", str(tmp_path), str(batch))
+@pytest.mark.parametrize("weighting, sampler, batch", [
+    ("uniform", "proportional", 16),  # shards 8 + 8
+    ("uniform", "proportional", 15),  # 7 + 8
+    ("uniform", "proportional", 1),  # a 1-example batch is trained whole on both
+    ("upgrad", "all", 16),  # gradient methods: the Jacobian is averaged over the ranks before aggregating
+    ("mgda", "all", 15),
+    ("pcgrad", "all", 16),
+    ("uw", "all", 16),  # a loss weighting with parameters of its own (log-variances)
+])
+def test_one_step_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path, weighting, sampler, batch):
+    args = (str(WORKER), "one-step", str(tmp_path), str(batch), weighting, sampler)
+    torchrun(*args)
+    alone(*args)
     single = json.loads((tmp_path / "single.json").read_text())
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     for rank in ranks:
-        assert rank["tasks"] == single["tasks"] and rank["examples"] == single["examples"] == batch
-        (task,) = single["tasks"]
-        assert abs(rank["losses"][task] - single["losses"][task]) < 1e-5 * abs(single["losses"][task])
+        assert rank["tasks"] == single["tasks"] and rank["examples"] == single["examples"] == batch * len(rank["tasks"])
+        for task in single["tasks"]:
+            assert abs(rank["losses"][task] - single["losses"][task]) < 1e-5 * abs(single["losses"][task])
+    if sampler == "all":
+        assert len(single["tasks"]) == 3
     one = load_file(tmp_path / "single.safetensors")
     r0, r1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
     assert set(r0) == set(r1) == set(one)
     grads = [k for k in one if k.startswith("grad.")]
     assert len(grads) > 10
-    for key in grads:  # each rank saw half the batch; DDP's average is the whole batch's gradient
+    if weighting == "uw":
+        assert "grad.weighting.0" in grads
+    for key in grads:  # each rank saw half the batch; the average over ranks is the whole batch's gradient
         assert torch.equal(r0[key], r1[key]), key
         assert torch.allclose(r0[key], one[key], rtol=1e-4, atol=1e-7), key
     for key in (k for k in one if k.startswith("param.")):
@@ -79,9 +92,23 @@ def test_mtl_run_nproc_launches_torchrun(tmp_path):
     assert (tmp_path / "run" / "model" / "config.json").exists()
 
 
-def test_pcgrad_refuses_distributed_training(tmp_path):
-    result = run_mtl("run", "--nproc", "2", "--backbone", "tiny", "--weighting", "pcgrad", "--sampler", "all",
-                     "--max-steps", "2", "-o", str(tmp_path / "run"), "--quiet", env={"OMP_NUM_THREADS": "1"})
-    assert result.returncode != 0
-    assert "weighting 'pcgrad' does not support distributed training" in result.stderr
+def test_a_weighting_that_does_not_support_distributed_training_is_refused(tmp_path, monkeypatch, register_plugin):
+    from mtl import MtlError, Weighting, hookimpl
+    from mtl.runs.config import RunConfig
+    from mtl.train import distributed
+    from mtl.train.trainer import Trainer
+
+    class Alone(Weighting):
+        supports_distributed = False
+
+    class Plugin:
+        @hookimpl
+        def register_weightings(self, register):
+            register("alone-only", Alone, description="test: one process only")
+
+    register_plugin(Plugin())
+    monkeypatch.setattr(distributed, "init", lambda: distributed.Context(rank=0, world=2))
+    with pytest.raises(MtlError, match="weighting 'alone-only' does not support distributed training"):
+        Trainer(RunConfig(target="demo-paraphrase", backbone="tiny", weighting="alone-only",
+                          output=str(tmp_path / "run"))).prepare()
     assert not (tmp_path / "run").exists()
