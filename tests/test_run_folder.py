@@ -116,3 +116,30 @@ def test_the_weights_a_weighting_applied_reach_metrics(tmp_path, register_plugin
     for record in records:
         (task,) = record["tasks"]
         assert record[f"weight.{task}"] == (3.0 if task == "demo-paraphrase" else 0.5)
+
+
+def test_a_weighting_state_with_nested_tensors_is_saved_beside_the_best_model(tmp_path):
+    """save_state keeps nested dicts and lists of tensors (a gradient method's per-task state) and still reads the
+    flat files older versions wrote."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from mtl.runs.folder import RunFolder, load_state, save_state
+
+    state = {"bank": torch.arange(6.0).view(2, 3), "step": 4, "tracked": {"a": torch.ones(2), "b": [torch.zeros(1), 2]},
+             "name": "x"}
+    save_state(tmp_path / "w.safetensors", state)
+    back = load_state(tmp_path / "w.safetensors")
+    assert back["step"] == 4 and back["name"] == "x" and back["tracked"]["b"][1] == 2
+    assert torch.equal(back["bank"], state["bank"]) and torch.equal(back["tracked"]["a"], torch.ones(2))
+    assert torch.equal(back["tracked"]["b"][0], torch.zeros(1))
+
+    run = RunFolder(tmp_path / "run")
+    run.save_best({"w": torch.ones(1)}, state)
+    assert run.weighting_state_names() == ["bank", "step", "tracked", "name"]
+
+    old = tmp_path / "old.safetensors"  # the flat format of earlier versions
+    save_file({"bank": torch.ones(2)}, str(old), metadata={"format": "pt", "state": json.dumps({"step": 3})})
+    assert load_state(old)["step"] == 3 and torch.equal(load_state(old)["bank"], torch.ones(2))

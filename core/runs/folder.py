@@ -165,24 +165,23 @@ def load_tensors(path: Path, what: str = "checkpoint", missing: str = "") -> dic
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
-    """A plugin's ``state_dict()`` as safetensors: tensors as tensors, everything else as JSON metadata."""
-    import torch
-
-    tensors = {k: v.detach().cpu() for k, v in state.items() if isinstance(v, torch.Tensor)}
-    others = {k: v for k, v in state.items() if not isinstance(v, torch.Tensor)}
-    save_tensors(path, tensors, {"format": "pt", "state": json.dumps(others)})
+    """A plugin's ``state_dict()`` as safetensors: tensors as tensors (at any depth: nested dicts and lists are
+    kept), everything else as JSON metadata."""
+    tensors, tree = checkpoint.pack(state)
+    save_tensors(path, tensors, {"format": "pt", "tree": json.dumps(tree)})
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    """The inverse of :func:`save_state` (no pickle)."""
+    """The inverse of :func:`save_state` (no pickle); also reads the flat files older versions wrote (top-level
+    tensors under their own names, the rest as JSON under "state")."""
     from safetensors import safe_open
 
-    state: dict[str, Any] = {}
     with safe_open(str(path), framework="pt") as f:
-        for key in f.keys():
-            state[key] = f.get_tensor(key)
-        state.update(json.loads((f.metadata() or {}).get("state", "{}")))
-    return state
+        tensors = {key: f.get_tensor(key) for key in f.keys()}
+        metadata = f.metadata() or {}
+    if "tree" in metadata:
+        return checkpoint.unpack(tensors, json.loads(metadata["tree"]))
+    return {**tensors, **json.loads(metadata.get("state", "{}"))}
 
 
 # ---------------------------------------------------------------------------------------------- the folder
@@ -403,8 +402,11 @@ class RunFolder:
 
         try:
             with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+                if "tree" in metadata:  # save_state's format: the state's top-level names
+                    return [str(key) for key, _ in json.loads(metadata["tree"])["__dict__"]]
                 names = list(f.keys())
-                names += list(json.loads((f.metadata() or {}).get("state", "{}")))
+                names += list(json.loads(metadata.get("state", "{}")))
         except Exception:
             return ["(unreadable weighting state)"]
         return names

@@ -474,7 +474,7 @@ class Trainer:
         shared = [p for p in self.model.backbone.parameters() if p.requires_grad]
         weighting_step = Step(losses=losses, features=features, target=c.target, index=step, epoch=epoch,
                               progress=progress, shared_parameters=shared, hidden_states=hidden, batches=batches,
-                              logits=outputs_of, global_means=means if ctx.enabled else {},
+                              logits=outputs_of, global_means=means,
                               reduce_fn=ctx.mean if ctx.enabled else None)
         if self.regularizer is not None:  # its gradient first (graph kept), then the weighting's adds to it
             with self._autocast():
