@@ -12,6 +12,7 @@ from . import export as export_cmd
 from . import finetune as finetune_cmd
 from . import group as group_cmd
 from . import plugins as plugins_cmd
+from . import push as push_cmd
 from . import run as run_cmd
 from . import tasks as tasks_cmd
 
@@ -48,6 +49,7 @@ app.add_typer(plugins_cmd.app, name="plugins")
 export_cmd.register(app)  # export, predict, eval
 bench_cmd.register(app)  # bench, report, plot
 group_cmd.register(app)  # group
+push_cmd.register(app)  # push
 
 
 def main() -> None:
