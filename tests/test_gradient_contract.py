@@ -108,7 +108,7 @@ class AfterStep(Weighting):
     records: list = []
 
     def after_step(self, step):
-        before = {t: float(v.mean()) for t, v in step.losses.items()}
+        before = {t: float(v.detach().mean()) for t, v in step.losses.items()}
         after = {t: float(v) for t, v in step.losses_after_update().items()}
         AfterStep.records.append((before, after))
 

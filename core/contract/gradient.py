@@ -11,7 +11,7 @@ per step the Jacobian has one row.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mtl.contract.weighting import Step, Weighting
 
@@ -32,11 +32,18 @@ class GradientWeighting(Weighting):
     def setup(self, run) -> None:
         self.model = run.model
 
-    def aggregate(self, jacobian: "torch.Tensor", tasks: list[str], step: Step) -> "torch.Tensor":
-        """The update direction of the shared parameters from the Jacobian (row t: the gradient of task ``tasks[t]``'s
-        mean loss, flattened over the shared parameters; averaged over ranks). Record the weights applied with
+    def aggregate(self, jacobian: "torch.Tensor", tasks: list, step: Step) -> "torch.Tensor":
+        """The update direction of the shared parameters from the Jacobian (row t: the gradient of objective
+        ``tasks[t]`` — by default task ``tasks[t]``'s mean loss —, flattened over the shared parameters; averaged
+        over ranks). Record the weights applied with
         ``step.record_weights`` where the method has them."""
         raise NotImplementedError
+
+    def objectives(self, step: Step) -> "dict[Any, torch.Tensor]":
+        """The scalar objectives whose Jacobian is aggregated, by key (the keys come to :meth:`aggregate` as its
+        ``tasks``, in this order): each task's mean instance loss. Override it to differentiate other objectives of
+        the step's losses, e.g. log-transformed losses or each task's batch halves."""
+        return {task: losses.mean() for task, losses in step.losses.items()}
 
     def loss(self, step: Step) -> "torch.Tensor":
         """Σ_t mean(ℓ_t): the objective whose shared-parameter gradient the aggregation replaces."""
@@ -46,12 +53,12 @@ class GradientWeighting(Weighting):
         import torch
         from torchjd.autojac import jac
 
-        tasks = list(step.losses)
+        named = self.objectives(step)
+        tasks, objectives = list(named), list(named.values())
         shared = [p for p in step.shared_parameters if p.requires_grad]
         shared_ids = {id(p) for p in shared}
         model_parameters = self.model.parameters() if self.model is not None else []
         specific = [p for p in model_parameters if p.requires_grad and id(p) not in shared_ids]
-        objectives = [step.losses[task].mean() for task in tasks]
         reached = _reached(objectives, shared + specific)
         shared = [p for p in shared if id(p) in reached]
         specific = [p for p in specific if id(p) in reached]

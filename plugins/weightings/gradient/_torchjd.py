@@ -191,24 +191,20 @@ class TwoSampleWeighting(TorchJDWeighting):
         super().__init__()
         self.previous: dict[tuple, "torch.Tensor"] = {}  # the last weights, per task order
 
-    def backward(self, step) -> None:
-        import dataclasses
-
+    def objectives(self, step) -> dict:
+        """Each task's two half-sums, keyed ``(task, 0)`` and ``(task, 1)``; the tasks' means where a task has fewer
+        than two instances (or the step one task)."""
         sizes = [int(losses.shape[0]) for losses in step.losses.values()]
         if len(sizes) < 2 or min(sizes) < 2:
-            return super().backward(step)
+            return super().objectives(step)
         halves = {}
         for task, losses in step.losses.items():
             n = losses.shape[0]
             for half, part in ((0, losses[0::2]), (1, losses[1::2])):
-                halves[(task, half)] = part * (part.shape[0] / n)  # its mean: Σ_half ℓ / n
+                halves[(task, half)] = part.sum() / n  # Σ_half ℓ / n: the two add up to the task's mean
         self.sizes = {task: (int(losses[0::2].shape[0]), int(losses[1::2].shape[0]), int(losses.shape[0]))
                       for task, losses in step.losses.items()}
-        self.real_step = step
-        try:
-            super().backward(dataclasses.replace(step, losses=halves))
-        finally:
-            self.real_step = None
+        return halves
 
     def aggregate(self, jacobian: "torch.Tensor", tasks: list, step) -> "torch.Tensor":
         import torch
@@ -235,7 +231,7 @@ class TwoSampleWeighting(TorchJDWeighting):
         two_sample = (first * scale_first[:, None]) @ (second * scale_second[:, None]).T  # J₁ J₂ᵀ
         weights, _ = self.run_aggregator(order, two_sample)
         self.previous[order] = weights.detach().clone()
-        self.real_step.record_weights({task: weights[k] for k, task in enumerate(order)})
+        step.record_weights({task: weights[k] for k, task in enumerate(order)})
         return weights @ (first + second)
 
     def state_dict(self) -> dict:

@@ -32,13 +32,11 @@ class DBMTL(GradientWeighting):
         self.averages = None  # ĝ, one row per task
         self.steps = 0  # k
 
-    def backward(self, step) -> None:
-        """The contract's Jacobian of the log-transformed losses: ℓ/(L + ε) with L the detached mean over the step."""
-        import dataclasses
-
+    def objectives(self, step) -> dict:
+        """The log-transformed losses, whose gradients the Jacobian holds: ∇ log(L + ε) = ∇L / (L + ε), L a task's
+        mean loss over the step (its value detached)."""
         means = {task: value.detach() for task, value in step.task_losses().items()}
-        logged = {task: losses / (means[task] + EPSILON) for task, losses in step.losses.items()}
-        super().backward(dataclasses.replace(step, losses=logged))
+        return {task: losses.mean() / (means[task] + EPSILON) for task, losses in step.losses.items()}
 
     def aggregate(self, jacobian, tasks, step):
         import torch
