@@ -134,3 +134,24 @@ def test_a_failed_metrics_append_leaves_no_half_line(tmp_path, monkeypatch):
     with pytest.raises(StorageError, match="no space left on the device"):
         storage.append_line(path, json.dumps({"step": 2, "loss": 0.5}))
     assert path.read_text() == '{"step": 1}\n'
+
+
+def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, whole):
+    out = tmp_path / "export"
+    monkeypatch.setattr(storage, "free_space", lambda path: 2 << 20)  # 2 MB: less than the tiny model needs
+    result = invoke_cli("export", str(whole), "--out", str(out))
+    assert_one_line_error(result, f"cannot write {out}: not enough space on the device", "the write needs")
+    assert not out.exists() and no_temp_files(tmp_path)
+    monkeypatch.undo()
+
+    import transformers.modeling_utils as modeling_utils
+
+    def full(*args, **kwargs):  # the disk fills up while transformers writes the weights
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(modeling_utils, "safe_save_file", full)
+    result = invoke_cli("export", str(whole), "--out", str(out))
+    assert_one_line_error(result, f"cannot write {out}: no space left on the device")
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".export.")]
+    monkeypatch.undo()
+    assert invoke_cli("export", str(whole), "--out", str(out)).exit_code == 0 and (out / "config.json").exists()

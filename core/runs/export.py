@@ -207,7 +207,9 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
         run_folder.write_json(folder / MANIFEST, manifest)
         card.write(folder, manifest, model_id or str(out_dir))
 
-    files = run_folder.write_folder_atomically(out_dir, write)
+    # about what it writes (the whole multi-task model's tensors bound the target's), checked against the free space
+    needed = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + (1 << 20)
+    files = run_folder.write_folder_atomically(out_dir, write, needed=needed)
     return {**manifest, "path": str(out_dir), "files": files}
 
 
