@@ -65,9 +65,9 @@ def finetune(
     precision: PrecisionOpt = None,
     skip_nonfinite: SkipNonfiniteOpt = None,
     group_by_length: GroupByLengthOpt = None,
+    report_to: ReportToOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    report_to: ReportToOpt = None,
     """Fine-tune RUN's target alone, starting from RUN's shared backbone and target head (MT-DNN, SIWLM).
 
     The new run has RUN's options (backbone, data, schedule) without the auxiliary tasks, with the uniform

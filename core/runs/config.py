@@ -201,32 +201,6 @@ def parse_data(items: list[str]) -> dict[str, str]:
     return data
 
 
-def plugin_options(config: RunConfig, kinds: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Route ``config.options`` to the plugins of this run.
-
-    ``kinds`` maps each kind to the selected name (weighting, sampler, backbone, regularizer); tasks are
-    ``config.tasks``. A key may be a kind (``weighting``), a plugin name (``mamt``) or a task name.
-    """
-    routed: dict[tuple[str, str], dict[str, Any]] = {}
-    in_run = {kind: name for kind, name in kinds.items()}
-    for key, values in config.options.items():
-        matches = []
-        if key in in_run:
-            matches.append((key, in_run[key]))
-        for kind, name in in_run.items():
-            if key == name or key == name.partition(":")[0]:
-                matches.append((kind, name))
-        if key in config.tasks:
-            matches.append(("task", key))
-        matches = list(dict.fromkeys(matches))
-        if not matches:
-            used = ([f"{kind} {name!r}" for kind, name in in_run.items()] + [f"task {t!r}" for t in config.tasks]
-                    + [f"tracker {t!r}" for t in trackers])
-            raise OptionError(
-                f"options for {key!r}: not a plugin of this run ("
-                + ", ".join(used) + "); use a plugin name, a task name or weighting/sampler/backbone"
-            )
-        if len(matches) > 1:
 def parse_report_to(value: Any) -> list[str]:
     """``--report-to`` as ``transformers.Trainer`` spells ``report_to``: ``"tensorboard,mlflow"`` or a list of names
     -> ``["tensorboard", "mlflow"]``; ``"none"`` (or nothing) -> ``[]``; ``"all"`` stays ``["all"]`` (every
@@ -243,6 +217,35 @@ def parse_report_to(value: Any) -> list[str]:
     return [] if names == ["none"] else names
 
 
+def plugin_options(config: RunConfig, kinds: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Route ``config.options`` to the plugins of this run.
+
+    ``kinds`` maps each kind to the selected name (weighting, sampler, backbone, regularizer); tasks are
+    ``config.tasks``. A key may be a kind (``weighting``), a plugin name (``mamt``) or a task name.
+    """
+    routed: dict[tuple[str, str], dict[str, Any]] = {}
+    in_run = {kind: name for kind, name in kinds.items()}
+    trackers = parse_report_to(config.report_to)
+    for key, values in config.options.items():
+        matches = []
+        if key in in_run:
+            matches.append((key, in_run[key]))
+        for kind, name in in_run.items():
+            if key == name or key == name.partition(":")[0]:
+                matches.append((kind, name))
+        if key in config.tasks:
+            matches.append(("task", key))
+        if key in trackers:  # a tracker's options: --set wandb.project=NAME
+            matches.append(("tracker", key))
+        matches = list(dict.fromkeys(matches))
+        if not matches:
+            used = ([f"{kind} {name!r}" for kind, name in in_run.items()] + [f"task {t!r}" for t in config.tasks]
+                    + [f"tracker {t!r}" for t in trackers])
+            raise OptionError(
+                f"options for {key!r}: not a plugin of this run ("
+                + ", ".join(used) + "); use a plugin name, a task name or weighting/sampler/backbone"
+            )
+        if len(matches) > 1:
             kinds_hit = " and ".join(f"the {kind}" for kind, _ in matches)
             raise OptionError(
                 f"options for {key!r}: {key!r} is {kinds_hit}; write "
@@ -250,6 +253,3 @@ def parse_report_to(value: Any) -> list[str]:
             )
         routed.setdefault(matches[0], {}).update(values)
     return routed
-    trackers = parse_report_to(config.report_to)
-        if key in trackers:  # a tracker's options: --set wandb.project=NAME
-            matches.append(("tracker", key))
