@@ -127,7 +127,8 @@ def affinity(
         if names and (target or aux):
             raise MtlError("give either --target/--aux or --tasks, not both")
         given = scalar_options(options)
-        values = run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher, task_limit=task_limit)
+        values = run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher, limit=limit,
+                            task_limit=task_limit)
         if names:
             values["target"], values["aux"] = None, names
         values.setdefault("sampler", "all")

@@ -105,7 +105,8 @@ def bench(
 
         # --weighting/--sampler are lists of strategies here and --output is the bench folder, not a run option
         given = scalar_options(locals(), exclude=("weighting", "sampler", "output"))
-        values = run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher, task_limit=task_limit)
+        values = run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher, limit=limit,
+                            task_limit=task_limit)
         defaults = make_config({k: v for k, v in values.items() if k not in ("seed", "output")})
         specs = split_list(strategy)
         if pairs and not (specs or weighting or sampler):

@@ -31,6 +31,7 @@ from .options import (
     ReportToOpt,
     SetOpt,
     SkipNonfiniteOpt,
+    TaskLimitOpt,
     WarmupOpt,
     WeightDecayOpt,
 )
@@ -58,6 +59,7 @@ def finetune(
     clip: ClipOpt = None,
     dropout: DropoutOpt = None,
     limit: LimitOpt = None,
+    task_limit: TaskLimitOpt = None,
     eval_limit: EvalLimitOpt = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (default: RUN's).")] = None,
     log_every: LogEveryOpt = None,
@@ -80,7 +82,8 @@ def finetune(
         from mtl.train.trainer import Trainer
 
         given = scalar_options(locals(), exclude=("output",))
-        cfg = finetune_config(run, run_values(config, given, set_=set_, data=data))
+        cfg = finetune_config(run, run_values(config, given, set_=set_, data=data, limit=limit,
+                                              task_limit=task_limit))
         cfg.output = output or str(run_files.unique(Path(f"{str(run).rstrip('/')}-finetune")))
         result = Trainer(cfg, progress=not quiet, overwrite=overwrite).prepare().train()
         print_results(result, cfg.target)

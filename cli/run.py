@@ -108,7 +108,7 @@ def run(
             return
         given = scalar_options(locals())
         cfg = make_config(run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher,
-                                     task_limit=task_limit))
+                                     limit=limit, task_limit=task_limit))
         demo = not cfg.target and not cfg.aux
         if demo:
             from mtl.data.files import DEMO_SUITE
@@ -125,7 +125,7 @@ def run(
 
 
 RESUME_KEEPS = {"resume", "quiet", "nproc"}
-LIST_FIELDS = {"aux", "options", "data", "task_limits"}  # RunConfig fields merged from repeatable options, not given as one value
+LIST_FIELDS = {"aux", "options", "data", "limit", "task_limits"}  # RunConfig fields from repeatable options, not given as one value
 
 
 def scalar_options(values: dict, exclude: tuple[str, ...] = ()) -> dict:
@@ -170,15 +170,18 @@ def launch(nproc: int) -> int:
 
 def run_values(config: Optional[Path], given: dict, *, aux: Optional[list[str]] = None,
                set_: Optional[list[str]] = None, data: Optional[list[str]] = None,
-               teacher: Optional[list[str]] = None, task_limit: Optional[list[str]] = None) -> dict:
+               teacher: Optional[list[str]] = None, limit: Optional[list[str]] = None,
+               task_limit: Optional[list[str]] = None) -> dict:
     """The options of `mtl run` as RunConfig keyword arguments: the config file, overridden by the command line.
 
     ``given`` holds the scalar options by RunConfig field name (None = not given); shared with `mtl bench`.
+    ``limit`` is --limit's values (N and TASK=N), ``task_limit`` --task-limit's (TASK=N, the older spelling).
     """
     from mtl.runs.config import (
         merge_options,
         parse_assignments,
         parse_data,
+        parse_limits,
         read_config_file,
     )
 
@@ -190,10 +193,15 @@ def run_values(config: Optional[Path], given: dict, *, aux: Optional[list[str]] 
         values["aux"] = split_list([values["aux"]])
     values["options"] = merge_options(values.get("options") or {}, parse_assignments(set_ or []))
     values["data"] = {**(values.get("data") or {}), **parse_data(data or [])}
+    every, per_task = parse_limits(limit or [])
+    if every is not None:
+        values["limit"] = every
     if task_limit:
         from mtl.runs.config import parse_task_limits
 
-        values["task_limits"] = {**(values.get("task_limits") or {}), **parse_task_limits(task_limit)}
+        per_task.update(parse_task_limits(task_limit))
+    if per_task:
+        values["task_limits"] = {**(values.get("task_limits") or {}), **per_task}
     if teacher:  # only when given: a bench's run options (bench.json) stay as they were without teachers
         from mtl.train.distill import normalise, parse_teachers
 

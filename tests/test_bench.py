@@ -306,6 +306,7 @@ def test_other_run_options_in_an_existing_bench_are_refused(bench):
     (["--strategy", "uniform", "--precision", "fp8"], ["--precision must be one of"]),
     (["--strategy", "uniform", "--checkpoint-every", "0"], ["--checkpoint-every must be >= 1"]),
     (["--strategy", "uniform", "--data-dir", "/nonexistent/glue"], ["/nonexistent/glue"]),
+    (["--strategy", "uniform", "--limit", "demo-similarity=x"], ["--limit 'demo-similarity=x'"]),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, fragments):
     out = tmp_path / "b"
@@ -499,6 +500,7 @@ def test_a_pairs_bench_and_a_plain_one_do_not_mix(pairs_bench, tmp_path):
     ([*TASKS, "--strategy", "uniform>finetune"], ["fine-tuning stage"]),
     ([*TASKS, "--strategy", "single"], ["give the pairs' multi-task strategy"]),
     ([*TASKS, "--strategy", "unifrm"], ["unknown strategy 'unifrm'"]),
+    ([*TASKS, "--limit", "rte=5"], ["--limit rte=5: task 'rte' is not in this run"]),
 ])
 def test_bad_pairs_benches_are_one_line_and_write_nothing(tmp_path, args, fragments):
     out = tmp_path / "p"

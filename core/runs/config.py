@@ -85,9 +85,9 @@ class RunConfig:
             raise OptionError(f"--max-length must be <= 512 (got {self.max_length})")
         for task, value in self.task_limits.items():
             if task not in self.tasks:
-                raise OptionError(f"--task-limit {task}={value}: task {task!r} is not in this run ({', '.join(self.tasks)})")
-            if not isinstance(value, int) or value < 1:
-                raise OptionError(f"--task-limit {task}={value}: the limit must be an integer >= 1")
+                raise OptionError(f"--limit {task}={value}: task {task!r} is not in this run ({', '.join(self.tasks)})")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise OptionError(f"--limit {task}={value}: the limit must be an integer >= 1")
         if self.aux and not self.target:
             raise OptionError("--aux needs a --target (the task the auxiliary tasks help)")
         if self.target in self.aux:
@@ -176,8 +176,8 @@ def merge_options(*sources: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
     return merged
 
 
-def parse_task_limits(items: list[str]) -> dict[str, int]:
-    """``--task-limit stsb=2000`` (repeatable) -> ``{"stsb": 2000}``."""
+def parse_task_limits(items: list[str], flag: str = "--task-limit") -> dict[str, int]:
+    """``--task-limit stsb=2000`` (repeatable) -> ``{"stsb": 2000}``; ``flag`` names the option in errors."""
     limits = {}
     for item in items:
         task, sep, value = item.partition("=")
@@ -186,8 +186,33 @@ def parse_task_limits(items: list[str]) -> dict[str, int]:
         except ValueError:
             sep = ""
         if not sep or not task.strip():
-            raise OptionError(f"--task-limit {item!r}: expected TASK=N, e.g. --task-limit stsb=2000")
+            raise OptionError(f"{flag} {item!r}: expected TASK=N, e.g. {flag} stsb=2000")
     return limits
+
+
+def parse_limits(items: list[str]) -> tuple[int | None, dict[str, int]]:
+    """``--limit 500 --limit stsb=2000`` (repeatable) -> ``(500, {"stsb": 2000})``: N for every task, TASK=N for
+    one task (the same as ``--task-limit TASK=N``); the last N given wins. Values >= 1 are checked by
+    :meth:`RunConfig.validate`."""
+    limit: int | None = None
+    tasks: dict[str, int] = {}
+    for item in items:
+        text = str(item).strip()
+        if "=" in text:
+            task, _, value = text.partition("=")
+            try:
+                number = int(value)
+            except ValueError:
+                number = None
+            if number is None or not task.strip():
+                raise OptionError(f"--limit {item!r}: expected N or TASK=N, e.g. --limit 500 --limit stsb=2000")
+            tasks[task.strip()] = number
+            continue
+        try:
+            limit = int(text)
+        except ValueError:
+            raise OptionError(f"--limit {item!r}: expected N or TASK=N, e.g. --limit 500 --limit stsb=2000") from None
+    return limit, tasks
 
 
 def parse_data(items: list[str]) -> dict[str, str]:

@@ -292,6 +292,7 @@ def make_plan(base: dict[str, Any], strategies: list[Strategy], seeds: list[int]
 
         base["target"], base["aux"] = DEMO_SUITE["target"], list(DEMO_SUITE["aux"])
     base.setdefault("aux", [])
+    _check_task_limits(base)
     base = json.loads(json.dumps(base))  # as stored in bench.json, so a resumed bench compares equal
     from mtl.train import finetune
 
@@ -304,6 +305,15 @@ def make_plan(base: dict[str, Any], strategies: list[Strategy], seeds: list[int]
     plan = Plan(output, base, strategies, seeds)
     _check_existing(plan)
     return plan
+
+
+def _check_task_limits(base: dict[str, Any]) -> None:
+    """A --limit TASK=N of a task the bench does not train is a mistake (each run gets only its own tasks' limits,
+    so no run would report it)."""
+    tasks = [base["target"], *(base.get("aux") or [])]
+    for task, value in (base.get("task_limits") or {}).items():
+        if task not in tasks:
+            raise OptionError(f"--limit {task}={value}: task {task!r} is not in this run ({', '.join(tasks)})")
 
 
 def _check_existing(plan: Plan) -> None:
@@ -763,6 +773,7 @@ def make_pairs_plan(base: dict[str, Any], strategies: list[Strategy], seeds: lis
     tasks = [base["target"], *[a for a in base.get("aux") or [] if a != base["target"]]]
     if len(tasks) < 2:
         raise OptionError("--pairs needs at least two tasks: --target A --aux B[,C...]")
+    _check_task_limits(base)
     if any(s.stage for s in strategies):
         raise OptionError("--pairs trains networks of one or two tasks: a fine-tuning stage (SPEC>finetune) "
                           "has no place there")
