@@ -1,7 +1,7 @@
 """Accuracy of the weighting strategies on real GLUE, with the pretrained MiniLM backbone (`minilm`).
 
 Two settings, each an `mtl bench` (one process per run, 3 seeds, the single-task run first so that every Δ
-and p value is against training the target alone):
+and its paired bootstrap 95 % interval over the dev examples is against training the target alone):
 
 - MRPC helped by STS-B: the MAMT paper's MRPC(STS-B) setting (Yan et al., IEEE TII 2022);
 - RTE helped by MRPC, STS-B and SST-2.
@@ -15,14 +15,20 @@ Protocols:
 - ``quick``: fits in under 45 minutes on two CPU cores: at most 256 training examples per task
   (``--limit``; 8 batches of 32), one epoch, at most 200 evaluation examples per task (``--eval-limit``).
   A smoke test of the whole pipeline on real data: the differences it shows are mostly noise.
+- ``medium``: the conclusive comparison that fits a GPU afternoon: the target's whole training set, each
+  auxiliary task capped at its first 2,000 training examples (``--limit TASK=2000`` per auxiliary task: MRPC with
+  STS-B 2,000; RTE with MRPC, STS-B and SST-2 2,000 each, so SST-2's 67k examples do not swamp RTE's 2.5k), every
+  evaluation example (no ``--eval-limit``: the intervals are over the whole dev set), 3 epochs, 3 seeds (0, 1, 2).
+  About 14 h for both settings on two CPU cores by the time model below (``--dry-run`` prints it); far less on a
+  GPU.
 - ``full``: every training and evaluation example, 3 epochs (the `mtl run` defaults): the real comparison
   (hours per run on a CPU; use a GPU).
 
-Both use batch 32, max length 128, learning rate 5e-5. ``--dry-run`` prints the `mtl bench` commands and
+All use batch 32, max length 128, learning rate 5e-5. ``--dry-run`` prints the `mtl bench` commands and
 the time estimate (about 2 s per training step of batch 32 with minilm at max length 128 on two cores)
 without running anything. Re-running continues a stopped benchmark: finished runs are kept.
 
-    python benchmarks/glue.py [--protocol quick|full] [--glue-dir DIR] [--output DIR] [--dry-run]
+    python benchmarks/glue.py [--protocol quick|medium|full] [--glue-dir DIR] [--output DIR] [--dry-run]
 """
 
 from __future__ import annotations
@@ -55,9 +61,10 @@ STRATEGIES = [
     ("siwlm", [("weighting", "siwlm")]),
     ("mmoe", [("weighting", "mmoe")]),
 ]
-PROTOCOLS = {
-    "quick": {"limit": 256, "epochs": 1, "eval_limit": 200},
-    "full": {"limit": None, "epochs": 3, "eval_limit": None},
+PROTOCOLS = {  # limit: every task; aux_limit: each auxiliary task (--limit TASK=N), the target uncapped
+    "quick": {"limit": 256, "aux_limit": None, "epochs": 1, "eval_limit": 200},
+    "medium": {"limit": None, "aux_limit": 2000, "epochs": 3, "eval_limit": None},
+    "full": {"limit": None, "aux_limit": None, "epochs": 3, "eval_limit": None},
 }
 
 # The time model of --dry-run (two CPU cores, minilm, batch 32, max length 128).
@@ -94,6 +101,9 @@ def bench_command(setting: str, protocol: str, specs: list[str], glue: Path, out
            "--lr", "5e-5"]
     if caps["limit"]:
         cmd += ["--limit", str(caps["limit"])]
+    if caps["aux_limit"]:
+        for task in aux:
+            cmd += ["--limit", f"{task}={caps['aux_limit']}"]
     if caps["eval_limit"]:
         cmd += ["--eval-limit", str(caps["eval_limit"])]
     return cmd + ["--output", str(output / setting)]
@@ -121,8 +131,11 @@ def estimate(setting: str, protocol: str, specs: list[str], glue: Path, seeds: i
     def capped(n: int, cap: int | None) -> int:
         return min(n, cap) if cap else n
 
+    def train_cap(task: str) -> int | None:
+        return caps["aux_limit"] if task != target and caps["aux_limit"] else caps["limit"]
+
     def run_seconds(tasks: list[str]) -> tuple[float, int]:
-        steps = caps["epochs"] * sum(math.ceil(capped(_size(glue, t, "train"), caps["limit"]) / BATCH) for t in tasks)
+        steps = caps["epochs"] * sum(math.ceil(capped(_size(glue, t, "train"), train_cap(t)) / BATCH) for t in tasks)
         evals = caps["epochs"] * sum(capped(_size(glue, t, "dev"), caps["eval_limit"]) for t in tasks)
         return SECONDS_PER_RUN + steps * SECONDS_PER_STEP + evals * SECONDS_PER_EVAL_EXAMPLE, steps
 
