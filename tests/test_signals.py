@@ -107,4 +107,6 @@ def test_sigterm_to_a_bench_stops_its_child_run_and_the_bench_then_continues(tmp
     assert again.returncode == 0, again.stderr
     for strategy in ("single", "uniform"):
         assert (out / strategy / "seed-0" / "eval.json").exists()
-    assert "running again (stopped before)" in again.stdout + again.stderr
+    assert "single seed 0: resuming (stopped before): mtl run --resume" in again.stdout + again.stderr
+    summary = json.loads((first / "summary.json").read_text())
+    assert summary["steps"] == 40 and summary.get("resumed_from")  # continued from its checkpoint, not redone

@@ -382,9 +382,14 @@ def execute(plan: Plan, echo: Callable[[str], None] = lambda _: None) -> list[tu
 def _run_one(plan: Plan, strategy: Strategy, seed: int, head: str, echo: Callable[[str], None]) -> None:
     """One run of the plan in its own process; a failure is a one-line error naming it and its log."""
     folder = plan.folder(strategy, seed)
-    interrupted = folder.exists()  # no eval.json: started before and stopped; run it again from the start
-    cmd = plan.command(strategy, seed, overwrite=interrupted)
-    echo(f"{head}: {'running again (stopped before)' if interrupted else 'running'}: mtl {shlex.join(cmd[3:])}")
+    interrupted = folder.exists()  # no eval.json: started before and stopped
+    if interrupted and _resumable(folder):  # from its last checkpoint, like `mtl run --resume`
+        cmd = [sys.executable, "-m", "mtl.cli", "run", "--resume", str(folder), "-q"]
+        state = "resuming (stopped before)"
+    else:  # stopped before its first checkpoint: from the start
+        cmd = plan.command(strategy, seed, overwrite=interrupted)
+        state = "running again (stopped before)" if interrupted else "running"
+    echo(f"{head}: {state}: mtl {shlex.join(cmd[3:])}")
     log = folder.with_name(f"{folder.name}.log")
     started = time.perf_counter()
     with open(log, "w", encoding="utf-8") as f:
@@ -392,6 +397,18 @@ def _run_one(plan: Plan, strategy: Strategy, seed: int, head: str, echo: Callabl
     if code != 0 or not RunFolder(folder).evaluated():
         raise MtlError(f"run {strategy.label} seed {seed} failed (exit {code}): {_last_error(log)} (log: {log})")
     echo(f"{head}: done in {time.perf_counter() - started:.1f} s: {_brief(_read_run(folder), plan.target)}")
+
+
+def _resumable(folder: Path) -> bool:
+    """A stopped run with its configuration and a listed checkpoint that verifies."""
+    run = RunFolder(folder)
+    if not run.config_path.is_file() or run.latest_checkpoint() is None:
+        return False
+    try:
+        run.load_checkpoint()
+    except MtlError:
+        return False
+    return True
 
 
 def _wait_for(cmd: list[str], log_file, what: str, log: Path) -> int:
