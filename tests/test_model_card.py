@@ -51,6 +51,9 @@ def test_the_runs_model_folder_has_a_hub_model_card(run):
     assert {"multi-task", "mtl", "weighting-uniform", "sampler-temperature"} <= set(data.tags)
     assert data.base_model is None and data.license is None  # tiny: random weights, nothing to name
     assert data.model_name == str(folder / "model")
+    assert data.to_dict()["mtl"] == {"task": "demo-paraphrase", "labels": ["not_paraphrase", "paraphrase"],
+                                     "auxiliary_tasks": ["demo-similarity", "demo-sentiment"], "weighting": "uniform",
+                                     "sampler": "temperature", "seed": 7}
     text = parsed.text
     for fragment in ("| Target task | `demo-paraphrase` |", "`demo-similarity`, `demo-sentiment`",
                      "| Weighting | `uniform` |", "| Sampler | `temperature` (T=2.0) |", "| Seed | 7 |",

@@ -86,6 +86,9 @@ def render(manifest: dict[str, Any], model_id: str) -> str:
         datasets=hub_datasets or None,
         model_name=model_id,
         eval_results=results or None,
+        # the task, its labels and the multi-task setup, machine-readable (the text says the same)
+        mtl={"task": target, "labels": manifest.get("labels"), "auxiliary_tasks": aux, "weighting": weighting,
+             "sampler": sampler, "seed": source.get("seed")},
     )
     text = _text(manifest, model_id, target, aux, info, plain)
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{text}")
