@@ -21,9 +21,15 @@ TINY = ["--backbone", "tiny", "--batch-size", "8", "--max-length", "32", "--limi
 RUN = [*TINY, "--max-steps", "60", "--quiet"]
 
 
+def _default_sigint() -> None:
+    # a background job (CI's `cmd &`) starts with SIGINT ignored, and Python then keeps ignoring it: give the child
+    # the default disposition, as a terminal would
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "mtl.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV)
+                            text=True, env=ENV, preexec_fn=_default_sigint)
 
 
 def wait_for(condition, what: str, timeout: float = 120) -> None:

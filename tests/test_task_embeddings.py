@@ -462,7 +462,7 @@ def test_activation_exports_and_predicts_as_the_trained_model(new_runs, tmp_path
                                           "encoder": "encoder", "head": "mtl_head.safetensors"}
     assert manifest["folded"] is None and "cannot compute it" in manifest["note"]
     assert "Not a plain transformers classifier" in stdout and "'activation'" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["encoder", "mtl_export.json", "mtl_head.safetensors",
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "encoder", "mtl_export.json", "mtl_head.safetensors",
                                                      "mtl_task_attention.safetensors", "tokenizer.json",
                                                      "tokenizer_config.json"]
     with pytest.raises((OSError, ValueError)):  # no config.json at the top: not mistaken for a plain classifier
