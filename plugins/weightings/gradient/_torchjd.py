@@ -173,6 +173,41 @@ class TorchJDWeighting(GradientWeighting):
                 setattr(module, key, decode(value))
 
 
+class DualConeWeighting(TorchJDWeighting):
+    """TorchJD's dual-cone aggregators (UPGrad, DualProj): a preference vector and the quadprog projector's
+    ``norm_eps`` and ``reg_eps``; a subclass names its aggregator class in :attr:`torchjd_class`."""
+
+    torchjd_class = ""  # the aggregator's class name in torchjd.aggregation
+
+    def __init__(self, pref_vector: dict[str, float] | None = None, norm_eps: float = 1e-4, reg_eps: float = 1e-4):
+        super().__init__()
+        if norm_eps < 0 or reg_eps < 0:
+            raise ValueError(f"norm_eps and reg_eps must be >= 0 (got {norm_eps}, {reg_eps})")
+        self.pref_vector, self.norm_eps, self.reg_eps = pref_vector, norm_eps, reg_eps
+
+    def check(self, tasks, target):
+        check_preference(self.pref_vector, tasks, self.name)
+
+    def build(self, tasks):
+        import torchjd.aggregation
+        from torchjd.linalg import QuadprogProjector
+
+        return getattr(torchjd.aggregation, self.torchjd_class)(
+            preference(self.pref_vector, tasks, self.name),
+            projector=QuadprogProjector(norm_eps=self.norm_eps, reg_eps=self.reg_eps))
+
+
+def rows_in_first_order(weighting, jacobian: "torch.Tensor", tasks: list, plugin: str, what: str) -> "torch.Tensor":
+    """The Jacobian's rows in the order of the tasks of the first step (``weighting.tasks``, set here), for a method
+    that keeps per-task state across steps; a step with other tasks is a one-line error (``what``: the state)."""
+    if weighting.tasks is None:
+        weighting.tasks = list(tasks)
+    elif set(weighting.tasks) != set(tasks) or len(weighting.tasks) != len(tasks):
+        raise MtlError(f"weighting {plugin!r} {what} of {', '.join(weighting.tasks)} but this step has "
+                       f"{', '.join(tasks)}: use --sampler all")
+    return jacobian[[tasks.index(task) for task in weighting.tasks]]
+
+
 class TwoSampleWeighting(TorchJDWeighting):
     """A method whose task-weight update needs ``A = J₁ J₂ᵀ`` from two independent mini-batches (MoDo, SDMGrad).
 

@@ -13,9 +13,8 @@ checkpointed.
 from __future__ import annotations
 
 from mtl import GradientWeighting, hookimpl
-from mtl.errors import MtlError
 
-from ._torchjd import on_device
+from ._torchjd import on_device, rows_in_first_order
 
 EPSILON = 1e-8
 
@@ -44,12 +43,7 @@ class DBMTL(GradientWeighting):
         if len(tasks) == 1:
             step.record_weights({tasks[0]: 1.0})
             return jacobian[0]
-        if self.tasks is None:
-            self.tasks = list(tasks)
-        elif set(self.tasks) != set(tasks) or len(self.tasks) != len(tasks):
-            raise MtlError(f"weighting 'db-mtl' averages the gradients of {', '.join(self.tasks)} but this step has "
-                           f"{', '.join(tasks)}: use --sampler all")
-        gradients = jacobian[[tasks.index(task) for task in self.tasks]]
+        gradients = rows_in_first_order(self, jacobian, tasks, "db-mtl", "averages the gradients")
         if self.averages is None:
             self.averages = torch.zeros_like(gradients)
         self.steps += 1

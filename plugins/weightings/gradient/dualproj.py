@@ -11,27 +11,12 @@ from __future__ import annotations
 
 from mtl import hookimpl
 
-from ._torchjd import TorchJDWeighting, check_preference, preference
+from ._torchjd import DualConeWeighting
 
 
-class DualProj(TorchJDWeighting):
+class DualProj(DualConeWeighting):
     name = "dualproj"
-
-    def __init__(self, pref_vector: dict[str, float] | None = None, norm_eps: float = 1e-4, reg_eps: float = 1e-4):
-        super().__init__()
-        if norm_eps < 0 or reg_eps < 0:
-            raise ValueError(f"norm_eps and reg_eps must be >= 0 (got {norm_eps}, {reg_eps})")
-        self.pref_vector, self.norm_eps, self.reg_eps = pref_vector, norm_eps, reg_eps
-
-    def check(self, tasks, target):
-        check_preference(self.pref_vector, tasks, self.name)
-
-    def build(self, tasks):
-        from torchjd.aggregation import DualProj as Aggregator
-        from torchjd.linalg import QuadprogProjector
-
-        return Aggregator(preference(self.pref_vector, tasks, self.name),
-                          projector=QuadprogProjector(norm_eps=self.norm_eps, reg_eps=self.reg_eps))
+    torchjd_class = "DualProj"
 
 
 @hookimpl

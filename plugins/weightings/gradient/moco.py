@@ -19,9 +19,8 @@ instead of the projection. λ is logged; y (T × shared parameters), λ and k ar
 from __future__ import annotations
 
 from mtl import GradientWeighting, hookimpl
-from mtl.errors import MtlError
 
-from ._torchjd import on_device
+from ._torchjd import on_device, rows_in_first_order
 
 
 class MoCo(GradientWeighting):
@@ -46,12 +45,7 @@ class MoCo(GradientWeighting):
         if len(tasks) == 1:
             step.record_weights({tasks[0]: 1.0})
             return jacobian[0]
-        if self.tasks is None:
-            self.tasks = list(tasks)
-        elif set(self.tasks) != set(tasks) or len(self.tasks) != len(tasks):
-            raise MtlError(f"weighting 'moco' tracks the gradients of {', '.join(self.tasks)} but this step has "
-                           f"{', '.join(tasks)}: use --sampler all")
-        gradients = jacobian[[tasks.index(task) for task in self.tasks]]
+        gradients = rows_in_first_order(self, jacobian, tasks, "moco", "tracks the gradients")
         if self.tracked is None:
             self.tracked = torch.zeros_like(gradients)
             self.weights = torch.full((len(self.tasks),), 1.0 / len(self.tasks), dtype=gradients.dtype,
