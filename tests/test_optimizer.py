@@ -45,6 +45,31 @@ def test_adamw_first_step_decays_the_weights_apart_from_the_gradient():
     assert not torch.allclose(one_step("adamax")[2]["weight"], after["weight"], atol=1e-4)
 
 
+def test_adamw_is_fused_on_the_cpu_and_three_steps_follow_adams_formula():
+    """The fused kernel (transformers.Trainer's default optimizer too) makes AdamW's update, written out by hand over
+    three steps with bias correction (Loshchilov & Hutter 2019, Algorithm 2) — not only the first, where m̂/√v̂ = ±1."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    optimizer, _ = optim.build(model, [], lr=LR, weight_decay=DECAY, warmup=0.0, total_steps=10, name="adamw")
+    assert all(group["fused"] for group in optimizer.param_groups)
+    b1, b2 = 0.9, 0.999
+    theta = model.weight.detach().clone().double()
+    m, v = torch.zeros_like(theta), torch.zeros_like(theta)
+    for t in range(1, 4):
+        optimizer.zero_grad()
+        model(torch.randn(4, 3)).square().sum().backward()
+        g = model.weight.grad.detach().double()
+        optimizer.step()
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        theta = theta * (1 - LR * DECAY) - LR * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + EPS)
+        assert torch.allclose(model.weight.detach().double(), theta, atol=1e-5), t
+
+
+def test_adamax_keeps_torchs_default_implementation():
+    optimizer = one_step("adamax")[3]
+    assert not any(group.get("fused") for group in optimizer.param_groups)
+
+
 def test_an_unknown_optimizer_is_an_option_error(tmp_path):
     with pytest.raises(OptionError, match="--optimizer must be one of adamw, adamax"):
         RunConfig(target="demo-paraphrase", optimizer="sgd").validate()

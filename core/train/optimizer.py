@@ -21,6 +21,12 @@ def parameter_groups(model: torch.nn.Module, extra: list, weight_decay: float) -
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay + extra, "weight_decay": 0.0}]
 
 
+def _implementation(name: str, params: list[torch.Tensor]) -> dict:
+    """``fused=True`` for AdamW when every parameter allows it (floating point on CPU or CUDA), else torch's default."""
+    fusable = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return {"fused": True} if name == "adamw" and params and fusable else {}
+
+
 def linear_schedule(total_steps: int, warmup_steps: int):
     """The learning-rate factor of each step: (step+1)/(warmup+1) while warming up, then linear decay to 0."""
 
@@ -40,6 +46,7 @@ def build(model: torch.nn.Module, extra: list, *, lr: float, weight_decay: float
     """``(optimizer, scheduler)`` for ``model`` plus the ``extra`` parameters of the weighting."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {name!r})")
-    optimizer = OPTIMIZERS[name](parameter_groups(model, extra, weight_decay), lr=lr)
+    groups = parameter_groups(model, extra, weight_decay)
+    optimizer = OPTIMIZERS[name](groups, lr=lr, **_implementation(name, [p for g in groups for p in g["params"]]))
     schedule = linear_schedule(total_steps, int(warmup * total_steps))
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
