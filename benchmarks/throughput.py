@@ -4,10 +4,19 @@ RTE train from a GLUE folder with the settings of benchmarks/settings.py (all-Mi
 128, dynamic padding, the same optimizer and schedule; the settings benchmarks/parity.py compares accuracy with),
 one epoch, both measured in this one process (machines are shared and noisy: compare the ratio, not absolute
 numbers). Both frameworks batch at random (their default); ``--group-by-length`` switches both to batches of
-similar lengths. Training time excludes evaluation for both.
+similar lengths. ``--precision fp32,bf16`` (the default: both) measures each precision for both frameworks:
+Trainer's ``bf16=True`` and mtl's ``--precision bf16`` (autocast to bfloat16 around the forward, as accelerate does
+for Trainer).
+
+What is timed: the training loop, the same work on both sides — for Trainer from its ``on_train_begin`` callback
+to ``on_train_end`` (batches, forward, backward, clipping, the optimizer; it saves and evaluates nothing), for mtl
+the sum of its steps (``summary.json`` ``train_seconds``: collation, forward, backward, clipping, the optimizer,
+logging). mtl's epoch-end crash-safe checkpoint (model, optimizer state, fsync), which Trainer with
+``save_strategy="no"`` does not write, is shown in a column of its own and left out of the ratio.
 
     pip install -e ".[bench]"
-    python benchmarks/throughput.py [--data-dir ../shared/data/glue] [--steps N] [--group-by-length]
+    python benchmarks/throughput.py [--data-dir ../shared/data/glue] [--steps N] [--precision fp32,bf16]
+                                    [--group-by-length]
 """
 
 from __future__ import annotations
@@ -31,19 +40,25 @@ from settings import SETTINGS, encode_for_transformers, glue_dir, run_config, tr
 BATCH, MAX_LENGTH = SETTINGS["batch_size"], SETTINGS["max_length"]
 
 
-def bench_mtl(data_dir: str, steps: int | None, group_by_length: bool) -> tuple[float, int]:
+PRECISIONS = ("fp32", "bf16")
+
+
+def bench_mtl(data_dir: str, steps: int | None, group_by_length: bool, precision: str) -> tuple[float, float, int]:
+    """(seconds of the training steps, seconds of the rest of the loop: the epoch-end checkpoint, examples)."""
     from mtl.train.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         config = run_config("rte", 0, str(Path(tmp) / "run"), data_dir, group_by_length=group_by_length, epochs=1,
                             max_steps=steps, eval_limit=32)
+        config.precision = precision
         result = Trainer(config).train()
     s = result["summary"]
-    return s["total_seconds"] - s["eval_seconds"], s["train_examples"]
+    return s["train_seconds"], s["total_seconds"] - s["eval_seconds"] - s["train_seconds"], s["train_examples"]
 
 
-def bench_hf(data_dir: str, steps: int | None, group_by_length: bool) -> tuple[float, int]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
+def bench_hf(data_dir: str, steps: int | None, group_by_length: bool, precision: str) -> tuple[float, int]:
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                              TrainerCallback)
     from transformers.utils import logging as hf_logging
 
     import mtl
@@ -56,15 +71,23 @@ def bench_hf(data_dir: str, steps: int | None, group_by_length: bool) -> tuple[f
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(model_path(), num_labels=2)
     n_steps = steps or math.ceil(len(dataset) / BATCH)
+
+    class LoopTimer(TrainerCallback):
+        def on_train_begin(self, *_, **__):
+            self.start = time.perf_counter()
+
+        def on_train_end(self, *_, **__):
+            self.seconds = time.perf_counter() - self.start
+
+    timer = LoopTimer()
     with tempfile.TemporaryDirectory() as tmp:
         args = training_arguments(tmp, 0, group_by_length=group_by_length, epochs=1, max_steps=n_steps,
-                                  logging_strategy="no", save_strategy="no", eval_strategy="no")
+                                  logging_strategy="no", save_strategy="no", eval_strategy="no",
+                                  bf16=precision == "bf16")
         trainer = Trainer(model=model, args=args, train_dataset=dataset,
-                          data_collator=DataCollatorWithPadding(tokenizer))
-        start = time.perf_counter()
+                          data_collator=DataCollatorWithPadding(tokenizer), callbacks=[timer])
         trainer.train()
-        seconds = time.perf_counter() - start
-    return seconds, n_steps * BATCH if steps else len(dataset)
+    return timer.seconds, n_steps * BATCH if steps else len(dataset)
 
 
 def main() -> int:
@@ -72,7 +95,12 @@ def main() -> int:
     parser.add_argument("--data-dir", default=glue_dir())
     parser.add_argument("--steps", type=int, default=None, help="steps per framework (default: one epoch of RTE)")
     parser.add_argument("--group-by-length", action="store_true", help="both frameworks: batches of similar lengths")
+    parser.add_argument("--precision", default="fp32,bf16", help="comma list of fp32, bf16 (default: both)")
     args = parser.parse_args()
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    if not precisions or any(p not in PRECISIONS for p in precisions):
+        print(f"--precision: a comma list of {', '.join(PRECISIONS)} (got {args.precision!r})", file=sys.stderr)
+        return 2
     if not (Path(args.data_dir) / "RTE" / "train.tsv").exists():
         print(f"RTE not found under {args.data_dir}; pass --data-dir", file=sys.stderr)
         return 2
@@ -83,15 +111,20 @@ def main() -> int:
               file=sys.stderr)
         return 2
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, max length {MAX_LENGTH}")
-    hf_seconds, hf_examples = bench_hf(args.data_dir, args.steps, args.group_by_length)
-    mtl_seconds, mtl_examples = bench_mtl(args.data_dir, args.steps, args.group_by_length)
-    hf_rate, mtl_rate = hf_examples / hf_seconds, mtl_examples / mtl_seconds
-    print("| trainer | examples | seconds | examples/s |")
-    print("|---|---:|---:|---:|")
     batching = "group_by_length" if args.group_by_length else "random batches"
-    print(f"| transformers.Trainer (dynamic padding, {batching}) | {hf_examples} | {hf_seconds:.1f} | {hf_rate:.1f} |")
-    print(f"| mtl run --weighting uniform ({batching}) | {mtl_examples} | {mtl_seconds:.1f} | {mtl_rate:.1f} |")
-    print(f"ratio mtl / transformers.Trainer = {mtl_rate / hf_rate:.2f}")
+    print(f"batches: {batching}; examples/s of the training loop (see the docstring); mtl's epoch-end checkpoint apart")
+    rows = []
+    for precision in precisions:
+        hf_seconds, hf_examples = bench_hf(args.data_dir, args.steps, args.group_by_length, precision)
+        mtl_seconds, checkpoint_seconds, mtl_examples = bench_mtl(args.data_dir, args.steps, args.group_by_length,
+                                                                  precision)
+        rows.append((precision, hf_examples / hf_seconds, mtl_examples / mtl_seconds, checkpoint_seconds,
+                     hf_examples, hf_seconds, mtl_seconds))
+    print("| precision | transformers.Trainer | mtl run | ratio | examples | Trainer s | mtl s | mtl checkpoint s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for precision, hf_rate, mtl_rate, checkpoint_seconds, examples, hf_seconds, mtl_seconds in rows:
+        print(f"| {precision} | {hf_rate:.1f} ex/s | {mtl_rate:.1f} ex/s | {mtl_rate / hf_rate:.2f} | {examples} | "
+              f"{hf_seconds:.1f} | {mtl_seconds:.1f} | {checkpoint_seconds:.1f} |")
     return 0
 
 
