@@ -43,7 +43,7 @@ def _rows(registry) -> list[dict]:
 def plugins(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    kind: Annotated[Optional[str], typer.Option(help="Only this kind: weighting, sampler, backbone, task, regularizer, tracker or figure.")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="Only this kind: weighting, sampler, backbone, task, regularizer, tracker, launcher or figure.")] = None,
 ) -> None:
     """List every registered plugin; failed plugins and name conflicts are listed too (exit 1)."""
     if ctx.invoked_subcommand is not None:

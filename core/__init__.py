@@ -3,7 +3,7 @@
 Public API (the plugin contract of DESIGN.md; plugins import nothing else of mtl but ``mtl.errors`` and
 ``mtl.memory``)::
 
-    from mtl import hookimpl, Weighting, Sampler, Task, Regularizer, Tracker
+    from mtl import hookimpl, Weighting, Sampler, Task, Regularizer, Tracker, Launcher
     mtl.available("weighting")            # registered names of a kind
     mtl.create("weighting", "uniform")    # build one, exactly as the CLI does
 
@@ -19,6 +19,7 @@ from typing import Any
 from mtl import _moved
 from mtl.contract.gradient import GradientWeighting
 from mtl.contract.hookspecs import hookimpl, hookspec
+from mtl.contract.launcher import Launcher, Running
 from mtl.contract.loader import available, create
 from mtl.contract.regularizer import Regularizer
 from mtl.contract.sampler import Sampler, normalise
@@ -38,7 +39,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "DataError", "Examples", "GlueLayout", "GradientWeighting", "MtlError", "OptionError", "Regularizer", "Sampler", "Step", "Task", "TrainingError", "Tracker",
+    "DataError", "Examples", "GlueLayout", "GradientWeighting", "Launcher", "MtlError", "OptionError", "Regularizer", "Running", "Sampler", "Step", "Task", "TrainingError", "Tracker",
     "UnknownNameError", "Weighting", "available", "create", "hookimpl", "hookspec", "normalise", "__version__",
     *_LAZY,
 ]

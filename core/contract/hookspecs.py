@@ -44,6 +44,12 @@ def register_trackers(register):
 
 
 @hookspec
+def register_launchers(register):
+    """Register launchers (subclasses of :class:`mtl.Launcher`): where the runs of ``mtl bench`` execute (this
+    machine, SLURM through submitit); chosen with ``mtl bench --launcher NAME``."""
+
+
+@hookspec
 def register_figures(register):
     """Register figures drawn by ``mtl plot`` from a run's records: ``register(name, draw, *, description="",
     aliases=())``, ``name`` the file stem (``"similarity"`` writes ``similarity.png``). ``draw(run)`` receives a

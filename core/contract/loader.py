@@ -84,6 +84,8 @@ BUILTIN_PLUGINS = (
     "mtl.plugins.trackers.mlflow",
     "mtl.plugins.trackers.wandb",
     "mtl.plugins.trackers.trackio",
+    "mtl.plugins.launchers.local",
+    "mtl.plugins.launchers.slurm",
 )
 
 ENTRY_POINT_GROUP = "mtl"
@@ -221,7 +223,7 @@ def registry() -> Registry:
 
 def available(kind: str) -> list[str]:
     """Registered names of a kind: ``"weighting"``, ``"sampler"``, ``"backbone"``, ``"task"``, ``"regularizer"``,
-    ``"tracker"`` or ``"figure"``."""
+    ``"tracker"``, ``"launcher"`` or ``"figure"``."""
     current = registry()
     current.check()
     return current.names(kind)

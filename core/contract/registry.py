@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from mtl.errors import MtlError, UnknownNameError, unknown
 
-KINDS = ("weighting", "sampler", "backbone", "task", "regularizer", "tracker", "figure")
+KINDS = ("weighting", "sampler", "backbone", "task", "regularizer", "tracker", "launcher", "figure")
 HOOKS = {
     "weighting": "register_weightings",
     "sampler": "register_samplers",
@@ -20,13 +20,14 @@ HOOKS = {
     "task": "register_tasks",
     "regularizer": "register_regularizers",
     "tracker": "register_trackers",
+    "launcher": "register_launchers",
     "figure": "register_figures",
 }
 
 
 @dataclass
 class Entry:
-    """One registered plugin object: a weighting, sampler, backbone, task, regularizer, tracker, or figure (its ``factory`` is the
+    """One registered plugin object: a weighting, sampler, backbone, task, regularizer, tracker, launcher, or figure (its ``factory`` is the
     figure's ``draw(run)``)."""
 
     kind: str

@@ -1,0 +1,1 @@
+"""Built-in launchers (``mtl bench --launcher``), one module per launcher: where a bench's runs execute."""
