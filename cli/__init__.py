@@ -53,10 +53,18 @@ push_cmd.register(app)  # push
 
 
 def main() -> None:
+    import sys
+
+    from mtl.errors import Stopped
     from mtl.runs import signals
 
     signals.install()  # SIGTERM stops a run or a bench cleanly (exit 143), like Ctrl-C (exit 130)
-    app()
+    try:
+        app()
+    except (KeyboardInterrupt, Stopped) as exc:  # stopped while the command line is being set up: one line too
+        signum = signals.stopping(exc)
+        print(f"Stopped by {signals.name(signum)}.", file=sys.stderr)
+        raise SystemExit(128 + signum) from None
 
 
 if __name__ == "__main__":

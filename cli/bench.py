@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from mtl.errors import OptionError
+
 from .common import console, err, split_list, user_errors
 from .options import (
     AuxOpt,
@@ -44,6 +46,13 @@ ListWeightingOpt = Annotated[Optional[list[str]], typer.Option(
     "--weighting", "-w", help="Weighting strategies to compare (comma list or repeated); crossed with --sampler.")]
 ListSamplerOpt = Annotated[Optional[list[str]], typer.Option(
     "--sampler", "-s", help="Samplers to compare (comma list or repeated); crossed with --weighting.")]
+JobsOpt = Annotated[int, typer.Option(
+    "--jobs", "-j", help="Runs at once (default 1: one after another). With the local launcher they share this machine: "
+                         "each gets cores // N threads and, on a GPU machine, a GPU of its own.")]
+LauncherOpt = Annotated[str, typer.Option(
+    "--launcher", help="Where the runs execute: local (processes on this machine) or slurm (SLURM jobs through "
+                       "submitit), or any registered launcher (`mtl plugins --kind launcher`). Options: "
+                       "--set NAME.KEY=VALUE, e.g. --set slurm.partition=gpu.")]
 StrategyOpt = Annotated[Optional[list[str]], typer.Option(
     "--strategy", help="SPEC: single (target only), WEIGHTING or WEIGHTING+SAMPLER; comma list or repeated. "
                        "These come first, then the --weighting × --sampler grid; the first is the reference.")]
@@ -88,14 +97,16 @@ def bench(
     teacher_temperature: TeacherTemperatureOpt = None,
     pairs: Annotated[bool, typer.Option("--pairs", help="Train every task of --target/--aux alone and every pair of "
                                                         "them (with each strategy), for `mtl group`.")] = False,
+    jobs: JobsOpt = 1,
+    launcher: LauncherOpt = "local",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per run on stderr.")] = False,
 ) -> None:
     """Compare strategies over seeds: a table of the target's metrics, bench.json, bench.md and bench.png.
 
-    Every strategy × seed is an `mtl run` (a separate process) writing OUTPUT/<strategy>/seed-<s>; the table
-    gives the mean ± std over seeds and each strategy's difference to the first one with its paired bootstrap
-    95% interval over the dev examples (* : it excludes 0). Run the same command again (same --output) to
-    continue a stopped bench: finished runs are kept.
+    Every strategy × seed is an `mtl run` (a separate process; --jobs N at once, where --launcher says) writing
+    OUTPUT/<strategy>/seed-<s>; the table gives the mean ± std over seeds and each strategy's difference to the
+    first one with its paired bootstrap 95% interval over the dev examples (* : it excludes 0). Run the same command
+    again (same --output) to continue a stopped bench: finished runs are kept.
 
     With --pairs: every task alone (OUTPUT/<task>) and every pair (OUTPUT/<a>+<b>, target a) with each strategy
     (default: the run's weighting), each an ordinary bench; the table gives each task alone and with each partner.
@@ -107,6 +118,10 @@ def bench(
         given = scalar_options(locals(), exclude=("weighting", "sampler", "output"))
         values = run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher, limit=limit,
                             task_limit=task_limit)
+        if jobs < 1:
+            raise OptionError(f"--jobs {jobs}: give the number of runs at once, 1 or more")
+        mine, values["options"] = core.launcher_options(values.get("options") or {}, launcher)
+        runner = core.make_launcher(launcher, mine)  # before anything is written: a wrong name or option is one line
         defaults = make_config({k: v for k, v in values.items() if k not in ("seed", "output")})
         specs = split_list(strategy)
         if pairs and not (specs or weighting or sampler):
@@ -116,29 +131,38 @@ def bench(
         seed_list = core.parse_seeds(seeds)
         out = output if output is not None else core.default_output()
         if pairs:
-            _bench_pairs(core, values, strategies, seed_list, out, quiet)
+            _bench_pairs(core, values, strategies, seed_list, out, quiet, (jobs, launcher, runner))
             return
         plan = core.make_plan(values, strategies, seed_list, out)
 
         echo = (lambda _: None) if quiet else err
         echo(f"Bench {out}: {len(strategies)} strateg{'y' if len(strategies) == 1 else 'ies'} × "
              f"{len(seed_list)} seed{'' if len(seed_list) == 1 else 's'} "
-             f"({', '.join(s.label for s in strategies)}); run again with -o {out} to continue if stopped.")
-        core.execute(plan, echo)
+             f"({', '.join(s.label for s in strategies)}){_at_once(jobs, launcher)}; run again with -o {out} to "
+             "continue if stopped.")
+        core.execute(plan, echo, jobs=jobs, launcher=runner)
         record = core.finish(plan)
         print_table(record)
         echo(f"Wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'}")
 
 
-def _bench_pairs(core, values: dict, strategies: list, seeds: list[int], out: Path, quiet: bool) -> None:
+def _at_once(jobs: int, launcher: str) -> str:
+    """`` (2 at once, launcher slurm)`` where the bench is not one local run after another."""
+    parts = ([f"{jobs} at once"] if jobs > 1 else []) + ([f"launcher {launcher}"] if launcher != "local" else [])
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _bench_pairs(core, values: dict, strategies: list, seeds: list[int], out: Path, quiet: bool,
+                 launch: tuple) -> None:
     """`mtl bench --pairs`: every task alone and every pair of tasks, then the table of both."""
+    jobs, launcher, runner = launch
     plan = core.make_pairs_plan(values, strategies, seeds, out)
     echo = (lambda _: None) if quiet else err
     pairs = len(plan.plans) - len(plan.tasks)
     echo(f"Bench {out} (--pairs): {len(plan.tasks)} tasks alone and {pairs} pair{'' if pairs == 1 else 's'} "
          f"({', '.join(s.label for s in plan.strategies)}) × {len(seeds)} seed{'' if len(seeds) == 1 else 's'}, "
-         f"{plan.runs} runs; run again with -o {out} to continue if stopped.")
-    core.execute_pairs(plan, echo)
+         f"{plan.runs} runs{_at_once(jobs, launcher)}; run again with -o {out} to continue if stopped.")
+    core.execute_pairs(plan, echo, jobs=jobs, launcher=runner)
     record = core.finish_pairs(plan)
     print_pairs(record)
     echo(f"Wrote {out / 'bench.json'}, {out / 'bench.md'} and a bench in each network's folder; "

@@ -30,14 +30,14 @@ import json
 import math
 import re
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from mtl.errors import Interrupted, MtlError, OptionError, Stopped, UnknownNameError, unknown
+from mtl.contract.launcher import Launcher
+from mtl.errors import MtlError, OptionError, UnknownNameError, unknown
 from mtl.runs import folder as run_files
 from mtl.runs.folder import RunFolder
 from mtl.study import statistics as stats
@@ -346,41 +346,133 @@ def default_output() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- running
-#: seconds a stopped bench waits for its child run to stop before killing it
-STOP_TIMEOUT = 120
+def execute(plan: Plan, echo: Callable[[str], None] = lambda _: None, *, jobs: int = 1,
+            launcher: Launcher | None = None) -> list[tuple[str, int]]:
+    """Run every unfinished run of the plan, ``jobs`` at once through ``launcher`` (default: local processes, one at
+    a time); returns the (strategy, seed) pairs it ran.
 
-
-def execute(plan: Plan, echo: Callable[[str], None] = lambda _: None) -> list[tuple[str, int]]:
-    """Run every unfinished run of the plan, one at a time; returns the (strategy, seed) pairs it ran.
-
-    A failed run stops the bench with a one-line error naming the run, its error and its log file.
+    A failed run stops the bench with a one-line error naming the run, its error and its log file (the other running
+    runs are stopped first).
     """
+    return [(label, seed) for _, label, seed in _execute([("", plan)], echo, jobs, launcher)]
+
+
+def _execute(plans: list[tuple[str, Plan]], echo: Callable[[str], None], jobs: int,
+             launcher: Launcher | None) -> list[tuple[str, str, int]]:
+    """The runs of several benches (a --pairs bench's networks, each named for its echo lines) in one schedule."""
+    from mtl.study import schedule
+
+    if launcher is None:
+        launcher = make_launcher("local")
+    prepared: set[Path] = set()
+    executed: list[tuple[str, str, int]] = []
+
+    def say(prefix: str) -> Callable[[str], None]:
+        return (lambda message: echo(f"{prefix}: {message}")) if prefix else echo
+
+    def start(work: schedule.Work, slot: int):
+        prefix, plan, strategy, seed, head, counted = work.data
+        if plan.output not in prepared:
+            prepared.add(plan.output)
+            _prepare(plan)
+        folder = plan.folder(strategy, seed)
+        if counted and RunFolder(folder).evaluated():
+            say(prefix)(f"{head}: finished before, kept ({folder})")
+            return None
+        if not counted and RunFolder(folder).finished():  # a stage's multi-task run, done since the plan was made
+            return None
+        return _start_one(plan, strategy, seed, head, say(prefix), launcher, launcher.environment(slot, jobs))
+
+    def ended(work: schedule.Work, code: int, seconds: float) -> None:
+        prefix, plan, strategy, seed, head, counted = work.data
+        folder = plan.folder(strategy, seed)
+        log = _log_file(folder)
+        if code != 0 or not RunFolder(folder).evaluated():
+            raise MtlError(f"run {strategy.label} seed {seed} failed (exit {code}): {_last_error(log)} (log: {log})")
+        say(prefix)(f"{head}: done in {seconds:.1f} s: {_brief(_read_run(folder), plan.target)}")
+        if counted:
+            executed.append((prefix, strategy.label, seed))
+        write_bench_file(plan, collect(plan))
+
+    works = [work for prefix, plan in plans for work in _works(prefix, plan)]
+    schedule.run(works, launcher, start, ended, jobs=jobs)
+    return executed
+
+
+def _prepare(plan: Plan) -> None:
+    """The bench folder, each strategy's options file and bench.json, before its first run."""
     plan.output.mkdir(parents=True, exist_ok=True)
     for strategy in plan.strategies + plan.bases():
         options = stage_values(plan.base, strategy) if strategy.stage else strategy_values(plan.base, strategy)
         run_files.write_json(plan.options_file(strategy), options)
     write_bench_file(plan, collect(plan))
-    executed = []
+
+
+def _works(prefix: str, plan: Plan):
+    """The plan's runs in order; before a stage whose multi-task run is neither finished nor an earlier run of the
+    bench, that run (it does not count as one of the bench's runs)."""
+    from mtl.study.schedule import Work
+
     total = len(plan.strategies) * len(plan.seeds)
+    keys: set[str] = set()
     n = 0
     for strategy in plan.strategies:
         for seed in plan.seeds:
             n += 1
-            folder = plan.folder(strategy, seed)
             head = f"[{n}/{total}] {strategy.label} seed {seed}"
-            if RunFolder(folder).evaluated():
-                echo(f"{head}: finished before, kept ({folder})")
-                continue
-            if strategy.stage and not RunFolder(plan.folder(strategy.base(), seed)).finished():
-                _run_one(plan, strategy.base(), seed, f"{head}: its multi-task run {strategy.base_label}", echo)
-            _run_one(plan, strategy, seed, head, echo)
-            executed.append((strategy.label, seed))
-            write_bench_file(plan, collect(plan))
-    return executed
+            key = str(plan.folder(strategy, seed))
+            needs: tuple[str, ...] = ()
+            if strategy.stage:
+                base = str(plan.folder(strategy.base(), seed))
+                needs = (base,)
+                if (base not in keys and not RunFolder(plan.folder(strategy, seed)).evaluated()
+                        and not RunFolder(base).finished()):
+                    keys.add(base)
+                    yield Work(base, f"{strategy.base_label} seed {seed}",
+                               data=(prefix, plan, strategy.base(), seed,
+                                     f"{head}: its multi-task run {strategy.base_label}", False))
+            keys.add(key)
+            yield Work(key, f"{strategy.label} seed {seed}", needs, data=(prefix, plan, strategy, seed, head, True))
 
 
-def _run_one(plan: Plan, strategy: Strategy, seed: int, head: str, echo: Callable[[str], None]) -> None:
-    """One run of the plan in its own process; a failure is a one-line error naming it and its log."""
+def make_launcher(name: str, options: dict[str, Any] | None = None) -> Launcher:
+    """The launcher ``name`` (``--launcher``) built with its options; an unknown name is a one-line error."""
+    from mtl.contract import loader
+
+    return loader.create("launcher", name, **(options or {}))
+
+
+def launcher_options(options: dict[str, Any], name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``--set`` options split into the launcher's (keyed by its name or ``launcher``) and the runs' (the rest).
+    Options for another launcher are a one-line error: they would be ignored."""
+    from mtl.contract import loader
+
+    registry = loader.registry()
+    others = set(registry.names("launcher")) - {name}
+    for kind in ("weighting", "sampler", "backbone", "task", "regularizer", "tracker"):
+        others -= set(registry.names(kind))
+    mine: dict[str, Any] = {}
+    runs: dict[str, Any] = {}
+    for key, values in (options or {}).items():
+        if key in others:
+            raise OptionError(f"--set {key}.KEY: launcher {key!r} is not used (--launcher {name}); "
+                              f"give --launcher {key} or drop these options")
+        if key in (name, "launcher"):
+            mine.update(values)
+        else:
+            runs[key] = values
+    return mine, runs
+
+
+def _log_file(folder: Path) -> Path:
+    return folder.with_name(f"{folder.name}.log")
+
+
+def _start_one(plan: Plan, strategy: Strategy, seed: int, head: str, echo: Callable[[str], None],
+               launcher: Launcher, env: dict[str, str]):
+    """Start one run of the plan (resumed from its checkpoint when it was stopped after one): its Running and log."""
+    from mtl.contract.launcher import Job
+
     folder = plan.folder(strategy, seed)
     interrupted = folder.exists()  # no eval.json: started before and stopped
     if interrupted and _resumable(folder):  # from its last checkpoint, like `mtl run --resume`
@@ -390,13 +482,9 @@ def _run_one(plan: Plan, strategy: Strategy, seed: int, head: str, echo: Callabl
         cmd = plan.command(strategy, seed, overwrite=interrupted)
         state = "running again (stopped before)" if interrupted else "running"
     echo(f"{head}: {state}: mtl {shlex.join(cmd[3:])}")
-    log = folder.with_name(f"{folder.name}.log")
-    started = time.perf_counter()
-    with open(log, "w", encoding="utf-8") as f:
-        code = _wait_for(cmd, f, f"run {strategy.label} seed {seed}", log)
-    if code != 0 or not RunFolder(folder).evaluated():
-        raise MtlError(f"run {strategy.label} seed {seed} failed (exit {code}): {_last_error(log)} (log: {log})")
-    echo(f"{head}: done in {time.perf_counter() - started:.1f} s: {_brief(_read_run(folder), plan.target)}")
+    log = _log_file(folder)
+    job = Job(name=f"{strategy.label} seed {seed}", command=cmd, log=log, folder=folder, bench=plan.output, env=env)
+    return launcher.start(job), str(log)
 
 
 def _resumable(folder: Path) -> bool:
@@ -411,36 +499,12 @@ def _resumable(folder: Path) -> bool:
     return True
 
 
-def _wait_for(cmd: list[str], log_file, what: str, log: Path) -> int:
-    """Run ``cmd`` to its end; its exit code. The child runs in its own session, so a terminal's Ctrl-C reaches only
-    the bench, which stops the child with the same signal (it discards what it was writing and exits) and raises
-    :class:`~mtl.errors.Interrupted`: no run is left training behind a stopped bench."""
-    import signal
-
-    from mtl.runs import signals
-
-    child = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True)
-    try:
-        return child.wait()
-    except (KeyboardInterrupt, Stopped) as exc:
-        signum = signals.stopping(exc)
-        child.send_signal(signum)
-        try:
-            child.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        raise Interrupted(f"bench stopped by {signals.name(signum)} during {what}, which was stopped too (log: "
-                          f"{log}); run the same command again to continue", signum) from None
-    finally:
-        if child.poll() is None:  # any other exception: never leave the child running
-            child.send_signal(signal.SIGTERM)
-            child.wait()
-
-
 def _last_error(log: Path) -> str:
-    lines = [l.strip() for l in log.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:  # a job that never started (a launcher's failure)
+        return "no output"
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
     errors = [l for l in lines if l.startswith("Error:")]
     return (errors or lines or ["no output"])[-1]
 
@@ -837,16 +901,13 @@ def _check_pairs_existing(out: Path, shared: dict[str, Any]) -> None:
                        "its finished runs would not be comparable: choose another --output")
 
 
-def execute_pairs(plan: PairsPlan, echo: Callable[[str], None] = lambda _: None) -> list[tuple[str, str, int]]:
-    """Every unfinished run of every network, one at a time; returns the (network, strategy, seed) it ran."""
+def execute_pairs(plan: PairsPlan, echo: Callable[[str], None] = lambda _: None, *, jobs: int = 1,
+                  launcher: Launcher | None = None) -> list[tuple[str, str, int]]:
+    """Every unfinished run of every network, ``jobs`` at once (the networks' runs in one schedule); returns the
+    (network, strategy, seed) it ran."""
     plan.output.mkdir(parents=True, exist_ok=True)
     write_pairs_file(plan)
-    executed = []
-    for network, sub in plan.plans:
-        name = "+".join(network)
-        ran = execute(sub, lambda message, name=name: echo(f"{name}: {message}"))
-        executed += [(name, label, seed) for label, seed in ran]
-    return executed
+    return _execute([("+".join(network), sub) for network, sub in plan.plans], echo, jobs, launcher)
 
 
 def finish_pairs(plan: PairsPlan) -> dict[str, Any]:
