@@ -23,6 +23,7 @@ from .options import (
     EpochsOpt,
     EvalBatchSizeOpt,
     EvalLimitOpt,
+    KeepOpt,
     LimitOpt,
     TaskLimitOpt,
     LogEveryOpt,
@@ -93,6 +94,7 @@ def bench(
     skip_nonfinite: SkipNonfiniteOpt = None,
     group_by_length: GroupByLengthOpt = None,
     report_to: ReportToOpt = None,
+    keep: KeepOpt = None,
     teacher: TeacherOpt = None,
     teacher_temperature: TeacherTemperatureOpt = None,
     pairs: Annotated[bool, typer.Option("--pairs", help="Train every task of --target/--aux alone and every pair of "

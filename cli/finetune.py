@@ -20,6 +20,7 @@ from .options import (
     EvalBatchSizeOpt,
     EvalLimitOpt,
     GroupByLengthOpt,
+    KeepOpt,
     LimitOpt,
     LogEveryOpt,
     LrOpt,
@@ -68,6 +69,7 @@ def finetune(
     skip_nonfinite: SkipNonfiniteOpt = None,
     group_by_length: GroupByLengthOpt = None,
     report_to: ReportToOpt = None,
+    keep: KeepOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Fine-tune RUN's target alone, starting from RUN's shared backbone and target head (MT-DNN, SIWLM).

@@ -366,9 +366,18 @@ def test_a_finetune_stage_sits_beside_its_multi_task_strategy(tmp_path):
 
 
 def test_a_stage_without_its_strategy_runs_the_multi_task_run_first(tmp_path):
+    """With --keep none: no run keeps weights but the multi-task run the stage starts from, which keeps its best
+    model (--keep model)."""
     out = tmp_path / "b"
-    result = invoke("bench", "--strategy", "single,siwlm>finetune", "--seeds", "0", *TASKS, *TINY, "-o", out)
+    result = invoke("bench", "--strategy", "single,siwlm>finetune", "--seeds", "0", *TASKS, *TINY, "--keep", "none",
+                    "-o", out)
     assert result.exit_code == 0, result.output
+    for run, keep in (("single", "none"), ("siwlm", "model"), ("siwlm_finetune", "none")):
+        folder = out / run / "seed-0"
+        assert json.loads((folder / "config.json").read_text())["keep"] == keep
+        assert (folder / "model").is_dir() == (folder / "checkpoint").is_dir() == (keep == "model"), run
+        assert (folder / "summary.json").is_file() and (folder / "predictions.safetensors").is_file()
+    assert json.loads((out / "bench.json").read_text())["run_options"]["keep"] == "none"
     assert json.loads((out / "siwlm" / "seed-0" / "config.json").read_text())["weighting"] == "siwlm"
     config = json.loads((out / "siwlm_finetune" / "seed-0" / "config.json").read_text())
     assert config["parent"] == str((out / "siwlm" / "seed-0").resolve()) and config["regularizer"] is None

@@ -203,6 +203,26 @@ def test_mmoe_export_is_not_plain_loadable_but_mtl_predict_matches(runs, exports
     assert torch.allclose(torch.tensor([r["logits"] for r in rows]), expected, atol=1e-5)
 
 
+def test_the_run_folder_restores_the_trained_model_bit_for_bit(runs):
+    """A finished run stores its best model once (model/, and in best.safetensors what model/ lacks); load_run gives
+    the trained weights exactly: plain export, task embeddings folded into model/ (input, attention), feature map."""
+    from safetensors.torch import load_file
+
+    from mtl.runs import best
+    from mtl.runs.folder import RunFolder
+    from mtl.runs.restore import load_run
+
+    for name, (run, trainer) in runs.items():
+        assert best.is_partial(RunFolder(run).best_path), name
+        _, model, _ = load_run(run)
+        mine, trained = model.state_dict(), trainer.model.state_dict()
+        assert mine.keys() == trained.keys()
+        assert all(torch.equal(mine[k], trained[k].cpu()) for k in mine), name
+        kept = set(load_file(RunFolder(run).best_path))
+        assert not any(k.startswith(f"heads.{trainer.config.target}.") for k in kept), name  # in model/
+        assert any(k.startswith("backbone.task_embedding.") for k in kept) == (name in ("input", "attention"))
+
+
 def test_the_trainer_writes_the_model_folder_and_export_model_refuses_to_overwrite(runs, tmp_path):
     from mtl.runs.export import export_model
 
@@ -335,9 +355,13 @@ def test_truncated_or_mismatched_checkpoint(runs, tmp_path):
 
     from safetensors.torch import load_file, save_file
 
-    def drop_a_key(path):
+    def drop_a_key(path):  # best.safetensors of a finished run: what model/ lacks, and its references (metadata)
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata()
         state = load_file(path)
-        save_file({k: v for k, v in state.items() if not k.startswith("heads.demo-sentiment")}, path)
+        save_file({k: v for k, v in state.items() if not k.startswith("heads.demo-sentiment")}, path, metadata)
 
     (tmp_path / "keys").mkdir()
     mismatched = _broken_copy(run, tmp_path / "keys", drop_a_key)

@@ -53,6 +53,14 @@ def test_finetune_starts_from_exactly_the_parents_weights(tmp_path, task_embeddi
     with torch.no_grad():
         mine = child.model("demo-paraphrase", batch)[0]
     assert torch.allclose(mine, parent_logits(parent, batch), atol=1e-6)
+    # bit for bit: the parent's best model (its model/ and what its best.safetensors holds beside it)
+    theirs = RunFolder(parent).best()
+    for name, tensor in child.model.state_dict().items():
+        expected = theirs[name]
+        if expected.shape != tensor.shape:  # a task vector: the target's, task 0 (the parent had three)
+            axis = next(i for i, (a, b) in enumerate(zip(expected.shape, tensor.shape)) if a != b)
+            expected = expected.narrow(axis, 0, 1)
+        assert torch.equal(tensor.cpu(), expected), name
     if task_embedding == "attention":  # the target's task vectors, the others left out
         vectors = RunFolder(parent).best()["backbone.task_embedding.vectors"]
         assert torch.equal(child.model.backbone.task_embedding.vectors, vectors[:, :, :1])

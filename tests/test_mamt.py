@@ -115,9 +115,9 @@ def test_memory_is_saved_beside_the_model_and_plugged_out_of_it(tmp_path):
     uniform = Trainer(mamt_config(tmp_path / "u", weighting="uniform")).prepare()
     # the model trained with MAMT has exactly the parameters of one trained without its memory
     assert trainer.model.state_dict().keys() == uniform.model.state_dict().keys()
-    from safetensors.torch import load_file
+    from mtl.runs.folder import RunFolder
 
-    best = load_file(tmp_path / "m" / "run" / "checkpoint" / "best.safetensors")
+    best = RunFolder(tmp_path / "m" / "run").best()
     assert best.keys() == uniform.model.state_dict().keys()
     # and the weighting state round-trips
     fresh = mtl.create("weighting", "mamt")

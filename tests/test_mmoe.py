@@ -104,9 +104,9 @@ def test_trainer_logs_the_mean_gates_and_saves_experts_in_the_checkpoint(tmp_pat
             gates = [record[f"mmoe.gate.{task}.{e}"] for e in range(4)]
             assert all(0 < g < 1 for g in gates) and sum(gates) == pytest.approx(1.0, abs=1e-5)
             assert record[f"weight.{task}"] == 1.0
-    from safetensors.torch import load_file
+    from mtl.runs.folder import RunFolder
 
-    saved = load_file(run / "checkpoint" / "best.safetensors")
+    saved = RunFolder(run).best()  # the whole best model: best.safetensors and what it refers to in model/
     assert "feature_map.experts.0.0.weight" in saved and f"feature_map.gates.{TASKS[0]}.weight" in saved
     assert result["eval"].keys() == set(TASKS)
 

@@ -77,6 +77,8 @@ def test_resume_after_a_crash_gives_the_uninterrupted_run(tmp_path, monkeypatch,
     # a finished run keeps its best model but not the resume checkpoints
     assert not list((tmp_path / "crashed" / "checkpoint").glob("step-*"))
     assert (tmp_path / "crashed" / "checkpoint" / "best.safetensors").exists()
+    # the same best model bit for bit (model/ and what best.safetensors holds beside it)
+    assert_same_state(RunFolder(tmp_path / "crashed").best(), RunFolder(tmp_path / "whole").best())
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +87,10 @@ def teachers(tmp_path_factory) -> dict[str, list[str]]:
     root = tmp_path_factory.mktemp("teachers")
     return {"demo-paraphrase": [str(make_teacher(root / "paraphrase", "demo-paraphrase", seed=1))],
             "demo-similarity": [str(make_teacher(root / "similarity", "demo-similarity", seed=1))]}
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def assert_same_tensors(a, b) -> None:
@@ -238,6 +244,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_eval(tmp_path):
     env, killed = whole_and_killed(args, tmp_path)
     resume(killed, env)
     assert run_files(killed) == run_files(tmp_path / "whole")
+    assert_same_state(RunFolder(killed).best(), RunFolder(tmp_path / "whole").best())
 
 
 def test_sigkill_then_resume_with_teachers_reuses_the_stored_soft_targets(tmp_path, teachers):

@@ -170,13 +170,13 @@ def test_smart_trains_through_mtl_run_and_logs_both_terms(tmp_path):
 
 def test_a_regularizer_changes_the_training(tmp_path):
     """Same seed, with and without SMART: the trained target heads differ (the term reaches the gradients)."""
-    from safetensors.torch import load_file
+    from mtl.runs.folder import RunFolder
 
     heads = {}
     for name, extra in (("plain", []), ("smart", ["--regularizer", "smart", "--set", "smart.weight=100"])):
         result = invoke_cli("run", *TINY_RUN, *extra, "-o", str(tmp_path / name))
         assert result.exit_code == 0, result.output
-        heads[name] = load_file(str(tmp_path / name / "checkpoint" / "best.safetensors"))
+        heads[name] = RunFolder(tmp_path / name).best()
     key = next(k for k in heads["plain"] if k.startswith("heads.") and k.endswith("weight"))
     assert not torch.equal(heads["plain"][key], heads["smart"][key])
 

@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 import pytest
-from safetensors.torch import load_file
 
 from conftest import assert_one_line_error, invoke_cli
 from mtl.errors import StorageError
@@ -55,7 +54,7 @@ def whole(tmp_path_factory) -> Path:
 
 
 def same_run(a: Path, b: Path) -> None:
-    best_a, best_b = load_file(a / "checkpoint" / "best.safetensors"), load_file(b / "checkpoint" / "best.safetensors")
+    best_a, best_b = RunFolder(a).best(), RunFolder(b).best()
     assert set(best_a) == set(best_b) and all((best_a[k] == best_b[k]).all() for k in best_a)
     assert json.loads((a / "eval.json").read_text()) == json.loads((b / "eval.json").read_text())
     losses = lambda run: [{k: v for k, v in r.items() if k.startswith(("loss.", "weight.", "step"))}  # noqa: E731
@@ -86,6 +85,31 @@ def test_no_space_mid_run_keeps_the_last_checkpoint_and_resume_ends_like_an_unin
     monkeypatch.undo()  # space again
     resumed = invoke_cli("run", "--resume", str(out), "-q")
     assert resumed.exit_code == 0, resumed.output
+    same_run(out, whole)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names the file being written through /proc")
+def test_no_space_for_the_one_copy_rewrite_keeps_the_whole_best_model(tmp_path, monkeypatch, whole, capfd):
+    """The finished run rewrites best.safetensors without what model/ holds; when that write fails, the run still
+    ends (a warning) with the whole best model beside model/, which loads as before."""
+    out = tmp_path / "run"
+    real = storage.write_bytes
+
+    def write(file, data):  # only the rewrite at the end: summary.json is written before it
+        name = Path(os.readlink(f"/proc/self/fd/{file.fileno()}")).name
+        if name.startswith(".best.safetensors.") and (out / "summary.json").exists():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(file, data)
+
+    monkeypatch.setattr(storage, "write_bytes", write)
+    result = invoke_cli("run", *RUN, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "kept whole" in capfd.readouterr().err + result.stderr
+    monkeypatch.undo()
+    from mtl.runs import best
+
+    assert not best.is_partial(out / "checkpoint" / "best.safetensors") and (out / "model").is_dir()
+    assert no_temp_files(out)
     same_run(out, whole)
 
 

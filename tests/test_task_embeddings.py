@@ -289,9 +289,9 @@ def test_trains_through_the_trainer(tmp_path, mode):
     assert tasks == [DEMO["target"], *DEMO["aux"]]
     per_task = vectors if mode == "input" else vectors.transpose(0, 2)
     assert all(per_task[i].abs().sum() > 0 for i in range(len(tasks)))  # every task's vector has moved from 0
-    from safetensors.torch import load_file
+    from mtl.runs.folder import RunFolder
 
-    saved = load_file(tmp_path / "run" / "checkpoint" / "best.safetensors")
+    saved = RunFolder(tmp_path / "run").best()
     assert saved["backbone.task_embedding.vectors"].shape == vectors.shape
     assert json.loads((tmp_path / "run" / "config.json").read_text())["options"]["tiny"]["task_embedding"] == mode
     assert set(result["eval"]) == set(tasks)
@@ -399,12 +399,12 @@ def run_model(run):
 
 @pytest.mark.parametrize("mode", ["projected", "activation"])
 def test_mtl_run_trains_the_new_modes(new_runs, mode):
-    from safetensors.torch import load_file
+    from mtl.runs.folder import RunFolder
 
     run = new_runs[mode][0]
     options = json.loads((run / "config.json").read_text())["options"]["tiny"]
     assert options["task_embedding"] == mode
-    saved = load_file(run / "checkpoint" / "best.safetensors")
+    saved = RunFolder(run).best()
     vectors, projection = saved["backbone.task_embedding.vectors"], saved["backbone.task_embedding.projection"]
     assert vectors.shape == (3, 32) and projection.shape == (2, 3, 32, 32)  # tiny: 2 layers
     assert all(vectors[i].abs().sum() > 0 for i in range(3))  # every task's e_t has left 0

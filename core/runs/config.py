@@ -16,6 +16,7 @@ from mtl.errors import MtlError, OptionError, unknown
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adamax")
+KEEPS = ("all", "model", "none")  # --keep: what a finished run keeps (mtl.runs.folder.RunFolder.prune)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class RunConfig:
     teachers: dict[str, list[str]] = field(default_factory=dict)  # task -> teacher runs/exports (MT-DNN-KD)
     teacher_temperature: float = 1.0  # divides the student's logits in the soft-target loss (mtl.train.distill)
     report_to: list[str] = field(default_factory=list)  # experiment trackers (--report-to, transformers' spelling)
+    keep: str = "all"  # what the finished run keeps: all | model (no training-only state) | none (no weights)
 
     @property
     def tasks(self) -> list[str]:
@@ -71,6 +73,8 @@ class RunConfig:
             raise OptionError(f"--optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})")
         if self.precision not in PRECISIONS:
             raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        if self.keep not in KEEPS:
+            raise OptionError(f"--keep must be one of {', '.join(KEEPS)} (got {self.keep!r})")
         for name in ("max_steps", "limit", "eval_limit", "checkpoint_every"):
             value = getattr(self, name)
             if value is not None and value < 1:

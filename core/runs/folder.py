@@ -2,7 +2,9 @@
 
 ``RunFolder(path)`` names every file of a run (``config.json``, ``metrics.jsonl``, ``eval.json``,
 ``predictions.safetensors``, ``summary.json``, ``checkpoint/``, ``model/``) and reads and writes them; the trainer,
-restore, export, the bench, the figures and the CLI all go through it. Files are written atomically (temp file in
+restore, export, the bench, the figures and the CLI all go through it. A finished run keeps one copy of its best
+model (``model/`` and, in ``checkpoint/best.safetensors``, what ``model/`` lacks: :mod:`mtl.runs.best`); ``--keep``
+drops more (:meth:`RunFolder.prune`). Files are written atomically (temp file in
 the same folder, fsync, rename) with the permissions any other program's files get (``0666 & ~umask``, 0644 under
 the usual umask). Crash-safe checkpoints are listed with their size and SHA-256 in ``checkpoint/checkpoints.json``;
 the last :data:`KEEP` are kept, and loading falls back to the previous one when the newest does not verify. A file
@@ -36,6 +38,7 @@ BEST = "best.safetensors"
 WEIGHTING_STATE = "weighting.safetensors"
 MANIFEST = "checkpoints.json"
 MODEL = "model"
+SOFT_TARGETS = "soft-targets.safetensors"  # --teacher: the teachers' soft targets (mtl.train.distill)
 KEEP = 2
 
 
@@ -110,9 +113,7 @@ def write_folder_atomically(out_dir: Path, write, needed: int | None = None) -> 
         os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; the folder is an ordinary one
         write(tmp)
         files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        _replace_folder(tmp, out_dir)
     except OSError as exc:  # e.g. save_pretrained on a full disk: nothing half-written is left
         shutil.rmtree(tmp, ignore_errors=True)
         raise storage.error(out_dir, exc, needed) from None
@@ -120,6 +121,22 @@ def write_folder_atomically(out_dir: Path, write, needed: int | None = None) -> 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return files
+
+
+def _replace_folder(new: Path, out_dir: Path) -> None:
+    """Put folder ``new`` in place of ``out_dir``: the old one is renamed aside first and removed last, so
+    ``out_dir`` is never half-deleted (a run's ``model/`` holds part of its best model)."""
+    if not out_dir.exists():
+        os.replace(new, out_dir)
+        return
+    old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".old"))
+    os.replace(out_dir, old)
+    try:
+        os.replace(new, out_dir)
+    except BaseException:
+        os.replace(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def check_empty(path: Path, overwrite: bool, flag: str = "--output") -> None:
@@ -232,8 +249,9 @@ class RunFolder:
         return self.path / MODEL
 
     def is_run(self) -> bool:
-        """A folder written by ``mtl run``: it has config.json and checkpoint/."""
-        return self.config_path.is_file() and self.checkpoints.is_dir()
+        """A folder written by ``mtl run``: it has config.json and checkpoint/ (a finished run with ``--keep none``:
+        summary.json instead)."""
+        return self.config_path.is_file() and (self.checkpoints.is_dir() or self.summary_path.is_file())
 
     def evaluated(self) -> bool:
         """The run ended and wrote its best evaluation (``eval.json``)."""
@@ -283,7 +301,7 @@ class RunFolder:
         if not self.path.is_dir():
             raise MtlError(f"not a run folder: {self.path} " + ("is a file" if self.path.exists() else "does not exist"))
         if not self.is_run():
-            missing = CONFIG if not self.config_path.is_file() else f"{CHECKPOINTS}/"
+            missing = CONFIG if not self.config_path.is_file() else f"{CHECKPOINTS}/ or {SUMMARY}"
             raise MtlError(f"not a run folder: {self.path} has no {missing} (a folder written by `mtl run`)")
 
     # -------------------------------------------------------------------------------- metrics.jsonl
@@ -385,13 +403,59 @@ class RunFolder:
 
     # -------------------------------------------------------------------------------- best model
     def save_best(self, model_state: dict[str, Any], weighting_state: dict[str, Any]) -> None:
+        """The whole best model so far (``--resume`` and the end of the run read it) and the weighting's state."""
         save_tensors(self.best_path, model_state, {"format": "pt", "kind": "mtl-best"})
         if weighting_state:  # e.g. MAMT's memory: training-only, kept beside the model, never inside it
             save_state(self.weighting_state_path, weighting_state)
 
     def best(self) -> dict[str, Any]:
-        """The tensors of the best checkpoint (``checkpoint/best.safetensors``)."""
-        return load_tensors(self.best_path, missing="the run has no best checkpoint; did it finish an evaluation?")
+        """The tensors of the best model: ``checkpoint/best.safetensors``, with the tensors it refers to in ``model/``
+        once the run has finished (:mod:`mtl.runs.best`)."""
+        from mtl.runs import best
+
+        self.require_weights()
+        return best.load(self.path, self.best_path,
+                         missing="the run has no best checkpoint; did it finish an evaluation?")
+
+    def kept(self) -> str:
+        """The run's ``--keep`` (``all`` for runs of older versions)."""
+        return str((self.record(missing_ok=True) or {}).get("keep") or "all")
+
+    def require_weights(self) -> None:
+        """A one-line error for a finished run that kept no weights (``--keep none``)."""
+        if not self.best_path.is_file() and self.finished() and self.kept() == "none":
+            raise MtlError(f"{self.path}: the run kept no weights (--keep none): it has its metrics and predictions, "
+                           "not its model")
+
+    def deduplicate_best(self) -> tuple[int, int]:
+        """Once ``model/`` is written: ``best.safetensors`` keeps only what ``model/`` lacks (:mod:`mtl.runs.best`);
+        (tensors referred to, tensors kept)."""
+        from mtl.runs import best
+
+        return best.deduplicate(self.path, self.best_path, self.model_dir)
+
+    def prune(self, keep: str) -> list[str]:
+        """What ``--keep`` drops from a finished run; the paths removed (relative to the run folder).
+
+        ``all``: nothing. ``model``: the training-only state (``checkpoint/weighting.safetensors``,
+        ``soft-targets.safetensors``); the best model (``model/``, ``checkpoint/best.safetensors``) stays. ``none``:
+        every weight too (``checkpoint/``, ``model/``): config.json, metrics.jsonl, eval.json,
+        predictions.safetensors and summary.json stay (and a tracker's own folder)."""
+        if keep == "all":
+            return []
+        paths = [self.weighting_state_path, self.path / SOFT_TARGETS]
+        if keep == "none":
+            paths += [self.checkpoints, self.model_dir]
+        removed = []
+        for path in paths:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            else:
+                continue
+            removed.append(path.relative_to(self.path).as_posix())
+        return removed
 
     def weighting_state_names(self) -> list[str]:
         """Names of the weighting state kept beside the model (``checkpoint/weighting.safetensors``), e.g. ``bank``."""

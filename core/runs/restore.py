@@ -3,7 +3,8 @@
 ``load_run(run_dir)`` reads ``config.json``, builds the same backbone (name and options, task embeddings
 included), the same tasks and heads in the same order (task ids) and the same dropout, recreates the module a
 weighting put between backbone and heads (``model.feature_map``) by calling that weighting's own ``setup`` on
-a run without data, and loads ``checkpoint/best.safetensors`` with safetensors. Every problem is a one-line
+a run without data, and loads the best model with safetensors (``checkpoint/best.safetensors``; for a finished run
+with the tensors it refers to in ``model/``, :mod:`mtl.runs.best`). Every problem is a one-line
 :class:`mtl.errors.MtlError` naming the file. The run folder is read through :class:`mtl.runs.folder.RunFolder`.
 
 Predicting and evaluating (``Predictor``, ``load_predictor``, ``parse_lines``) live in :mod:`mtl.runs.predict`;

@@ -213,10 +213,17 @@ def strategy_values(base: dict[str, Any], strategy: Strategy) -> dict[str, Any]:
 
 
 def stage_values(base: dict[str, Any], strategy: Strategy) -> dict[str, Any]:
-    """The `mtl finetune` options of a staged strategy: its regularizer and that regularizer's options."""
+    """The `mtl finetune` options of a staged strategy: its regularizer and that regularizer's options (and the
+    bench's --keep, which its multi-task run may not have: :func:`parent_values`)."""
     regularizer = strategy.stage_regularizer
     options = {k: v for k, v in (base.get("options") or {}).items() if regularizer and k in (regularizer, "regularizer")}
-    return {"regularizer": regularizer, "options": options}
+    return {"regularizer": regularizer, "options": options} | ({"keep": base["keep"]} if "keep" in base else {})
+
+
+def parent_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The run options of a multi-task run a ``>finetune`` stage starts from: with ``--keep none`` it keeps its best
+    model (``--keep model``) for the stage; the stage itself keeps what the bench's --keep says."""
+    return values | {"keep": "model"} if values.get("keep") == "none" else values
 
 
 def validate(values: dict[str, Any]) -> None:
@@ -402,8 +409,11 @@ def _execute(plans: list[tuple[str, Plan]], echo: Callable[[str], None], jobs: i
 def _prepare(plan: Plan) -> None:
     """The bench folder, each strategy's options file and bench.json, before its first run."""
     plan.output.mkdir(parents=True, exist_ok=True)
+    parents = {s.base_label for s in plan.strategies if s.stage}
     for strategy in plan.strategies + plan.bases():
         options = stage_values(plan.base, strategy) if strategy.stage else strategy_values(plan.base, strategy)
+        if strategy.label in parents:
+            options = parent_values(options)
         run_files.write_json(plan.options_file(strategy), options)
     write_bench_file(plan, collect(plan))
 

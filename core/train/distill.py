@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from mtl.contract.task import Task
     from mtl.data.examples import Examples
 
-SOFT_TARGETS = "soft-targets.safetensors"
+SOFT_TARGETS = run_files.SOFT_TARGETS  # soft-targets.safetensors in the run folder
 EXPORT_MANIFEST = "mtl_export.json"  # mtl.runs.exported.MANIFEST (that module imports torch)
 FLAG = "--teacher"
 
@@ -105,6 +105,10 @@ def describe(path: str | Path, where: str) -> Teacher:
                        f"an `mtl export` folder ({EXPORT_MANIFEST})")
     if not run.finished():
         raise MtlError(f"{where}: the run {path} is not finished (no {run_files.SUMMARY}); a teacher is a finished run")
+    try:
+        run.require_weights()
+    except MtlError as exc:
+        raise MtlError(f"{where}: {exc}") from None
     config, record = run.config()
     if not config.target:
         raise MtlError(f"{where}: {run.config_path} names no target task")

@@ -27,6 +27,9 @@ def parent_folder(run_dir: str | Path) -> RunFolder:
     folder = RunFolder(run_dir)
     folder.require_run()
     if not folder.finished() or not folder.best_path.is_file():
+        if folder.finished() and folder.kept() == "none":
+            raise MtlError(f"mtl finetune {folder.path}: the run kept no weights (--keep none), so there is nothing "
+                           "to start from; run it again with --keep model or all")
         raise MtlError(f"mtl finetune {folder.path}: the run is not finished (no summary.json or best checkpoint); "
                        f"finish it first (`mtl run --resume {folder.path}`)")
     return folder

@@ -375,7 +375,7 @@ class Trainer:
                 self.folder.write_predictions(self.last_predictions, epoch=epoch, step=step)
 
     def _finish(self, total_seconds: float) -> dict[str, Any]:
-        """Restore the best model; write eval.json, summary.json and model/; free the resume checkpoints."""
+        """Restore the best model; write eval.json, summary.json and model/; keep what --keep says."""
         loop = self.loop
         summary = {
             "best_epoch": loop.best_epoch,
@@ -398,22 +398,35 @@ class Trainer:
             self.model.load_state_dict(self.folder.best())
             self.folder.write_eval(loop.best_eval)
             self.folder.write_summary(summary)
-            self._export()
-            self.folder.clear_checkpoints()  # a finished run cannot be resumed: free the training state
+            self._keep()
         self.ctx.barrier()
         return {"output": str(self.output), "eval": loop.best_eval, "summary": summary}
 
-    def _export(self) -> None:
-        """The deployable target model in ``model/``; a backbone that cannot be exported keeps the run."""
+    def _keep(self) -> None:
+        """What the finished run keeps (--keep): model/ and one copy of the best model (best.safetensors then holds
+        what model/ lacks), unless ``none``; the resume checkpoints are freed (a finished run cannot be resumed)."""
+        if self.config.keep != "none" and self._export():
+            try:
+                self.folder.deduplicate_best()
+            except MtlError as exc:  # e.g. no space for the rewrite: the whole model stays, as before
+                warn(f"{self.folder.best_path} kept whole (with model/ beside it): {exc}")
+        self.folder.clear_checkpoints()
+        self.folder.prune(self.config.keep)
+
+    def _export(self) -> bool:
+        """The deployable target model in ``model/``; a backbone that cannot be exported keeps the run. Whether
+        model/ was written."""
         from mtl.runs.export import export_model
 
         if self.config.target is None:
-            return
+            return False
         try:
             export_model(self.model, self.tasks, self.config.target, self.folder.model_dir, run_dir=self.output,
                          weighting=self.weighting)
         except MtlError as exc:  # the run itself is complete: warn, never delete it
             warn(f"{run_files.MODEL}/ not written: {exc}")
+            return False
+        return True
 
     def _autocast(self):
         precision = self.config.precision
