@@ -134,12 +134,10 @@ def affinity(
         if names:
             values["target"], values["aux"] = None, names
         values.setdefault("sampler", "all")
-        cfg = make_config(values)
-        demo = not cfg.target and not cfg.aux
-        if demo:
-            from mtl.data.files import DEMO_SUITE
+        from mtl.data.suite import use_demo
 
-            cfg.target, cfg.aux = DEMO_SUITE["target"], list(DEMO_SUITE["aux"])
+        demo = use_demo(values)  # no task options: the demo suite, with its quick-start defaults
+        cfg = make_config(values)
         trainer = AffinityTrainer(cfg, every=every or DEFAULT_EVERY, progress=not quiet, overwrite=overwrite)
         trainer.prepare()
         if demo:

@@ -109,13 +109,12 @@ def run(
             print_results(result, result_target(resume))
             return
         given = scalar_options(locals())
-        cfg = make_config(run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher,
-                                     limit=limit, task_limit=task_limit))
-        demo = not cfg.target and not cfg.aux
-        if demo:
-            from mtl.data.files import DEMO_SUITE
+        values = run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher, limit=limit,
+                            task_limit=task_limit)
+        from mtl.data.suite import use_demo
 
-            cfg.target, cfg.aux = DEMO_SUITE["target"], list(DEMO_SUITE["aux"])
+        demo = use_demo(values)  # no task options: the demo suite, with its quick-start defaults
+        cfg = make_config(values)
 
         from mtl.train.trainer import Trainer
 
@@ -124,6 +123,9 @@ def run(
             err(f"No --target given: training the built-in demo suite ({cfg.target} with {', '.join(cfg.aux)}).")
         result = trainer.train()
         print_results(result, cfg.target)
+        if demo:
+            err(f"The target without the auxiliary tasks, next to this run: mtl bench --strategy "
+                f"single,{cfg.weighting}+{cfg.sampler} --seeds 0,1,2 (plus any options you gave here)")
 
 
 RESUME_KEEPS = {"resume", "quiet", "nproc"}

@@ -4,6 +4,7 @@ measurements, affinity.json / affinity.png, --resume, and the one-line errors.""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -147,7 +148,12 @@ def test_a_tasks_affinity_onto_itself_is_positive_where_its_loss_falls(runs):
     losses = [m["loss"]["demo-similarity"] for m in result["measurements"]]
     assert losses[-1] < 0.8 * losses[0], losses  # the similarity task learns in this run
     assert result["matrix"]["demo-similarity"]["demo-similarity"] > 0.01
-    assert all(m["matrix"]["demo-similarity"]["demo-similarity"] > 0 for m in result["measurements"])
+    # wherever the loss falls on to the next measurement; once it is at its floor, a lookahead step is noise
+    measurements = result["measurements"]
+    falling = [m for m, later in itertools.pairwise(measurements)
+               if later["loss"]["demo-similarity"] < m["loss"]["demo-similarity"]]
+    assert len(falling) >= 2, losses
+    assert all(m["matrix"]["demo-similarity"]["demo-similarity"] > 0 for m in falling)
 
 
 def test_affinity_json_has_the_matrix_every_measurement_the_options_and_the_overhead(runs):

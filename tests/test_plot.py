@@ -26,7 +26,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     out = {}
     for weighting, sampler in (("uniform", "proportional"), ("mamt", "adaptive"), ("mmoe", "proportional")):
-        config = RunConfig(target="demo-similarity", aux=["demo-sentiment"], weighting=weighting, sampler=sampler,
+        config = RunConfig(target="demo-sentiment", aux=["demo-similarity"], weighting=weighting, sampler=sampler,
                            backbone="tiny", max_steps=8, batch_size=8, max_length=32, eval_limit=32, seed=0,
                            log_every=1, output=str(root / weighting))
         Trainer(config).train()

@@ -33,12 +33,13 @@ def expected_weight(task, step, steps_per_epoch, initial, period, damp):
 def test_every_step_of_a_three_epoch_run_has_the_schedules_weight(tmp_path):
     options = {"period": 4, "damp": 0.2, "weights": {"demo-sentiment": 2.5}}
     config = RunConfig(**DEMO, backbone="tiny", weighting="siwlm", options={"siwlm": options}, epochs=3,
-                       batch_size=32, max_length=32, limit=288, eval_limit=32, lr=1e-3, log_every=1, seed=0,
+                       batch_size=16, max_length=32, limit=288, eval_limit=32, lr=1e-3, log_every=1, seed=0,
                        output=str(tmp_path / "run"))
     Trainer(config).train()
     run = tmp_path / "run"
-    steps_per_epoch = 3 * math.ceil(288 / 32)  # --limit 288 training examples per demo task
-    assert json.loads((run / "config.json").read_text())["steps_per_epoch"] == steps_per_epoch == 27
+    sizes = {"demo-paraphrase": 64, "demo-similarity": 288, "demo-sentiment": 96}  # the demo files, --limit 288
+    steps_per_epoch = sum(math.ceil(size / 16) for size in sizes.values())
+    assert json.loads((run / "config.json").read_text())["steps_per_epoch"] == steps_per_epoch == 28
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     records = [r for r in records if "tasks" in r]
     assert [r["step"] for r in records] == list(range(3 * steps_per_epoch))
@@ -52,7 +53,7 @@ def test_every_step_of_a_three_epoch_run_has_the_schedules_weight(tmp_path):
         if weight == initial[task]:
             focused.add((r["epoch"], task))
     # the focus visits every task in the SWL epochs (0, 2) and stays on the target in the IWL epoch (1);
-    # 27 steps are 6.75 periods of 4, so epoch 2 (from step 54) only matches if its count restarts at 0
+    # 28 steps are 7 periods of 4, so epoch 2 (from step 56) only matches if its count restarts at 0
     assert {t for e, t in focused if e in (0, 2)} == set(ORDER)
     assert {t for e, t in focused if e == 1} == {"demo-paraphrase"}
 

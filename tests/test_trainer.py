@@ -73,10 +73,9 @@ def test_loss_decreases_on_the_demo_suite(tmp_path):
         ratios[task] = (sum(values[-k:]) / k) / (sum(values[:k]) / k)
     # the random 2-layer model learns the similarity scale within three epochs; paraphrase and sentiment
     # (negations, contrasts) need a pretrained backbone or more epochs, so for them only "no worse" is asked
+    # (the tasks' losses are compared one by one: a similarity score of 0-1 no longer dominates their sum)
     assert ratios["demo-similarity"] < 0.8, ratios
     assert ratios["demo-paraphrase"] < 1.02 and ratios["demo-sentiment"] < 1.02, ratios
-    total = [sum(r[k] for k in r if k.startswith("loss.")) for r in records]
-    assert sum(total[-10:]) < 0.8 * sum(total[:10])
 
 
 def test_same_seed_gives_the_same_run(tmp_path):

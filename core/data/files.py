@@ -25,9 +25,6 @@ from mtl.errors import DataError
 if TYPE_CHECKING:
     from mtl.contract.task import Task
 
-# The built-in demo suite (core/data/demo/, made by tools/make_demo.py): a target task and its auxiliaries.
-DEMO_SUITE = {"target": "demo-paraphrase", "aux": ["demo-similarity", "demo-sentiment"]}
-
 _FIELD_LIMIT_SET = False
 
 

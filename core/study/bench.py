@@ -295,9 +295,9 @@ def make_plan(base: dict[str, Any], strategies: list[Strategy], seeds: list[int]
     if not base.get("target"):
         if base.get("aux"):
             raise OptionError("--aux needs a --target (the task the auxiliary tasks help)")
-        from mtl.data.files import DEMO_SUITE
+        from mtl.data.suite import use_demo
 
-        base["target"], base["aux"] = DEMO_SUITE["target"], list(DEMO_SUITE["aux"])
+        use_demo(base)  # the demo suite, with its quick-start defaults where the bench gives none
     base.setdefault("aux", [])
     _check_task_limits(base)
     base = json.loads(json.dumps(base))  # as stored in bench.json, so a resumed bench compares equal
@@ -858,9 +858,9 @@ def make_pairs_plan(base: dict[str, Any], strategies: list[Strategy], seeds: lis
     if not base.get("target"):
         if base.get("aux"):
             raise OptionError("--aux needs a --target (the task the auxiliary tasks help)")
-        from mtl.data.files import DEMO_SUITE
+        from mtl.data.suite import use_demo
 
-        base["target"], base["aux"] = DEMO_SUITE["target"], list(DEMO_SUITE["aux"])
+        use_demo(base)  # the demo suite, with its quick-start defaults where the bench gives none
     tasks = [base["target"], *[a for a in base.get("aux") or [] if a != base["target"]]]
     if len(tasks) < 2:
         raise OptionError("--pairs needs at least two tasks: --target A --aux B[,C...]")

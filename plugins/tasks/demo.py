@@ -3,7 +3,7 @@ shipped in the package (``mtl/demo/``), so the quick start trains offline in a m
 
 ``demo-paraphrase`` is the target (F1 and accuracy, like MRPC in GLUE, Wang et al., ICLR 2019);
 ``demo-similarity`` (a 0-5 score, like STS-B) and ``demo-sentiment`` (like SST-2) are its auxiliaries.
-The suite's names are ``mtl.data.DEMO_SUITE``.
+The suite's names and its quick-start run options are in :mod:`mtl.data.suite`.
 """
 
 from __future__ import annotations
