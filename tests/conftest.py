@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,25 @@ def assert_one_line_error(result, *fragments: str) -> str:
         assert fragment in lines[0], (fragment, lines[0])
     assert "Traceback" not in result.output
     return lines[0]
+
+
+def default_sigint() -> None:
+    """A child's ``preexec_fn``: a background job (CI's `cmd &`) starts with SIGINT ignored, and Python then keeps
+    ignoring it; give the child the default disposition, as a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def live_processes(marker: str) -> dict[int, str]:
+    """Our live (not zombie) processes whose command line mentions ``marker``: pid -> command line."""
+    found = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            found[int(pid)] = cmdline
+    return found

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import assert_one_line_error, invoke_cli, run_mtl
+from conftest import assert_one_line_error, default_sigint, invoke_cli, live_processes, run_mtl
 
 import mtl
 from mtl import Launcher, hookimpl
@@ -154,26 +154,6 @@ def test_the_visible_gpus_follow_cuda_visible_devices(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------ stopping
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as tests/test_signals.py: a background CI job ignores SIGINT
-
-
-def _processes(marker: str) -> dict[int, str]:
-    """Our live processes whose command line mentions ``marker``: pid -> command line."""
-    found = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and state != "Z":
-            found[int(pid)] = cmdline
-    return found
-
-
 def _environment(pid: int) -> dict[str, str]:
     pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(p.decode(errors="replace").partition("=")[::2] for p in pairs if b"=" in p)
@@ -201,12 +181,12 @@ def test_sigterm_stops_every_running_run_and_the_bench_then_finishes(tmp_path, l
     args = ["bench", *TASKS, *LONG, "--jobs", "2", *launcher, "-o", str(out)]
     process = subprocess.Popen([sys.executable, "-m", "mtl.cli", *args], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env={**os.environ, **ENV},
-                               preexec_fn=_default_sigint)  # noqa: PLW1509 -- no threads in the test process
+                               preexec_fn=default_sigint)  # noqa: PLW1509 -- no threads in the test process
     runs = [out / strategy / "seed-0" for strategy in RUNS]
     _wait_for(lambda: all(_checkpointed(r) for r in runs) or process.poll() is not None, "both runs' checkpoints")
     assert process.poll() is None, process.communicate()[1]
     assert not any((r / "summary.json").exists() for r in runs)  # both are training at once
-    children = {pid: c for pid, c in _processes(str(out)).items() if "mtl.cli run" in c}
+    children = {pid: c for pid, c in live_processes(str(out)).items() if "mtl.cli run" in c}
     assert len(children) == 2, children
     expected = str(max(1, launcher_module.cores() // 2))
     for pid in children:  # each run got its share of the machine's threads
@@ -219,7 +199,7 @@ def test_sigterm_stops_every_running_run_and_the_bench_then_finishes(tmp_path, l
     assert last.startswith("Stopped: bench stopped by SIGTERM during runs single seed 0 and uniform seed 0, which "
                            "were stopped too"), stderr
     assert "again to continue" in last and "Traceback" not in stderr
-    assert _processes(str(out)) == {}  # nothing left running: no run, no submitit job
+    assert live_processes(str(out)) == {}  # nothing left running: no run, no submitit job
     assert not any((r / "eval.json").exists() for r in runs)
 
     again = run_mtl(*args, env=ENV)
@@ -280,7 +260,7 @@ def test_a_third_party_launcher_plugs_in_and_a_failed_run_stops_the_other(regist
     (_, first), (_, second) = Recorder.started
     assert first.poll() == 3 and second.poll() in (143, -signal.SIGTERM)  # stopped by the bench, not finished
     assert not (out / "uniform" / "seed-0" / "eval.json").exists()
-    assert _processes(str(out)) == {}
+    assert live_processes(str(out)) == {}
 
     Recorder.jobs.clear()
     again = invoke_cli(*args)  # the same bench, nothing failing now: it finishes

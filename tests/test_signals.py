@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_mtl
+from conftest import default_sigint, live_processes, run_mtl
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 TINY = ["--backbone", "tiny", "--batch-size", "8", "--max-length", "32", "--limit", "32", "--eval-limit", "8",
@@ -21,15 +21,11 @@ TINY = ["--backbone", "tiny", "--batch-size", "8", "--max-length", "32", "--limi
 RUN = [*TINY, "--max-steps", "60", "--quiet"]
 
 
-def _default_sigint() -> None:
-    # a background job (CI's `cmd &`) starts with SIGINT ignored, and Python then keeps ignoring it: give the child
-    # the default disposition, as a terminal would
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def start(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "mtl.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV, preexec_fn=_default_sigint)
+                            text=True, env=ENV, preexec_fn=default_sigint)
 
 
 def wait_for(condition, what: str, timeout: float = 120) -> None:
@@ -77,18 +73,7 @@ def test_a_signal_stops_a_run_cleanly_and_it_resumes(tmp_path, signum, code):
 
 def _running(marker: str) -> list[str]:
     """Command lines of live processes that mention ``marker`` (our own processes only)."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and state != "Z":
-            found.append(cmdline)
-    return found
+    return list(live_processes(marker).values())
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc to find the child run")
