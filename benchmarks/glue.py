@@ -9,7 +9,7 @@ and its paired bootstrap 95 % interval over the dev examples is against training
 Strategies: ``single`` (the target alone), ``uniform``, ``uniform+sequential`` (all auxiliary steps, then
 the target: the transfer-learning baseline), ``mamt+adaptive`` (MAMT with its Eq. 6 sampler), ``siwlm``,
 ``mmoe``. A strategy whose plugin is not installed is left out with a note; ``--strategy a,b`` runs only those
-(e.g. ``--strategy single,uniform,mamt+adaptive,siwlm``, the four the medium MRPC(STS-B) table in README shows).
+(e.g. ``--strategy single,uniform,mamt+adaptive,siwlm`` for the medium MRPC(STS-B) table; not yet run).
 
 Protocols:
 
