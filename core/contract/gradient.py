@@ -66,7 +66,11 @@ class GradientWeighting(Weighting):
 
         if shared:
             matrix = step.reduce(torch.cat([j.reshape(len(tasks), -1) for j in jacobians[:len(shared)]], dim=1))
-            direction = self.aggregate(matrix, tasks, step)
+            matrix = matrix / step.grad_scale if step.grad_scale != 1.0 else matrix  # true gradients (fp16)
+            if bool(torch.isfinite(matrix).all()):
+                direction = self.aggregate(matrix, tasks, step) * step.grad_scale
+            else:  # an overflow: a non-finite update, which the grad scaler skips (or the trainer reports)
+                direction = matrix.sum(dim=0)
             offset = 0
             for p in shared:
                 _accumulate(p, direction[offset:offset + p.numel()].view_as(p))

@@ -33,6 +33,11 @@ class Step:
     global_means: dict[str, float] = field(default_factory=dict)  # each task's mean instance loss over every rank
     reduce_fn: "Callable[[torch.Tensor], torch.Tensor] | None" = None  # mean over ranks (None: one process)
     recompute_fn: "Callable[[], dict[str, torch.Tensor]] | None" = None  # set by the trainer after the update
+    # fp16's loss scale S (1.0 otherwise): ``losses``, ``logits`` and ``hidden_states`` hold their true values, but
+    # every gradient they pass back to the model is S times the true one (what ``scaler.scale(loss)`` gives). A
+    # weighting that computes gradients with torch.autograd divides them by S before using their size, and sets
+    # the model's gradients S times its true update (:class:`~mtl.contract.gradient.GradientWeighting` does both).
+    grad_scale: float = 1.0
 
     def losses_after_update(self) -> dict[str, "torch.Tensor"]:
         """In :meth:`Weighting.after_step`: each task's mean instance loss on this step's batches under the updated

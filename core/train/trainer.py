@@ -12,6 +12,7 @@ torchrun (:mod:`mtl.train.distributed`). Every file of the run folder goes throu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import platform
 import resource
@@ -36,6 +37,7 @@ from mtl.runs.folder import RunFolder
 from mtl.train import distributed, distill, finetune, rng, tracking
 from mtl.train import optimizer as optim
 from mtl.train.progress import Progress
+from mtl.train.scaling import scale_gradients
 from mtl.train.state import LoopState
 from mtl.version import __version__
 
@@ -482,16 +484,18 @@ class Trainer:
         if split:  # gradient of the global mean after DDP's average over ranks
             scale = ctx.world * sum(counts) / sum(reduced[2 * k:])
             losses = {n: value * scale for n, value in losses.items()}
-        if scaler is not None:
-            losses = {n: scaler.scale(value) for n, value in losses.items()}
+        # fp16: the weighting sees the true losses and outputs; the gradients they pass on are scaled (scaling.py)
+        grad_scale = float(scaler.scale(torch.ones((), device=self.device))) if scaler is not None else 1.0
         shared = [p for p in self.model.backbone.parameters() if p.requires_grad]
-        weighting_step = Step(losses=losses, features=features, target=c.target, index=step, epoch=epoch,
-                              progress=progress, shared_parameters=shared, hidden_states=hidden, batches=batches,
-                              logits=outputs_of, global_means=means,
-                              reduce_fn=ctx.mean if ctx.enabled else None)
+        weighting_step = Step(losses=scale_gradients(losses, grad_scale), features=features, target=c.target,
+                              index=step, epoch=epoch, progress=progress, shared_parameters=shared,
+                              hidden_states=scale_gradients(hidden, grad_scale), batches=batches,
+                              logits=scale_gradients(outputs_of, grad_scale), global_means=means,
+                              reduce_fn=ctx.mean if ctx.enabled else None, grad_scale=grad_scale)
         if self.regularizer is not None:  # its gradient first (graph kept), then the weighting's adds to it
+            plain = dataclasses.replace(weighting_step, losses=losses, hidden_states=hidden, logits=outputs_of)
             with self._autocast():
-                term = self.regularizer.loss(weighting_step)
+                term = self.regularizer.loss(plain)  # a term of the plain outputs, scaled as a whole below
             if term is not None:
                 if not bool(torch.isfinite(term)):
                     return self._nonfinite(step, "+".join(names), f"{c.regularizer} term", optimizer, scheduler, names,
@@ -508,6 +512,9 @@ class Trainer:
         else:
             ctx.average_gradients(self.weighting.parameters())
         if scaler is not None:
+            for p in self.weighting.parameters():  # true gradients (scaling.py): scaled like the model's, then
+                if p.grad is not None:  # the scaler divides every gradient of the optimizer
+                    p.grad.mul_(grad_scale)
             scaler.unscale_(optimizer)
         if c.clip > 0:
             # the model's gradients only: a weighting's own parameters (GradNorm's weights, UW's log-variances) would

@@ -96,7 +96,7 @@ class GradNorm(Weighting):
             for task in names:
                 (grad,) = torch.autograd.grad(losses[task], self.layer, retain_graph=True, allow_unused=True)
                 grads.append(torch.zeros_like(self.layer) if grad is None else grad)
-            norms = step.reduce(torch.stack([g.reshape(-1).float() for g in grads])).norm(dim=1)
+            norms = step.reduce(torch.stack([g.reshape(-1).float() for g in grads])).norm(dim=1) / step.grad_scale
             ratios = torch.tensor([float(losses[t].detach()) / self.initial_losses[t] for t in names],
                                   device=norms.device)
             gradient, self.balance = self.balance_gradient(weights, norms, ratios)
