@@ -141,6 +141,19 @@ def test_pushing_an_export_rewrites_the_card_of_the_copy_only(run, hub):
     assert (copy / "model.safetensors").read_bytes() == (exported / "model.safetensors").read_bytes()
 
 
+def test_the_uploaded_manifest_names_the_source_run_without_its_local_path(run, hub):
+    folder, exported = run
+    original = (exported / "mtl_export.json").read_text()
+    assert json.loads(original)["source"]["run"] == str(folder.resolve())  # the local export keeps where it came from
+    for pushed in (folder, exported):
+        assert invoke_cli("push", str(pushed), "--repo", "someone/rte-model").exit_code == 0
+    for _, copy in hub["upload"]:
+        text = (copy / "mtl_export.json").read_text()
+        assert json.loads(text)["source"]["run"] == folder.name
+        assert str(folder.parent.resolve()) not in text
+    assert (exported / "mtl_export.json").read_text() == original  # never written through a hard link
+
+
 def test_a_refused_upload_is_one_line_saying_how_to_log_in(run, hub, monkeypatch):
     class Refused(Exception):
         response = type("Response", (), {"status_code": 401})()

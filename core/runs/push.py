@@ -71,6 +71,7 @@ def push(path: str | Path, repo: str, *, private: bool = False, token: str | Non
             echo(f"Exported {path} ({manifest['task']}) for {repo}")
         else:
             manifest = _copy_export(path, out, repo)
+        _forget_local_paths(out)
         files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
         url, commit = _upload(out, repo, private=private, token=token, target=manifest["task"])
     return {"repo": repo, "url": url, "commit": commit, "files": files, "exported": kind == RUN}
@@ -103,6 +104,19 @@ def _copy_export(export: Path, out: Path, repo: str) -> dict[str, Any]:
     shutil.copytree(export, out, copy_function=link, ignore=shutil.ignore_patterns(card.CARD, ".*"))
     card.write(out, manifest, repo)
     return manifest
+
+
+def _forget_local_paths(out: Path) -> None:
+    """The uploaded manifest names its source run by the folder's name, not by where it lies on this machine (an
+    absolute path says who and where); the file is written anew, never through a hard link to the export."""
+    manifest_path = out / MANIFEST
+    manifest = run_folder.read_json(manifest_path, f"the export's {MANIFEST}")
+    source = manifest.get("source") if isinstance(manifest, dict) else None
+    if not isinstance(source, dict) or not isinstance(source.get("run"), str) or not Path(source["run"]).is_absolute():
+        return
+    source["run"] = Path(source["run"]).name
+    manifest_path.unlink()
+    run_folder.write_json(manifest_path, manifest)
 
 
 def _upload(folder: Path, repo: str, *, private: bool, token: str | None, target: str) -> tuple[str, str | None]:
