@@ -292,6 +292,23 @@ def test_other_run_options_in_an_existing_bench_are_refused(bench):
     assert (out / "bench.json").read_text() == before
 
 
+def test_a_bench_continues_with_another_keep(bench, tmp_path):
+    """--keep changes what a run leaves on disk, not its results: a bench continues with another one, and the runs
+    it starts from then on keep what the new one says."""
+    out, _ = bench
+    copy = tmp_path / "b"
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / "uniform" / "seed-1")  # not started yet
+    result = invoke("bench", "--strategy", ",".join(STRATEGIES), "--seeds", "0,1", *TASKS, *TINY, "--keep", "none",
+                    "-o", copy)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("finished before, kept") == 3 and result.stderr.count(": running") == 1
+    assert (copy / "uniform" / "seed-0" / "model").is_dir()  # kept as it was
+    assert not (copy / "uniform" / "seed-1" / "model").exists()  # --keep none: no weights
+    assert (copy / "uniform" / "seed-1" / "eval.json").exists()
+    assert json.loads((copy / "bench.json").read_text())["run_options"]["keep"] == "none"
+
+
 @pytest.mark.parametrize("args, fragments", [
     (["--strategy", "mamtt"], ["unknown strategy 'mamtt'", "Did you mean 'mamt'"]),
     (["--strategy", "single,mamt+nope"], ["unknown sampler 'nope'"]),

@@ -323,6 +323,19 @@ def _check_task_limits(base: dict[str, Any]) -> None:
             raise OptionError(f"--limit {task}={value}: task {task!r} is not in this run ({', '.join(tasks)})")
 
 
+# run options that change what a finished run keeps on disk, not what it computes: a bench continues with other ones
+NEUTRAL_OPTIONS = ("keep",)
+
+
+def _refuse_other_options(out: Path, before: dict[str, Any], now: dict[str, Any]) -> None:
+    """A one-line error when the bench in ``out`` was started with run options that change the results."""
+    keys = sorted((set(before) | set(now)) - set(NEUTRAL_OPTIONS))
+    differ = [k for k in keys if before.get(k) != now.get(k)]
+    if differ:
+        raise MtlError(f"{out} holds a bench with other run options (differing: {', '.join(differ)}); "
+                       "its finished runs would not be comparable: choose another --output")
+
+
 def _check_existing(plan: Plan) -> None:
     out = plan.output
     if out.exists() and not out.is_dir():
@@ -335,11 +348,7 @@ def _check_existing(plan: Plan) -> None:
     old = read_bench_file(out)
     if old.get("pairs"):
         raise MtlError(f"{out} holds a --pairs bench: give --pairs to continue it, or choose another --output")
-    if old.get("run_options") != plan.base:
-        keys = sorted(set(old.get("run_options", {})) | set(plan.base))
-        differ = [k for k in keys if old.get("run_options", {}).get(k) != plan.base.get(k)]
-        raise MtlError(f"{out} holds a bench with other run options (differing: {', '.join(differ)}); "
-                       "its finished runs would not be comparable: choose another --output")
+    _refuse_other_options(out, old.get("run_options", {}), plan.base)
     known = {s["label"]: s for s in old.get("strategies", [])}
     for strategy in plan.strategies:
         before = known.get(strategy.label)
@@ -904,11 +913,7 @@ def _check_pairs_existing(out: Path, shared: dict[str, Any]) -> None:
     old = read_bench_file(out)
     if not old.get("pairs"):
         raise MtlError(f"{out} holds a bench without --pairs; choose another --output")
-    if old.get("run_options") != shared:
-        keys = sorted(set(old.get("run_options", {})) | set(shared))
-        differ = [k for k in keys if old.get("run_options", {}).get(k) != shared.get(k)]
-        raise MtlError(f"{out} holds a bench with other run options (differing: {', '.join(differ)}); "
-                       "its finished runs would not be comparable: choose another --output")
+    _refuse_other_options(out, old.get("run_options", {}), shared)
 
 
 def execute_pairs(plan: PairsPlan, echo: Callable[[str], None] = lambda _: None, *, jobs: int = 1,
