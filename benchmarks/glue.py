@@ -9,7 +9,7 @@ and its paired bootstrap 95 % interval over the dev examples is against training
 Strategies: ``single`` (the target alone), ``uniform``, ``uniform+sequential`` (all auxiliary steps, then
 the target: the transfer-learning baseline), ``mamt+adaptive`` (MAMT with its Eq. 6 sampler), ``siwlm``,
 ``mmoe``. A strategy whose plugin is not installed is left out with a note; ``--strategy a,b`` runs only those
-(e.g. ``--strategy single,uniform,mamt+adaptive,siwlm`` for the medium MRPC(STS-B) table; not yet run).
+(e.g. ``--strategy single,uniform,mamt+adaptive,siwlm`` for the medium MRPC(STS-B) table in README).
 
 Protocols:
 
@@ -19,15 +19,17 @@ Protocols:
 - ``medium``: the conclusive comparison that fits a GPU afternoon: the target's whole training set, each
   auxiliary task capped at its first 2,000 training examples (``--limit TASK=2000`` per auxiliary task: MRPC with
   STS-B 2,000; RTE with MRPC, STS-B and SST-2 2,000 each, so SST-2's 67k examples do not swamp RTE's 2.5k), every
-  evaluation example (no ``--eval-limit``: the intervals are over the whole dev set), 3 epochs, 3 seeds (0, 1, 2).
-  About 14 h for both settings on two CPU cores by the time model below (``--dry-run`` prints it); far less on a
-  GPU.
+  evaluation example (no ``--eval-limit``: the intervals are over the whole dev set), 3 epochs, 3 seeds (0, 1, 2),
+  training batches of similar lengths (``--group-by-length``: MRPC's batches hold 1.5 times fewer padded tokens
+  than random ones). With the four strategies single, uniform, mamt+adaptive, siwlm: about 1.4 h for MRPC(STS-B)
+  and 1.9 h for RTE(MRPC, STS-B, SST-2) on two CPU cores by the time model below (``--dry-run`` prints it; fitted to
+  the measured MRPC(STS-B) runs); with all six strategies 2.2 h and 3.1 h. Far less on a GPU.
 - ``full``: every training and evaluation example, 3 epochs (the `mtl run` defaults): the real comparison
   (hours per run on a CPU; use a GPU).
 
 All use batch 32, max length 128, learning rate 5e-5. ``--dry-run`` prints the `mtl bench` commands and
-the time estimate (about 2 s per training step of batch 32 with minilm at max length 128 on two cores)
-without running anything. Re-running continues a stopped benchmark: finished runs are kept.
+the time estimate (about 2 s per training step of random batches of 32 with minilm at max length 128 on two cores,
+pessimistic; 0.8 s for batches of similar lengths) without running anything. Re-running continues a stopped benchmark: finished runs are kept.
 
     python benchmarks/glue.py [--protocol quick|medium|full] [--glue-dir DIR] [--output DIR] [--dry-run]
 """
@@ -63,14 +65,18 @@ STRATEGIES = [
     ("mmoe", [("weighting", "mmoe")]),
 ]
 PROTOCOLS = {  # limit: every task; aux_limit: each auxiliary task (--limit TASK=N), the target uncapped
-    "quick": {"limit": 256, "aux_limit": None, "epochs": 1, "eval_limit": 200},
-    "medium": {"limit": None, "aux_limit": 2000, "epochs": 3, "eval_limit": None},
-    "full": {"limit": None, "aux_limit": None, "epochs": 3, "eval_limit": None},
+    "quick": {"limit": 256, "aux_limit": None, "epochs": 1, "eval_limit": 200, "group_by_length": False},
+    "medium": {"limit": None, "aux_limit": 2000, "epochs": 3, "eval_limit": None, "group_by_length": True},
+    "full": {"limit": None, "aux_limit": None, "epochs": 3, "eval_limit": None, "group_by_length": False},
 }
 
 # The time model of --dry-run (two CPU cores, minilm, batch 32, max length 128).
-SECONDS_PER_STEP = 2.0  # one training step of batch 32
+SECONDS_PER_STEP = 2.0  # one training step of batch 32 (random batches; pessimistic: 27 min measured for 41 estimated)
 SECONDS_PER_EVAL_EXAMPLE = 2.0 / BATCH / 3  # a forward pass is about a third of forward + backward
+# batches of similar lengths (the medium protocol): fitted to its MRPC(STS-B) runs on the idle 2-core VM
+# (2026-12-01: single-task 321 s for 345 steps, multi-task 420 s for 531 steps with 3 × 1,908 evaluations)
+GROUPED_SECONDS_PER_STEP = 0.8
+GROUPED_SECONDS_PER_EVAL_EXAMPLE = 0.005
 SECONDS_PER_RUN = 15.0  # process start, imports, loading MiniLM and the data, tokenising
 GLUE_FOLDERS = {"mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "sst2": "SST-2"}
 # Sizes of the GLUE files (examples), used when the folder is not there (dry run on another machine).
@@ -110,6 +116,8 @@ def bench_command(setting: str, protocol: str, specs: list[str], glue: Path, out
             cmd += ["--limit", f"{task}={caps['aux_limit']}"]
     if caps["eval_limit"]:
         cmd += ["--eval-limit", str(caps["eval_limit"])]
+    if caps.get("group_by_length"):
+        cmd += ["--group-by-length"]
     return cmd + ["--output", str(output / setting)]
 
 
@@ -141,7 +149,9 @@ def estimate(setting: str, protocol: str, specs: list[str], glue: Path, seeds: i
     def run_seconds(tasks: list[str]) -> tuple[float, int]:
         steps = caps["epochs"] * sum(math.ceil(capped(_size(glue, t, "train"), train_cap(t)) / BATCH) for t in tasks)
         evals = caps["epochs"] * sum(capped(_size(glue, t, "dev"), caps["eval_limit"]) for t in tasks)
-        return SECONDS_PER_RUN + steps * SECONDS_PER_STEP + evals * SECONDS_PER_EVAL_EXAMPLE, steps
+        step, example = ((GROUPED_SECONDS_PER_STEP, GROUPED_SECONDS_PER_EVAL_EXAMPLE) if caps["group_by_length"]
+                         else (SECONDS_PER_STEP, SECONDS_PER_EVAL_EXAMPLE))
+        return SECONDS_PER_RUN + steps * step + evals * example, steps
 
     single, single_steps = run_seconds([target])
     multi, multi_steps = run_seconds([target, *aux])
@@ -190,9 +200,12 @@ def main() -> int:
         total += seconds
         commands.append((setting, bench_command(setting, args.protocol, specs, args.glue_dir, output, args.seeds)))
         print(f"estimate {account}")
+    grouped = PROTOCOLS[args.protocol]["group_by_length"]
+    step, example = ((GROUPED_SECONDS_PER_STEP, GROUPED_SECONDS_PER_EVAL_EXAMPLE) if grouped
+                     else (SECONDS_PER_STEP, SECONDS_PER_EVAL_EXAMPLE))
     print(f"estimate total ({args.protocol}): {duration(total)} "
-          f"(model: {SECONDS_PER_STEP:g} s per training step of {BATCH}, {SECONDS_PER_RUN:g} s start per run, "
-          f"{SECONDS_PER_EVAL_EXAMPLE * 1000:.0f} ms per evaluation example; two CPU cores)")
+          f"(model: {step:g} s per training step of {BATCH}{' of similar lengths' if grouped else ''}, "
+          f"{SECONDS_PER_RUN:g} s start per run, {example * 1000:.0f} ms per evaluation example; two CPU cores)")
     for setting, cmd in commands:
         shown = ["mtl", *cmd[3:]]
         print(f"{setting}: {shlex.join(shown)}")
