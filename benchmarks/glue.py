@@ -74,7 +74,7 @@ PROTOCOLS = {  # limit: every task; aux_limit: each auxiliary task (--limit TASK
 SECONDS_PER_STEP = 2.0  # one training step of batch 32 (random batches; pessimistic: 27 min measured for 41 estimated)
 SECONDS_PER_EVAL_EXAMPLE = 2.0 / BATCH / 3  # a forward pass is about a third of forward + backward
 # batches of similar lengths (the medium protocol): fitted to its MRPC(STS-B) runs on the idle 2-core VM
-# (2026-12-01: single-task 321 s for 345 steps, multi-task 420 s for 531 steps with 3 × 1,908 evaluations)
+# (2026-12-01: single-task 321 s for 345 steps, multi-task 420 s for 534 steps with 3 × 1,908 evaluations)
 GROUPED_SECONDS_PER_STEP = 0.8
 GROUPED_SECONDS_PER_EVAL_EXAMPLE = 0.005
 SECONDS_PER_RUN = 15.0  # process start, imports, loading MiniLM and the data, tokenising
