@@ -252,7 +252,8 @@ def test_a_third_party_launcher_plugs_in_and_a_failed_run_stops_the_other(regist
     assert {p["name"] for p in json.loads(listed.stdout)["plugins"]} >= {"local", "slurm", "recorder"}
 
     out = tmp_path / "bench"
-    args = ["bench", *TASKS, *SMALL, "--jobs", "2", "--launcher", "recorder", "-o", str(out)]
+    # LONG: the other run must still be training when the failure is seen (a 4-step run can finish first)
+    args = ["bench", *TASKS, *LONG, "--jobs", "2", "--launcher", "recorder", "-o", str(out)]
     failed = invoke_cli(*args, "--set", "recorder.fail=single seed 0", "--quiet")
     line = assert_one_line_error(failed, "run single seed 0 failed (exit 3): Error: the cluster said no",
                                  "stopped the other running run (uniform seed 0)", "again to continue")
