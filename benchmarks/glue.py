@@ -135,6 +135,13 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 3 * 3600 else f"{seconds / 3600:.1f} h"
 
 
+def rates(protocol: str) -> tuple[float, float]:
+    """The time model's seconds per training step and per evaluation example for a protocol's batching."""
+    if PROTOCOLS[protocol]["group_by_length"]:
+        return GROUPED_SECONDS_PER_STEP, GROUPED_SECONDS_PER_EVAL_EXAMPLE
+    return SECONDS_PER_STEP, SECONDS_PER_EVAL_EXAMPLE
+
+
 def estimate(setting: str, protocol: str, specs: list[str], glue: Path, seeds: int) -> tuple[float, str]:
     """Seconds for one setting under the time model above, and a one-line account of it."""
     target, aux = SETTINGS[setting]
@@ -149,8 +156,7 @@ def estimate(setting: str, protocol: str, specs: list[str], glue: Path, seeds: i
     def run_seconds(tasks: list[str]) -> tuple[float, int]:
         steps = caps["epochs"] * sum(math.ceil(capped(_size(glue, t, "train"), train_cap(t)) / BATCH) for t in tasks)
         evals = caps["epochs"] * sum(capped(_size(glue, t, "dev"), caps["eval_limit"]) for t in tasks)
-        step, example = ((GROUPED_SECONDS_PER_STEP, GROUPED_SECONDS_PER_EVAL_EXAMPLE) if caps["group_by_length"]
-                         else (SECONDS_PER_STEP, SECONDS_PER_EVAL_EXAMPLE))
+        step, example = rates(protocol)
         return SECONDS_PER_RUN + steps * step + evals * example, steps
 
     single, single_steps = run_seconds([target])
@@ -201,8 +207,7 @@ def main() -> int:
         commands.append((setting, bench_command(setting, args.protocol, specs, args.glue_dir, output, args.seeds)))
         print(f"estimate {account}")
     grouped = PROTOCOLS[args.protocol]["group_by_length"]
-    step, example = ((GROUPED_SECONDS_PER_STEP, GROUPED_SECONDS_PER_EVAL_EXAMPLE) if grouped
-                     else (SECONDS_PER_STEP, SECONDS_PER_EVAL_EXAMPLE))
+    step, example = rates(args.protocol)
     print(f"estimate total ({args.protocol}): {duration(total)} "
           f"(model: {step:g} s per training step of {BATCH}{' of similar lengths' if grouped else ''}, "
           f"{SECONDS_PER_RUN:g} s start per run, {example * 1000:.0f} ms per evaluation example; two CPU cores)")

@@ -66,9 +66,11 @@ class GradientWeighting(Weighting):
 
         if shared:
             matrix = step.reduce(torch.cat([j.reshape(len(tasks), -1) for j in jacobians[:len(shared)]], dim=1))
-            matrix = matrix / step.grad_scale if step.grad_scale != 1.0 else matrix  # true gradients (fp16)
+            scaled = step.grad_scale != 1.0  # fp16: aggregate the true gradients, set S times the update
+            matrix = matrix / step.grad_scale if scaled else matrix
             if bool(torch.isfinite(matrix).all()):
-                direction = self.aggregate(matrix, tasks, step) * step.grad_scale
+                direction = self.aggregate(matrix, tasks, step)
+                direction = direction * step.grad_scale if scaled else direction
             else:  # an overflow: a non-finite update, which the grad scaler skips (or the trainer reports)
                 direction = matrix.sum(dim=0)
             offset = 0

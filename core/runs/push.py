@@ -108,14 +108,14 @@ def _copy_export(export: Path, out: Path, repo: str) -> dict[str, Any]:
 
 def _forget_local_paths(out: Path) -> None:
     """The uploaded manifest names its source run by the folder's name, not by where it lies on this machine (an
-    absolute path says who and where); the file is written anew, never through a hard link to the export."""
+    absolute path says who and where); written anew (``write_json`` replaces the file), never through a hard link to
+    the export."""
     manifest_path = out / MANIFEST
     manifest = run_folder.read_json(manifest_path, f"the export's {MANIFEST}")
     source = manifest.get("source") if isinstance(manifest, dict) else None
     if not isinstance(source, dict) or not isinstance(source.get("run"), str) or not Path(source["run"]).is_absolute():
         return
     source["run"] = Path(source["run"]).name
-    manifest_path.unlink()
     run_folder.write_json(manifest_path, manifest)
 
 
