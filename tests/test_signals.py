@@ -101,3 +101,54 @@ def test_sigterm_to_a_bench_stops_its_child_run_and_the_bench_then_continues(tmp
     assert "single seed 0: resuming (stopped before): mtl run --resume" in again.stdout + again.stderr
     summary = json.loads((first / "summary.json").read_text())
     assert summary["steps"] == 40 and summary.get("resumed_from")  # continued from its checkpoint, not redone
+
+
+@pytest.fixture
+def installed_handler(monkeypatch):
+    """mtl's SIGTERM handler in this (main) thread for one test, then the previous handler again."""
+    from mtl.runs import signals
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(signals, "_pending", None)
+    monkeypatch.setattr(signals, "_installed", False)
+    signals.install()
+    yield signals
+    signal.signal(signal.SIGTERM, previous)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def test_a_sigterm_swallowed_by_a_finaliser_is_raised_again_by_check(installed_handler, monkeypatch):
+    from mtl.errors import Stopped
+
+    signals = installed_handler
+    ignored = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: ignored.append(unraisable.exc_type))
+
+    class Finalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100_000):  # the handler runs here, inside __del__, whose exceptions Python ignores
+                pass
+
+    Finalised()  # collected at once: the Stopped raised in __del__ goes to sys.unraisablehook, not to us
+    assert ignored == [Stopped]
+    with pytest.raises(Stopped) as raised:
+        signals.check()
+    assert signals.stopping(raised.value) == signal.SIGTERM
+    signals.check()  # taken by stopping(): nothing left to raise
+
+
+def test_the_training_loop_stops_on_a_recorded_sigterm(tmp_path, monkeypatch):
+    from mtl.errors import Interrupted
+    from mtl.runs import signals
+    from mtl.runs.config import RunConfig
+    from mtl.train.trainer import Trainer
+
+    config = RunConfig(target="demo-paraphrase", aux=["demo-sentiment"], backbone="tiny", epochs=1, batch_size=8,
+                       max_length=32, limit=32, max_steps=6, output=str(tmp_path / "run"), seed=0)
+    trainer = Trainer(config).prepare()
+    monkeypatch.setattr(signals, "_pending", signal.SIGTERM)  # as if a finaliser had swallowed the Stopped
+    with pytest.raises(Interrupted) as stopped:
+        trainer.train()
+    assert stopped.value.exit_code == 143 and signals._pending is None
+    assert not (tmp_path / "run" / "eval.json").exists()

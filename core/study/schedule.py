@@ -17,6 +17,7 @@ from typing import Any
 
 from mtl.contract.launcher import Launcher, Running
 from mtl.errors import Interrupted, MtlError, OptionError, Stopped
+from mtl.runs import signals
 
 #: seconds the bench waits for its stopped runs to end before it kills them
 STOP_TIMEOUT = 120
@@ -57,6 +58,7 @@ def run(works: list[Work], launcher: Launcher, start: Callable[[Work, int], tupl
                     raise MtlError(f"run {pending[0].name} waits for a run that is not in the bench")
                 break
             time.sleep(launcher.poll_seconds)
+            signals.check()  # a SIGTERM whose exception a finaliser swallowed
             for slot in sorted(active):
                 code = active[slot].running.poll()
                 if code is not None:
@@ -65,8 +67,6 @@ def run(works: list[Work], launcher: Launcher, start: Callable[[Work, int], tupl
     except (KeyboardInterrupt, Stopped) as exc:
         if not active:
             raise
-        from mtl.runs import signals
-
         signum = signals.stopping(exc)
         stopped = list(active.values())
         active.clear()

@@ -306,6 +306,7 @@ class Trainer:
         with bar:
             bar.update(self.loop.step, {})
             for step in range(self.loop.step, self.total_steps):
+                signals.check()  # a SIGTERM whose exception a finaliser swallowed
                 self._train_and_log(step, optimizer, scheduler, scaler, bar)
                 last = step + 1 == self.total_steps
                 epoch_end = (step + 1) % self.steps_per_epoch == 0 or last
