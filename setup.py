@@ -1,4 +1,6 @@
-"""Builds the C++ memory kernel `mtl._memory` (csrc/) with pybind11; everything else is in pyproject.toml."""
+"""Builds the C++ kernels (csrc/) with pybind11: MAMT's memory `mtl._memory` and dropout `mtl._dropout`.
+
+Everything else is in pyproject.toml."""
 import platform
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
@@ -19,7 +21,13 @@ setup(
             depends=["csrc/common.h", "csrc/kernel_impl.h"],  # headers: rebuild when they change
             cxx_std=17,
             extra_compile_args=compile_args,
-        )
+        ),
+        Pybind11Extension(
+            "mtl._dropout",
+            ["csrc/dropout.cpp"],
+            cxx_std=17,
+            extra_compile_args=compile_args,
+        ),
     ],
     cmdclass={"build_ext": build_ext},
 )

@@ -6,7 +6,9 @@ one epoch, both measured in this one process (machines are shared and noisy: com
 numbers). Both frameworks batch at random (their default); ``--group-by-length`` switches both to batches of
 similar lengths. ``--precision fp32,bf16`` (the default: both) measures each precision for both frameworks:
 Trainer's ``bf16=True`` and mtl's ``--precision bf16`` (autocast to bfloat16 around the forward, as accelerate does
-for Trainer).
+for Trainer). On CPU mtl trains with its C++ dropout kernel and its own attention function
+(mtl.model.dropout, mtl.model.attention); ``--mtl-dropout cpp,torch`` adds a row of mtl with torch's dropout and
+transformers' sdpa attention — what Trainer runs — to show what the kernel contributes.
 
 What is timed: the training loop, the same work on both sides — for Trainer from its ``on_train_begin`` callback
 to ``on_train_end`` (batches, forward, backward, clipping, the optimizer; it saves and evaluates nothing), for mtl
@@ -16,7 +18,7 @@ logging). mtl's epoch-end crash-safe checkpoint (model, optimizer state, fsync),
 
     pip install -e ".[bench]"
     python benchmarks/throughput.py [--data-dir ../shared/data/glue] [--steps N] [--precision fp32,bf16]
-                                    [--group-by-length]
+                                    [--mtl-dropout cpp,torch] [--group-by-length]
 """
 
 from __future__ import annotations
@@ -43,15 +45,25 @@ BATCH, MAX_LENGTH = SETTINGS["batch_size"], SETTINGS["max_length"]
 PRECISIONS = ("fp32", "bf16")
 
 
-def bench_mtl(data_dir: str, steps: int | None, group_by_length: bool, precision: str) -> tuple[float, float, int]:
-    """(seconds of the training steps, seconds of the rest of the loop: the epoch-end checkpoint, examples)."""
+def bench_mtl(data_dir: str, steps: int | None, group_by_length: bool, precision: str,
+              dropout: str = "cpp") -> tuple[float, float, int]:
+    """(seconds of the training steps, seconds of the rest of the loop: the epoch-end checkpoint, examples).
+
+    ``dropout``: ``cpp`` (mtl's default on CPU: the C++ dropout kernel and mtl's attention function) or ``torch``
+    (torch's dropout and transformers' sdpa attention, as Trainer runs)."""
+    from mtl.model import dropout as kernel_dropout
     from mtl.train.trainer import Trainer
 
-    with tempfile.TemporaryDirectory() as tmp:
-        config = run_config("rte", 0, str(Path(tmp) / "run"), data_dir, group_by_length=group_by_length, epochs=1,
-                            max_steps=steps, eval_limit=32)
-        config.precision = precision
-        result = Trainer(config).train()
+    default = kernel_dropout.BACKEND
+    kernel_dropout.BACKEND = dropout
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = run_config("rte", 0, str(Path(tmp) / "run"), data_dir, group_by_length=group_by_length,
+                                epochs=1, max_steps=steps, eval_limit=32)
+            config.precision = precision
+            result = Trainer(config).train()
+    finally:
+        kernel_dropout.BACKEND = default
     s = result["summary"]
     return s["train_seconds"], s["total_seconds"] - s["eval_seconds"] - s["train_seconds"], s["train_examples"]
 
@@ -96,10 +108,17 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=None, help="steps per framework (default: one epoch of RTE)")
     parser.add_argument("--group-by-length", action="store_true", help="both frameworks: batches of similar lengths")
     parser.add_argument("--precision", default="fp32,bf16", help="comma list of fp32, bf16 (default: both)")
+    parser.add_argument("--mtl-dropout", default="cpp",
+                        help="comma list of cpp (mtl's C++ dropout kernel, the default on CPU), torch (torch's "
+                             "dropout and sdpa attention): one mtl row each")
     args = parser.parse_args()
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     if not precisions or any(p not in PRECISIONS for p in precisions):
         print(f"--precision: a comma list of {', '.join(PRECISIONS)} (got {args.precision!r})", file=sys.stderr)
+        return 2
+    dropouts = [d.strip() for d in args.mtl_dropout.split(",") if d.strip()]
+    if not dropouts or any(d not in ("cpp", "torch") for d in dropouts):
+        print(f"--mtl-dropout: a comma list of cpp, torch (got {args.mtl_dropout!r})", file=sys.stderr)
         return 2
     if not (Path(args.data_dir) / "RTE" / "train.tsv").exists():
         print(f"RTE not found under {args.data_dir}; pass --data-dir", file=sys.stderr)
@@ -116,15 +135,17 @@ def main() -> int:
     rows = []
     for precision in precisions:
         hf_seconds, hf_examples = bench_hf(args.data_dir, args.steps, args.group_by_length, precision)
-        mtl_seconds, checkpoint_seconds, mtl_examples = bench_mtl(args.data_dir, args.steps, args.group_by_length,
-                                                                  precision)
-        rows.append((precision, hf_examples / hf_seconds, mtl_examples / mtl_seconds, checkpoint_seconds,
-                     hf_examples, hf_seconds, mtl_seconds))
-    print("| precision | transformers.Trainer | mtl run | ratio | examples | Trainer s | mtl s | mtl checkpoint s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for precision, hf_rate, mtl_rate, checkpoint_seconds, examples, hf_seconds, mtl_seconds in rows:
-        print(f"| {precision} | {hf_rate:.1f} ex/s | {mtl_rate:.1f} ex/s | {mtl_rate / hf_rate:.2f} | {examples} | "
-              f"{hf_seconds:.1f} | {mtl_seconds:.1f} | {checkpoint_seconds:.1f} |")
+        for dropout in dropouts:
+            mtl_seconds, checkpoint_seconds, mtl_examples = bench_mtl(args.data_dir, args.steps,
+                                                                      args.group_by_length, precision, dropout)
+            rows.append((precision, dropout, hf_examples / hf_seconds, mtl_examples / mtl_seconds,
+                         checkpoint_seconds, hf_examples, hf_seconds, mtl_seconds))
+    print("| precision | mtl dropout | transformers.Trainer | mtl run | ratio | examples | Trainer s | mtl s "
+          "| mtl checkpoint s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for precision, dropout, hf_rate, mtl_rate, checkpoint_seconds, examples, hf_seconds, mtl_seconds in rows:
+        print(f"| {precision} | {dropout} | {hf_rate:.1f} ex/s | {mtl_rate:.1f} ex/s | {mtl_rate / hf_rate:.2f} | "
+              f"{examples} | {hf_seconds:.1f} | {mtl_seconds:.1f} | {checkpoint_seconds:.1f} |")
     return 0
 
 

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from mtl.errors import MtlError
+from mtl.model.attention import plain_attention
 from mtl.runs import card
 from mtl.runs import folder as run_folder
 from mtl.runs.config import RunConfig
@@ -109,7 +110,7 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
     else:
         from transformers import AutoModel
 
-        base = AutoModel.from_config(copy.deepcopy(encoder.config))
+        base = AutoModel.from_config(_plain_config(encoder))
         _load_base(base, encoder_state, encoder)
     folded = _fold(base, mode, vectors) if vectors is not None and attention is None else None
     base.to(device)
@@ -273,11 +274,18 @@ def _classifier_copy(classifier: nn.Linear, head_state: dict) -> nn.Linear:
 # ------------------------------------------------------------------------------------------------ building
 
 
+def _plain_config(encoder):
+    """A copy of the encoder's config on transformers' own attention (a CPU training run switches it to mtl's)."""
+    config = copy.deepcopy(encoder.config)
+    plain_attention(config)
+    return config
+
+
 def _classifier(encoder, encoder_state: dict, head, task, target: str):
     """``AutoModelForSequenceClassification`` of the encoder's config with the encoder's weights and the head."""
     from transformers import AutoModelForSequenceClassification
 
-    config = copy.deepcopy(encoder.config)
+    config = _plain_config(encoder)
     model_type = getattr(config, "model_type", type(encoder).__name__)
     config.num_labels = task.num_outputs
     labels = list(task.labels) if task.labels is not None else ["score"]

@@ -28,7 +28,10 @@ from mtl.contract import loader
 from mtl.contract.weighting import Step
 from mtl.data.batching import Encoded, TaskStream, encode, sorted_batches
 from mtl.errors import DataError, Interrupted, MtlError, OptionError, Stopped, StorageError, TrainingError, warn
+from mtl.model import dropout as kernel_dropout
+from mtl.model.attention import use_kernel_attention
 from mtl.model.context import Run, cls_features
+from mtl.model.dropout import use_kernel_dropout
 from mtl.model.multitask import MultiTaskModel
 from mtl.runs import folder as run_files
 from mtl.runs import signals
@@ -158,6 +161,17 @@ class Trainer:
         backbone = loader.create("backbone", self.config.backbone, **self.backbone_options)
         self.model = MultiTaskModel(backbone, {n: t.num_outputs for n, t in self.tasks.items()}, self.config.dropout)
 
+    def _use_cpu_kernels(self) -> None:
+        """On CPU: dropout and attention dropout by the C++ kernel (mtl.model.dropout, mtl.model.attention)."""
+        self.dropout_backend = "torch"
+        if self.device.type != "cpu" or kernel_dropout.BACKEND != "cpp":
+            return
+        use_kernel_dropout(self.model)
+        for module in self.model.modules():
+            if hasattr(getattr(module, "config", None), "_attn_implementation"):
+                use_kernel_attention(module)
+        self.dropout_backend = "cpp"
+
     def _encode(self) -> None:
         c, tokenizer = self.config, self.model.backbone.tokenizer
         for name, task in self.tasks.items():  # room for the special tokens and one token of each text
@@ -195,6 +209,7 @@ class Trainer:
                        torch.Generator().manual_seed(draw()), self.total_steps, self.steps_per_epoch)
         self.weighting.setup(self.run)
         self.model.to(self.device)  # modules a weighting added
+        self._use_cpu_kernels()
         if c.parent:  # `mtl finetune`: start from the parent run's backbone and target head
             finetune.load_parent(self.model, c.parent, c.target)
         if self.regularizer is not None:  # after the weighting: the model is complete
@@ -250,6 +265,7 @@ class Trainer:
                          "transformers": transformers.__version__, "python": platform.python_version()},
             "device": str(self.device),
             "world_size": self.ctx.world,
+            "dropout_backend": self.dropout_backend,
         }
 
     def train(self) -> dict[str, Any]:
