@@ -5,8 +5,8 @@ attention probabilities, as BERT trains (Devlin et al., NAACL 2019; ``attention_
 
 With dropout in training, ``torch.nn.functional.scaled_dot_product_attention`` on CPU leaves its fused kernel for
 the "math" path, which in bf16 copies the scores to float32 and back, builds a float mask with ``bernoulli_`` and
-checks for fully masked rows — about twice the time of the two matrix products it wraps. Here the same
-computation runs in the inputs' dtype (autocast has already chosen it for Q, K and V), with
+checks for fully masked rows — several times the time of the two matrix products it wraps (README, "Benchmarks").
+Here the same computation runs in the inputs' dtype (autocast has already chosen it for Q, K and V), with
 :func:`mtl.model.dropout.dropout`. Everything else — evaluation, dropout 0, other devices, causal masks, position
 biases, soft-capping — goes to transformers' own ``sdpa`` function unchanged.
 
@@ -31,7 +31,9 @@ def attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.T
                       attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
                       is_causal: bool | None = None, **kwargs) -> tuple[torch.Tensor, None]:
     """transformers' attention-function signature: ``[B, H, L, d]`` inputs, ``([B, L, H, d], None)`` out."""
-    causal = is_causal if is_causal is not None else getattr(module, "is_causal", False)
+    # causal as transformers' sdpa function decides it (a mask, when given, already holds any causal pattern)
+    causal = query.shape[2] > 1 and attention_mask is None and (
+        is_causal if is_causal is not None else getattr(module, "is_causal", True))
     if (not module.training or not uses_kernel(query, dropout) or causal or query.dtype != key.dtype
             or key.dtype != value.dtype or any(kwargs.get(name) is not None for name in _UNSUPPORTED)):
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
