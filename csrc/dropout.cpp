@@ -13,13 +13,15 @@
 //
 // x and out are C-contiguous numpy arrays of the same size: float32, or bfloat16 passed as its int16 bit pattern
 // (torch.Tensor.view(torch.int16)). out may be x (in place). The GIL is released while computing. Wrong input
-// raises ValueError. Compiled once per instruction set (AVX-512, AVX2, baseline) and chosen at load time by
-// GCC's target_clones on x86-64; other architectures get the portable build.
+// raises ValueError. The loops are compiled once per instruction set (x86-64: AVX-512 with BW, AVX2, baseline)
+// and chosen by CPUID (set_isa picks another, for tests); other architectures get the portable build.
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -30,12 +32,6 @@
 namespace py = pybind11;
 
 namespace mtl_dropout {
-
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__APPLE__)
-#define MTL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MTL_CLONES
-#endif
 
 struct Key {
     uint32_t k0, k1;
@@ -75,32 +71,95 @@ static inline uint16_t float_to_bf16(float f) {
 }
 
 // Elements [begin, end) of the flat index space; within one 2^32 block the key's high word is fixed, so the
-// inner loops run on 32-bit indices and vectorise.
-MTL_CLONES void scale_f32(const float* x, float* out, int64_t begin, int64_t end, Key key) {
-    for (int64_t block = begin; block < end;) {
-        const int64_t stop = std::min<int64_t>(end, (block | 0xffffffffLL) + 1);
-        const uint32_t k1 = key.k1 ^ lowbias32(static_cast<uint32_t>(block >> 32));
-        const uint32_t lo0 = static_cast<uint32_t>(block);
-        const int64_t n = stop - block;
-        const float* xb = x + block;
-        float* ob = out + block;
-        for (int64_t j = 0; j < n; ++j) ob[j] = xb[j] * factor(key, k1, lo0 + static_cast<uint32_t>(j));
-        block = stop;
+// inner loops run on 32-bit indices and vectorise. Defined once per instruction set (MTL_LOOPS below).
+#define MTL_LOOPS(ATTR)                                                                                        \
+    ATTR static void scale_f32(const float* x, float* out, int64_t begin, int64_t end, Key key) {              \
+        for (int64_t block = begin; block < end;) {                                                           \
+            const int64_t stop = std::min<int64_t>(end, (block | 0xffffffffLL) + 1);                         \
+            const uint32_t k1 = key.k1 ^ lowbias32(static_cast<uint32_t>(block >> 32));                      \
+            const uint32_t lo0 = static_cast<uint32_t>(block);                                                \
+            const int64_t n = stop - block;                                                                   \
+            const float* xb = x + block;                                                                      \
+            float* ob = out + block;                                                                          \
+            for (int64_t j = 0; j < n; ++j) ob[j] = xb[j] * factor(key, k1, lo0 + static_cast<uint32_t>(j)); \
+            block = stop;                                                                                     \
+        }                                                                                                     \
+    }                                                                                                         \
+    ATTR static void scale_bf16(const uint16_t* x, uint16_t* out, int64_t begin, int64_t end, Key key) {       \
+        for (int64_t block = begin; block < end;) {                                                           \
+            const int64_t stop = std::min<int64_t>(end, (block | 0xffffffffLL) + 1);                         \
+            const uint32_t k1 = key.k1 ^ lowbias32(static_cast<uint32_t>(block >> 32));                      \
+            const uint32_t lo0 = static_cast<uint32_t>(block);                                                \
+            const int64_t n = stop - block;                                                                   \
+            const uint16_t* xb = x + block;                                                                   \
+            uint16_t* ob = out + block;                                                                       \
+            for (int64_t j = 0; j < n; ++j)                                                                   \
+                ob[j] = float_to_bf16(bf16_to_float(xb[j]) * factor(key, k1, lo0 + static_cast<uint32_t>(j))); \
+            block = stop;                                                                                     \
+        }                                                                                                     \
     }
+
+namespace isa_base {
+MTL_LOOPS()
+}  // namespace isa_base
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define MTL_X86 1
+namespace isa_avx2 {
+MTL_LOOPS(__attribute__((target("avx2,fma"))))
+}  // namespace isa_avx2
+namespace isa_avx512 {
+MTL_LOOPS(__attribute__((target("avx512f,avx512bw,avx2,fma"))))
+}  // namespace isa_avx512
+#endif
+
+struct Loops {
+    const char* name;
+    void (*f32)(const float*, float*, int64_t, int64_t, Key);
+    void (*bf16)(const uint16_t*, uint16_t*, int64_t, int64_t, Key);
+};
+
+// The instruction sets this CPU can run, narrowest first; the widest is used unless set_isa chose another.
+static const std::vector<Loops>& all_loops() {
+    static const std::vector<Loops> all = [] {
+        std::vector<Loops> found{Loops{"base", isa_base::scale_f32, isa_base::scale_bf16}};
+#if defined(MTL_X86)
+        __builtin_cpu_init();
+        const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        if (avx2) found.push_back(Loops{"avx2", isa_avx2::scale_f32, isa_avx2::scale_bf16});
+        if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+            found.push_back(Loops{"avx512", isa_avx512::scale_f32, isa_avx512::scale_bf16});
+#endif
+        return found;
+    }();
+    return all;
 }
 
-MTL_CLONES void scale_bf16(const uint16_t* x, uint16_t* out, int64_t begin, int64_t end, Key key) {
-    for (int64_t block = begin; block < end;) {
-        const int64_t stop = std::min<int64_t>(end, (block | 0xffffffffLL) + 1);
-        const uint32_t k1 = key.k1 ^ lowbias32(static_cast<uint32_t>(block >> 32));
-        const uint32_t lo0 = static_cast<uint32_t>(block);
-        const int64_t n = stop - block;
-        const uint16_t* xb = x + block;
-        uint16_t* ob = out + block;
-        for (int64_t j = 0; j < n; ++j)
-            ob[j] = float_to_bf16(bf16_to_float(xb[j]) * factor(key, k1, lo0 + static_cast<uint32_t>(j)));
-        block = stop;
+static std::atomic<size_t> current_isa{static_cast<size_t>(-1)};  // -1: the widest
+
+static const Loops& loops() {
+    const auto& all = all_loops();
+    const size_t i = current_isa.load();
+    return all[i < all.size() ? i : all.size() - 1];
+}
+
+static void set_isa(const std::string& name) {
+    const auto& all = all_loops();
+    std::string names;
+    for (size_t i = 0; i < all.size(); ++i) {
+        if (name == all[i].name) {
+            current_isa.store(i);
+            return;
+        }
+        names += (i ? ", " : "") + std::string(all[i].name);
     }
+    throw py::value_error("dropout kernel: instruction set '" + name + "' is not available here (" + names + ")");
+}
+
+static std::vector<std::string> isa_names() {
+    std::vector<std::string> names;
+    for (const auto& l : all_loops()) names.push_back(l.name);
+    return names;
 }
 
 static Key make_key(double p, uint64_t seed) {
@@ -164,12 +223,12 @@ void scale(py::array x, py::array out, double p, uint64_t seed, int threads) {
         const float* xp = static_cast<const float*>(x.data());
         float* op = static_cast<float*>(out.mutable_data());
         py::gil_scoped_release release;
-        parallel(n, threads, [=](int64_t b, int64_t e) { scale_f32(xp, op, b, e, key); });
+        parallel(n, threads, [=](int64_t b, int64_t e) { loops().f32(xp, op, b, e, key); });
     } else {
         const uint16_t* xp = static_cast<const uint16_t*>(x.data());
         uint16_t* op = static_cast<uint16_t*>(out.mutable_data());
         py::gil_scoped_release release;
-        parallel(n, threads, [=](int64_t b, int64_t e) { scale_bf16(xp, op, b, e, key); });
+        parallel(n, threads, [=](int64_t b, int64_t e) { loops().bf16(xp, op, b, e, key); });
     }
 }
 
@@ -197,6 +256,9 @@ PYBIND11_MODULE(_dropout, m) {
     m.def("scale", &scale, "x"_a, "out"_a, "p"_a, "seed"_a, "threads"_a = 1,
           "out[i] = x[i] * keep(seed, i) / (1 - p); float32, or bfloat16 as int16 bits; out may be x.");
     m.def("mask", &mask, "n"_a, "p"_a, "seed"_a, "keep(seed, i) for i < n as uint8 0/1.");
+    m.def("isa", []() { return std::string(loops().name); }, "The instruction set the kernel's loops use now.");
+    m.def("available_isas", &isa_names, "Instruction sets this CPU can run, narrowest first.");
+    m.def("set_isa", &set_isa, "name"_a, "Use another available instruction set (for tests and benchmarks).");
     m.def("scale_factor", [](double p) { return make_key(p, 0).scale; }, "p"_a,
           "1 / (1 - p') for the rate p' = round(p 2^32) / 2^32 the kernel applies.");
 }

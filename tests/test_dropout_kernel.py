@@ -85,6 +85,30 @@ def test_mask_is_the_same_whatever_the_thread_count():
     assert torch.equal(one != 0, kd.keep_mask(x.numel(), 0.3, 99) & (x != 0))
 
 
+def test_every_instruction_set_gives_the_same_bits():
+    kernel = kd._kernel
+    default = kernel.isa()
+    x = torch.randn(3 * 65536 + 77)  # vector bodies and scalar tails
+    outputs = {}
+    try:
+        for isa in kernel.available_isas():
+            kernel.set_isa(isa)
+            f32, bf16 = torch.empty_like(x), torch.empty_like(x.bfloat16())
+            kernel.scale(x.numpy(), f32.numpy(), 0.15, 31, 2)
+            kernel.scale(x.bfloat16().view(torch.int16).numpy(), bf16.view(torch.int16).numpy(), 0.15, 31, 2)
+            outputs[isa] = (f32, bf16)
+    finally:
+        kernel.set_isa(default)
+    keep = kd.keep_mask(x.numel(), 0.15, 31)
+    expected = (x.bfloat16().float() * keep.float() * kd.scale_factor(0.15)).bfloat16()
+    for isa, (f32, bf16) in outputs.items():
+        assert torch.equal(f32 != 0, keep & (x != 0)), isa
+        assert torch.equal(f32, outputs["base"][0]), isa
+        assert torch.equal(bf16.view(torch.int16), expected.view(torch.int16)), isa
+    with pytest.raises(ValueError, match="not available here"):
+        kernel.set_isa("no-such-isa")
+
+
 def test_in_place_gives_the_same_as_out_of_place():
     x = torch.randn(1000)
     out = torch.empty_like(x)
