@@ -31,7 +31,6 @@ from mtl.errors import DataError, Interrupted, MtlError, OptionError, Stopped, S
 from mtl.model import dropout as kernel_dropout
 from mtl.model.attention import use_kernel_attention
 from mtl.model.context import Run, cls_features
-from mtl.model.dropout import use_kernel_dropout
 from mtl.model.multitask import MultiTaskModel
 from mtl.runs import folder as run_files
 from mtl.runs import signals
@@ -166,7 +165,7 @@ class Trainer:
         self.dropout_backend = "torch"
         if self.device.type != "cpu" or kernel_dropout.BACKEND != "cpp":
             return
-        use_kernel_dropout(self.model)
+        kernel_dropout.use_kernel_dropout(self.model)
         for module in self.model.modules():
             if hasattr(getattr(module, "config", None), "_attn_implementation"):
                 use_kernel_attention(module)
