@@ -123,6 +123,36 @@ def test_a_planted_grouping_is_recovered(tmp_path, budget):
     assert commands == ["mtl run --target a --aux b,c", "mtl run --target d --aux e", "mtl run --target f --aux g"]
 
 
+README_NETWORKS = [  # README's example (`mtl group networks.json`)
+    {"tasks": ["rte"], "scores": {"rte": 0.60}}, {"tasks": ["mrpc"], "scores": {"mrpc": 0.80}},
+    {"tasks": ["stsb"], "scores": {"stsb": 0.85}}, {"tasks": ["rte", "mrpc"], "scores": {"rte": 0.66, "mrpc": 0.79}},
+    {"tasks": ["rte", "stsb"], "scores": {"rte": 0.64, "stsb": 0.86}},
+    {"tasks": ["mrpc", "stsb"], "scores": {"mrpc": 0.82, "stsb": 0.83}},
+]
+
+
+def test_a_network_trains_for_the_task_it_serves(tmp_path):
+    """With budget 3 each pair serves one task: rte+stsb is chosen for stsb, so stsb is its target, not rte."""
+    path = write_networks(tmp_path / "networks.json", README_NETWORKS)
+    data = json.loads(invoke_cli("group", str(path), "--budget", "3", "--json").stdout)
+    commands = {"+".join(n["tasks"]): (n["serves"], n["command"]) for n in data["networks"]}
+    assert commands == {"rte+mrpc": (["rte"], "mtl run --target rte --aux mrpc"),
+                        "rte+stsb": (["stsb"], "mtl run --target stsb --aux rte"),
+                        "mrpc+stsb": (["mrpc"], "mtl run --target mrpc --aux stsb")}
+    data = json.loads(invoke_cli("group", str(path), "--budget", "2", "--json").stdout)
+    commands = {"+".join(n["tasks"]): (n["serves"], n["command"]) for n in data["networks"]}
+    assert commands == {"rte+stsb": (["rte", "stsb"], "mtl run --target rte --aux stsb"),
+                        "mrpc+stsb": (["mrpc"], "mtl run --target mrpc --aux stsb")}
+
+
+def test_a_measured_network_keeps_the_target_its_runs_had():
+    measured = Network(("rte", "mrpc"), {"rte": 0.6, "mrpc": 0.8}, kind="measured", options="o.json")
+    assert grouping.command(measured, ["mrpc"]) == "mtl run --config o.json --target rte --aux mrpc"
+    given = Network(("rte", "mrpc", "stsb"), {"rte": 0.6, "mrpc": 0.8, "stsb": 0.8})
+    assert grouping.command(given, ["mrpc", "stsb"]) == "mtl run --target mrpc --aux rte,stsb"
+    assert grouping.command(given) == "mtl run --target rte --aux mrpc,stsb"
+
+
 def test_a_budget_below_the_cheapest_cover_is_one_line(tmp_path):
     path = write_networks(tmp_path / "n.json", planted_networks())
     result = invoke_cli("group", str(path), "--budget", "2")
@@ -151,7 +181,7 @@ def test_text_output_names_networks_scores_objective_and_commands(tmp_path):
     assert "  rte+mrpc  cost 1  serves rte 0.6600, mrpc 0.7900" in out
     assert "  rte+stsb  cost 1  serves stsb 0.8600" in out
     assert "  rte   0.6600 by rte+mrpc, alone 0.6000 (+0.0600)" in out
-    assert "  mtl run --target rte --aux mrpc\n  mtl run --target rte --aux stsb\n" in out
+    assert "  mtl run --target rte --aux mrpc\n  mtl run --target stsb --aux rte\n" in out  # the task it serves
     assert "Add your data and training options" in out
     data = json.loads(invoke_cli("group", str(path), "--budget", "2", "--json").stdout)
     assert data["objective"] == pytest.approx(2.31) and data["cost"] == 2

@@ -33,7 +33,7 @@ import math
 import shlex
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -629,15 +629,26 @@ def alone(candidates: Candidates) -> dict[str, float]:
     return out
 
 
-def command(net: Network) -> str:
-    """The `mtl run` command that trains a network: its first task the target, the others --aux; a bench's
-    network starts from the run options its runs (or its pairs) were started with."""
+def target(net: Network, serves: Sequence[str] = ()) -> str:
+    """The task to train a network for: a measured bench network's own target (its first task, the target its scores
+    were measured with); any other network's first served task (in the order of the tasks), the task it was chosen
+    for — its first task when it serves none."""
+    if net.kind == MEASURED or not serves:
+        return net.tasks[0]
+    return serves[0]
+
+
+def command(net: Network, serves: Sequence[str] = ()) -> str:
+    """The `mtl run` command that trains a network: :func:`target` the target, the others --aux (in the network's
+    order); a bench's network starts from the run options its runs (or its pairs) were started with."""
     parts = ["mtl", "run"]
     if net.options:
         parts += ["--config", net.options]
-    parts += ["--target", net.tasks[0]]
-    if len(net.tasks) > 1:
-        parts += ["--aux", ",".join(net.tasks[1:])]
+    chosen = target(net, serves)
+    parts += ["--target", chosen]
+    aux = [t for t in net.tasks if t != chosen]
+    if aux:
+        parts += ["--aux", ",".join(aux)]
     return shlex.join(parts)
 
 
@@ -656,7 +667,7 @@ def record(candidates: Candidates, selection: Selection) -> dict[str, Any]:
     for i, net in enumerate(selection.networks):
         entry = net.to_dict()
         entry["serves"] = [t for t in selection.tasks if selection.served[t][0] == i]
-        entry["command"] = command(net)
+        entry["command"] = command(net, entry["serves"])
         networks.append(entry)
     served = {t: {"network": "+".join(selection.networks[i].tasks), "score": score, "alone": baseline.get(t)}
               for t, (i, score) in selection.served.items()}
@@ -696,7 +707,8 @@ def text(candidates: Candidates, selection: Selection) -> str:
         lines.append(f"  {task:<{task_width}}  {entry['score']:.4f} by {entry['network']}{delta}{metric}")
     objective = (f"Objective (sum of served scores): {selection.objective:.4f} at cost {selection.cost:g} "
                  f"(every task alone: {data['alone']:.4f})")
-    lines += ["", objective, "", "Train the chosen networks (target: the network's first task):"]
+    lines += ["", objective, "",
+              "Train the chosen networks (target: the first task a network serves; a measured network's own target):"]
     lines += [f"  {n['command']}" for n in data["networks"]]
     lines += [f"  {data['note']}"]
     return "\n".join(lines)
