@@ -182,7 +182,7 @@ def main() -> int:
                         help=f"comma list of {', '.join(spec for spec, _ in STRATEGIES)} [default: all]")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and the time estimate only")
     args = parser.parse_args()
-    wanted = [s.strip() for s in args.strategy.split(",") if s.strip()] if args.strategy else None
+    wanted = [s.strip() for s in args.strategy.split(",") if s.strip()] if args.strategy is not None else None
     known = [spec for spec, _ in STRATEGIES]
     unknown = [s for s in wanted or [] if s not in known]
     if unknown or wanted == []:
