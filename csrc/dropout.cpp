@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -178,7 +179,8 @@ static Key make_key(double p, uint64_t seed) {
     return key;
 }
 
-// Split [0, n) into `threads` chunks (multiples of 64 elements, at least 2^16 each) and run fn on each.
+// Split [0, n) into `threads` chunks (multiples of 64 elements, at least 2^16 each) and run fn on each; a chunk
+// whose thread cannot be started runs in the calling thread, so a thread limit never aborts the process.
 template <class Fn>
 static void parallel(int64_t n, int threads, Fn fn) {
     const int64_t min_chunk = int64_t(1) << 16;
@@ -192,7 +194,12 @@ static void parallel(int64_t n, int threads, Fn fn) {
     pool.reserve(static_cast<size_t>(parts - 1));
     for (int64_t t = 1; t < parts; ++t) {
         const int64_t b = std::min(n, t * chunk), e = std::min(n, (t + 1) * chunk);
-        if (b < e) pool.emplace_back(fn, b, e);
+        if (b >= e) continue;
+        try {
+            pool.emplace_back(fn, b, e);
+        } catch (const std::exception&) {  // no thread to be had (a process or memory limit): do it here
+            fn(b, e);
+        }
     }
     fn(0, std::min(n, chunk));
     for (auto& th : pool) th.join();
