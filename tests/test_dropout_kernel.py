@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -192,11 +193,13 @@ def test_module_swap_keeps_rates_and_state_dict():
     assert model.state_dict().keys() == before.keys()
 
 
-def test_unknown_backend_value_is_a_clear_error():
-    result = subprocess.run([sys.executable, "-c", "import mtl.model.dropout"], capture_output=True, text=True,
-                            env={"MTL_DROPOUT_BACKEND": "fast", "PATH": ""})
-    assert result.returncode != 0
-    assert "MTL_DROPOUT_BACKEND must be 'cpp' or 'torch', got 'fast'" in result.stderr
+def test_unknown_backend_value_is_a_one_line_error(tmp_path):
+    env = {**os.environ, "MTL_DROPOUT_BACKEND": "fast"}
+    result = subprocess.run([sys.executable, "-m", "mtl.cli", "run", "--backbone", "tiny", "--max-steps", "1",
+                             "-o", str(tmp_path / "run"), "--quiet"], capture_output=True, text=True, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "Error: MTL_DROPOUT_BACKEND must be 'cpp' or 'torch', got 'fast'"
+    assert "Traceback" not in result.stderr
 
 
 # ----- attention

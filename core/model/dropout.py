@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from mtl.errors import OptionError
+
 try:  # the compiled kernel; absent only in a source tree that was never built
     from mtl import _dropout as _kernel
 except ImportError:  # pragma: no cover - depends on the build
@@ -29,7 +31,7 @@ except ImportError:  # pragma: no cover - depends on the build
 
 _FORCED = os.environ.get("MTL_DROPOUT_BACKEND", "").strip().lower()
 if _FORCED not in ("", "cpp", "torch"):
-    raise ValueError(f"MTL_DROPOUT_BACKEND must be 'cpp' or 'torch', got {_FORCED!r}")
+    raise OptionError(f"MTL_DROPOUT_BACKEND must be 'cpp' or 'torch', got {_FORCED!r}")
 if _FORCED == "cpp" and _kernel is None:  # pragma: no cover - depends on the build
     raise ImportError("MTL_DROPOUT_BACKEND=cpp but the C++ kernel mtl._dropout is not built (pip install -e .)")
 
