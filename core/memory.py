@@ -38,6 +38,8 @@ from typing import Any
 
 import torch
 
+from mtl.errors import OptionError
+
 try:  # the compiled kernel; absent only in a source tree that was never built
     from mtl import _memory as _kernel
 except ImportError:  # pragma: no cover - depends on the build
@@ -45,7 +47,7 @@ except ImportError:  # pragma: no cover - depends on the build
 
 _FORCED = os.environ.get("MTL_MEMORY_BACKEND", "").strip().lower()
 if _FORCED not in ("", "cpp", "torch"):
-    raise ValueError(f"MTL_MEMORY_BACKEND must be 'cpp' or 'torch', got {_FORCED!r}")
+    raise OptionError(f"MTL_MEMORY_BACKEND must be 'cpp' or 'torch', got {_FORCED!r}")
 if _FORCED == "cpp" and _kernel is None:  # pragma: no cover - depends on the build
     raise ImportError("MTL_MEMORY_BACKEND=cpp but the C++ kernel mtl._memory is not built (pip install -e .)")
 

@@ -193,12 +193,14 @@ def test_module_swap_keeps_rates_and_state_dict():
     assert model.state_dict().keys() == before.keys()
 
 
-def test_unknown_backend_value_is_a_one_line_error(tmp_path):
-    env = {**os.environ, "MTL_DROPOUT_BACKEND": "fast"}
-    result = subprocess.run([sys.executable, "-m", "mtl.cli", "run", "--backbone", "tiny", "--max-steps", "1",
-                             "-o", str(tmp_path / "run"), "--quiet"], capture_output=True, text=True, env=env)
+@pytest.mark.parametrize("variable", ["MTL_DROPOUT_BACKEND", "MTL_MEMORY_BACKEND"])
+def test_unknown_backend_value_is_a_one_line_error(tmp_path, variable):
+    env = {**os.environ, variable: "fast"}
+    result = subprocess.run([sys.executable, "-m", "mtl.cli", "run", "--backbone", "tiny", "--weighting", "mamt",
+                             "--max-steps", "1", "-o", str(tmp_path / "run"), "--quiet"],
+                            capture_output=True, text=True, env=env)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == "Error: MTL_DROPOUT_BACKEND must be 'cpp' or 'torch', got 'fast'"
+    assert result.stderr.strip().splitlines()[-1] == f"Error: {variable} must be 'cpp' or 'torch', got 'fast'"
     assert "Traceback" not in result.stderr
 
 
