@@ -32,27 +32,20 @@ O(D) per replacement, making :meth:`MeanTracker.weights` O(B·D).
 from __future__ import annotations
 
 import operator
-import os
 from types import SimpleNamespace
 from typing import Any
 
 import torch
 
-from mtl.errors import OptionError
+from mtl import backends
 
 try:  # the compiled kernel; absent only in a source tree that was never built
     from mtl import _memory as _kernel
 except ImportError:  # pragma: no cover - depends on the build
     _kernel = None
 
-_FORCED = os.environ.get("MTL_MEMORY_BACKEND", "").strip().lower()
-if _FORCED not in ("", "cpp", "torch"):
-    raise OptionError(f"MTL_MEMORY_BACKEND must be 'cpp' or 'torch', got {_FORCED!r}")
-if _FORCED == "cpp" and _kernel is None:  # pragma: no cover - depends on the build
-    raise ImportError("MTL_MEMORY_BACKEND=cpp but the C++ kernel mtl._memory is not built (pip install -e .)")
-
 #: ``"cpp"`` when CPU float32 inputs go to the C++ kernel ``mtl._memory``, ``"torch"`` otherwise.
-BACKEND: str = "cpp" if _kernel is not None and _FORCED != "torch" else "torch"
+BACKEND: str = backends.choose("MTL_MEMORY_BACKEND", _kernel, "mtl._memory")
 
 METRICS = ("cosine", "maxnorm")
 

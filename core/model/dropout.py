@@ -16,28 +16,20 @@ other dtypes and p outside (0, 1) use ``torch.nn.functional.dropout``.
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from mtl.errors import OptionError
+from mtl import backends
 
 try:  # the compiled kernel; absent only in a source tree that was never built
     from mtl import _dropout as _kernel
 except ImportError:  # pragma: no cover - depends on the build
     _kernel = None
 
-_FORCED = os.environ.get("MTL_DROPOUT_BACKEND", "").strip().lower()
-if _FORCED not in ("", "cpp", "torch"):
-    raise OptionError(f"MTL_DROPOUT_BACKEND must be 'cpp' or 'torch', got {_FORCED!r}")
-if _FORCED == "cpp" and _kernel is None:  # pragma: no cover - depends on the build
-    raise ImportError("MTL_DROPOUT_BACKEND=cpp but the C++ kernel mtl._dropout is not built (pip install -e .)")
-
 #: ``"cpp"``: CPU float32/bfloat16 dropout uses the kernel; ``"torch"``: ``torch.nn.functional.dropout`` everywhere.
 #: Read at every call, so a benchmark may switch it between runs in one process.
-BACKEND: str = "cpp" if _kernel is not None and _FORCED != "torch" else "torch"
+BACKEND: str = backends.choose("MTL_DROPOUT_BACKEND", _kernel, "mtl._dropout")
 
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16)
 
