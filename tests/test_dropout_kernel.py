@@ -61,6 +61,42 @@ def test_nan_and_inf_pass_through_kept_elements():
         assert torch.isnan(y[~keep & torch.isinf(x)]).all()  # inf * 0, as torch's x * mask gives
 
 
+def reference_keep(n: int, p: float, seed: int) -> torch.Tensor:
+    """The keep mask written out from csrc/dropout.cpp's definition in Python integers (numpy): keys k0, k1 = the low
+    and high words of splitmix64(seed); keep i when lowbias32(lowbias32(i ^ k0) ^ k1) >= round(p·2³²), i < 2³²."""
+    import numpy as np
+
+    low = np.uint64(0xFFFFFFFF)
+
+    def lowbias32(x):
+        x = x ^ (x >> np.uint64(16))
+        x = (x * np.uint64(0x7FEB352D)) & low
+        x = x ^ (x >> np.uint64(15))
+        x = (x * np.uint64(0x846CA68B)) & low
+        return x ^ (x >> np.uint64(16))
+
+    full = (1 << 64) - 1
+    z = (seed + 0x9E3779B97F4A7C15) & full
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & full
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & full
+    z ^= z >> 31
+    k0, k1 = np.uint64(z & 0xFFFFFFFF), np.uint64(z >> 32)
+    index = np.arange(n, dtype=np.uint64)
+    return torch.from_numpy(lowbias32(lowbias32(index ^ k0) ^ k1) >= round(p * 2**32))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 12345, 2**62 + 7])
+def test_mask_is_the_documented_hash_computed_independently(seed):
+    n = 3 * (1 << 16) + 17  # more than one thread's chunk
+    expected = reference_keep(n, 0.1, seed)
+    assert torch.equal(kd.keep_mask(n, 0.1, seed), expected)
+    x = torch.ones(n)
+    assert torch.equal(kd._scale(x, 0.1, seed) != 0, expected)  # the kernel's pass itself, on every thread
+    torch.manual_seed(0)
+    call_seed = next_seed()
+    assert torch.equal(kd.dropout(x, 0.1) != 0, reference_keep(n, 0.1, call_seed))
+
+
 @pytest.mark.parametrize("p", [0.1, 0.5])
 def test_rate_is_p_and_neighbours_are_independent(p):
     n = 1 << 20

@@ -556,3 +556,32 @@ def test_a_crashed_and_resumed_run_equals_the_uninterrupted_one(tmp_path, monkey
     records = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     weights = {tuple(r[f"weight.{t}"] for t in DEMO_TASKS) for r in records if "tasks" in r and r["step"] >= 12}
     assert len(weights) > 1 or name == "dwa" and weights != {(1.0, 1.0, 1.0)}  # the weights move
+
+
+def logged_weights(folder) -> list[tuple[float, ...]]:
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return [tuple(r[f"weight.{t}"] for t in DEMO_TASKS) for r in records if "tasks" in r]
+
+
+@pytest.mark.parametrize("name", ["uw", "imtl-l", "gradnorm"])
+def test_option_lr_trains_the_weightings_parameters_at_that_rate(tmp_path, name):
+    """At the run's lr (2e-5) the task weights hardly leave their start in 3 steps; at --set NAME.lr=0.05 Adam moves
+    each parameter by about 0.05 a step. uw logs ½·e^{−s} (start ½), imtl-l e^{s} (start 1), gradnorm w (start 1,
+    renormalised to sum 3: one weight rises as another falls)."""
+    steps = ["--max-steps", "3", "--warmup", "0"]
+    args = ["run", "--weighting", name, "--sampler", "all", *TINY, *steps]
+    assert invoke_cli(*args, "-o", str(tmp_path / "run-lr")).exit_code == 0
+    fast = invoke_cli(*args, "--set", f"{name}.lr=0.05", "-o", str(tmp_path / "fast"))
+    assert fast.exit_code == 0, fast.output
+    start = 0.5 if name == "uw" else 1.0
+    slow_moves = [abs(w - start) for w in logged_weights(tmp_path / "run-lr")[-1]]
+    fast_moves = [abs(w - start) for w in logged_weights(tmp_path / "fast")[-1]]
+    assert max(slow_moves) < 1e-3
+    assert max(fast_moves) > 0.02
+
+
+def test_a_weighting_with_a_parameters_lr_that_is_not_positive_is_a_one_line_error(tmp_path):
+    result = invoke_cli("run", "--weighting", "uw", "--set", "uw.lr=-1", "--target", "demo-paraphrase", "--aux",
+                        "demo-sentiment", *TINY, "-o", str(tmp_path / "run"))
+    assert_one_line_error(result, "weighting 'uw'", "option lr", "must be a positive number (got -1.0)")
+    assert not (tmp_path / "run").exists()

@@ -105,6 +105,9 @@ class Weighting:
     #: How `mtl plugins` groups it: "instance" (per-instance weights), "loss" (per-task loss weights), "gradient"
     #: (combines per-task gradients), "architecture" (adds modules); "other" for a plugin that does not say.
     family: str = "other"
+    #: The learning rate the run's optimizer gives :meth:`parameters` (a group of its own, no weight decay, the run's
+    #: schedule); None: the run's ``--lr``.
+    parameters_lr: float | None = None
 
     def __init__(self) -> None:
         self.applied: dict[str, float] = {}
@@ -125,7 +128,8 @@ class Weighting:
         weights from :meth:`Step.losses_after_update`)."""
 
     def parameters(self) -> list:
-        """Extra trainable parameters not already inside ``run.model`` (gates, log-variances)."""
+        """Extra trainable parameters not already inside ``run.model`` (gates, log-variances), trained by the run's
+        optimizer at :attr:`parameters_lr`."""
         return []
 
     def log(self) -> dict[str, float]:

@@ -11,14 +11,20 @@ from __future__ import annotations
 import torch
 
 
-def parameter_groups(model: torch.nn.Module, extra: list, weight_decay: float) -> list[dict]:
+def parameter_groups(model: torch.nn.Module, extra: list, weight_decay: float,
+                     extra_lr: float | None = None) -> list[dict]:
+    """torch parameter groups: the model's weight matrices with ``weight_decay``; biases, norms, task vectors and the
+    weighting's ``extra`` parameters without; ``extra`` in a group of its own at ``extra_lr`` when that is given."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
             exempt = p.ndim < 2 or "norm" in name.lower() or "task_embedding" in name  # biases, norms, task vectors
             (no_decay if exempt else decay).append(p)
     extra = [p for p in extra if all(p is not q for q in decay + no_decay)]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay + extra, "weight_decay": 0.0}]
+    if extra_lr is None:
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay + extra, "weight_decay": 0.0}]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0},
+            {"params": extra, "weight_decay": 0.0, "lr": extra_lr}]
 
 
 def _implementation(name: str, params: list[torch.Tensor]) -> dict:
@@ -42,11 +48,12 @@ OPTIMIZERS = {"adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax}
 
 
 def build(model: torch.nn.Module, extra: list, *, lr: float, weight_decay: float, warmup: float, total_steps: int,
-          name: str = "adamw"):
-    """``(optimizer, scheduler)`` for ``model`` plus the ``extra`` parameters of the weighting."""
+          name: str = "adamw", extra_lr: float | None = None):
+    """``(optimizer, scheduler)`` for ``model`` plus the ``extra`` parameters of the weighting (at ``extra_lr``,
+    default ``lr``); the schedule scales every group's learning rate alike."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {name!r})")
-    groups = parameter_groups(model, extra, weight_decay)
+    groups = parameter_groups(model, extra, weight_decay, extra_lr)
     optimizer = OPTIMIZERS[name](groups, lr=lr, **_implementation(name, [p for g in groups for p in g["params"]]))
     schedule = linear_schedule(total_steps, int(warmup * total_steps))
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)

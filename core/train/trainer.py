@@ -235,8 +235,12 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def _optimizer(self):
         c = self.config
+        extra_lr = getattr(self.weighting, "parameters_lr", None)
+        if extra_lr is not None and not (isinstance(extra_lr, (int, float)) and 0 < extra_lr < math.inf):
+            raise OptionError(f"weighting {c.weighting!r}: the learning rate of its parameters (its option lr, "
+                              f"parameters_lr) must be a positive number (got {extra_lr!r})")
         return optim.build(self.model, self.weighting.parameters(), lr=c.lr, weight_decay=c.weight_decay,
-                           warmup=c.warmup, total_steps=self.total_steps, name=c.optimizer)
+                           warmup=c.warmup, total_steps=self.total_steps, name=c.optimizer, extra_lr=extra_lr)
 
     def _scaler(self):
         """fp16's gradient scaler (CUDA only, checked in prepare), else None."""

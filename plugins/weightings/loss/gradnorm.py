@@ -2,7 +2,8 @@
 Normalization for Adaptive Loss Balancing in Deep Multitask Networks", ICML 2018, arXiv 1711.02257, Eqs. 1–2).
 
 Each task i of the run has a learnable weight w_i (initially 1, an extra parameter of ``parameters()`` trained by the
-run's optimizer at the run's learning rate, without weight decay, and checkpointed). At every step:
+run's optimizer without weight decay, at the run's learning rate or at option ``lr``, and checkpointed). At every
+step:
 - the network minimises Σ_i w_i·L_i over the tasks of the step, L_i the task's mean instance loss (w held constant);
 - on the last shared layer W (the backbone's weight matrix nearest the heads: the weight of the first shared matrix
   found walking the autograd graph back from the losses, BERT's pooler dense layer), G_i = ‖∇_W w_i·L_i‖₂ =
@@ -27,8 +28,9 @@ class GradNorm(Weighting):
     family = "loss"
     computes_gradients = True
 
-    def __init__(self, alpha: float = 1.5) -> None:
+    def __init__(self, alpha: float = 1.5, lr: float | None = None) -> None:
         super().__init__()
+        self.parameters_lr = lr  # the weights' learning rate; None: the run's
         if not alpha >= 0:
             raise ValueError(f"alpha must be >= 0 (got {alpha})")
         self.alpha = float(alpha)

@@ -6,8 +6,9 @@ the common form of the paper's Eq. 7, Σ_i ½·e^{−s_i}·L_i + ½·s_i over th
 instance loss (TorchJD's ``torchjd.scalarization.UW``; Eq. 7 itself has 1/σ² for a classification task and 1/(2σ²)
 for a regression one, the common form — TorchJD, LibMTL — uses ½ for every task). The network's gradient weights
 L_i by ½·e^{−s_i} (logged as ``weight.<task>``); the s_i are extra parameters (``parameters()``) trained by the run's
-optimizer at the run's learning rate, without weight decay, and checkpointed with it: dL/ds_i = ½·(1 − e^{−s_i}·L_i),
-so s_i drifts towards log L_i (at BERT learning rates, slowly).
+optimizer without weight decay, at the run's learning rate or at option ``lr``, and checkpointed with it:
+dL/ds_i = ½·(1 − e^{−s_i}·L_i), so s_i drifts towards log L_i — at BERT learning rates (2·10⁻⁵) too slowly to
+matter in a few epochs (Adam moves s_i by about lr per step), hence ``--set uw.lr=0.01``.
 
 Sampler: each task's term involves that task alone, so it works with any sampler — a task trained on its own step
 still gets its own weight ½·e^{−s_i}; with ``all`` every step weighs every task, as in the paper.
@@ -21,8 +22,9 @@ from mtl import Weighting, hookimpl
 class UncertaintyWeighting(Weighting):
     family = "loss"
 
-    def __init__(self) -> None:
+    def __init__(self, lr: float | None = None) -> None:
         super().__init__()
+        self.parameters_lr = lr  # the log-variances' learning rate; None: the run's
         self.tasks: list[str] = []
         self.scalarizer = None  # torchjd.scalarization.UW: one log-variance per task of the run
 
