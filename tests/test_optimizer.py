@@ -115,3 +115,9 @@ def test_without_extra_lr_the_weightings_parameters_share_the_undecayed_group():
     assert len(optimizer.param_groups) == 2
     group = next(g for g in optimizer.param_groups if any(p is extra for p in g["params"]))
     assert group["lr"] == LR and group["weight_decay"] == 0.0 and any(p is model.bias for p in group["params"])
+
+
+def test_an_extra_rate_without_extra_parameters_adds_no_group():
+    model = torch.nn.Linear(3, 2)
+    optimizer, _ = optim.build(model, [], lr=LR, weight_decay=DECAY, warmup=0.0, total_steps=4, extra_lr=0.5)
+    assert [g["lr"] for g in optimizer.param_groups] == [LR, LR]

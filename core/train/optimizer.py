@@ -21,7 +21,7 @@ def parameter_groups(model: torch.nn.Module, extra: list, weight_decay: float,
             exempt = p.ndim < 2 or "norm" in name.lower() or "task_embedding" in name  # biases, norms, task vectors
             (no_decay if exempt else decay).append(p)
     extra = [p for p in extra if all(p is not q for q in decay + no_decay)]
-    if extra_lr is None:
+    if extra_lr is None or not extra:
         return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay + extra, "weight_decay": 0.0}]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0},
             {"params": extra, "weight_decay": 0.0, "lr": extra_lr}]
