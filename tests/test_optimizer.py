@@ -88,23 +88,23 @@ def test_adamax_trains_through_mtl_run_and_is_recorded(tmp_path):
 
 
 def test_a_weightings_parameters_at_their_own_rate_follow_the_schedule_without_decay():
-    """extra_lr: the weighting's parameters get a group of their own; one Adam step moves each by lr·factor (the
-    first Adam step is ±lr per element), the model's weights by the run's lr with decay."""
+    """extra_lr: the weighting's parameters get a group of their own; one Adam step moves each by its rate times the
+    schedule's factor (the first Adam step is ±lr per element), the model's weights by the run's lr with decay."""
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
     extra = torch.nn.Parameter(torch.tensor([0.5, -0.5]))
-    optimizer, scheduler = optim.build(model, [extra], lr=LR, weight_decay=DECAY, warmup=0.0, total_steps=4,
-                                       name="adamw", extra_lr=0.03)
+    # warm-up over 2 of 4 steps: the first step's factor is (0 + 1) / (2 + 1)
+    optimizer, _ = optim.build(model, [extra], lr=LR, weight_decay=DECAY, warmup=0.5, total_steps=4, name="adamw",
+                               extra_lr=0.03)
     own = [g for g in optimizer.param_groups if any(p is extra for p in g["params"])]
     assert len(own) == 1 and len(own[0]["params"]) == 1 and own[0]["weight_decay"] == 0.0
-    scheduler.step()  # factor (4 - 1) / 4
     before = extra.detach().clone()
     weight = model.weight.detach().clone()
     (model(torch.randn(4, 3)).square().sum() + (extra * torch.tensor([1.0, -2.0])).sum()).backward()
     optimizer.step()
-    assert torch.allclose(extra.detach(), before - 0.03 * 0.75 * torch.tensor([1.0, -1.0]), atol=1e-7)
+    assert torch.allclose(extra.detach(), before - 0.03 / 3 * torch.tensor([1.0, -1.0]), atol=1e-7)
     g = model.weight.grad
-    expected = weight * (1 - LR * 0.75 * DECAY) - LR * 0.75 * g / (g.abs() + EPS)
+    expected = weight * (1 - LR / 3 * DECAY) - LR / 3 * g / (g.abs() + EPS)
     assert torch.allclose(model.weight.detach(), expected, atol=1e-6)
 
 
