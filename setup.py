@@ -18,13 +18,14 @@ setup(
         Pybind11Extension(
             "mtl._memory",
             sorted(["csrc/memory.cpp"]),
-            depends=["csrc/common.h", "csrc/kernel_impl.h"],  # headers: rebuild when they change
+            depends=["csrc/common.h", "csrc/kernel_impl.h", "csrc/isa_table.h"],  # headers: rebuild when they change
             cxx_std=17,
             extra_compile_args=compile_args,
         ),
         Pybind11Extension(
             "mtl._dropout",
             ["csrc/dropout.cpp"],
+            depends=["csrc/isa_table.h"],
             cxx_std=17,
             extra_compile_args=compile_args,
         ),

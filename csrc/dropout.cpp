@@ -21,7 +21,6 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -29,6 +28,8 @@
 #include <stdexcept>
 #include <thread>
 #include <vector>
+
+#include "isa_table.h"
 
 namespace py = pybind11;
 
@@ -121,8 +122,8 @@ struct Loops {
 };
 
 // The instruction sets this CPU can run, narrowest first; the widest is used unless set_isa chose another.
-static const std::vector<Loops>& all_loops() {
-    static const std::vector<Loops> all = [] {
+static mtl_isa::IsaTable<Loops>& isa_table() {
+    static mtl_isa::IsaTable<Loops> table([] {
         std::vector<Loops> found{Loops{"base", isa_base::scale_f32, isa_base::scale_bf16}};
 #if defined(MTL_X86)
         __builtin_cpu_init();
@@ -132,36 +133,11 @@ static const std::vector<Loops>& all_loops() {
             found.push_back(Loops{"avx512", isa_avx512::scale_f32, isa_avx512::scale_bf16});
 #endif
         return found;
-    }();
-    return all;
+    }(), "dropout kernel");
+    return table;
 }
 
-static std::atomic<size_t> current_isa{static_cast<size_t>(-1)};  // -1: the widest
-
-static const Loops& loops() {
-    const auto& all = all_loops();
-    const size_t i = current_isa.load();
-    return all[i < all.size() ? i : all.size() - 1];
-}
-
-static void set_isa(const std::string& name) {
-    const auto& all = all_loops();
-    std::string names;
-    for (size_t i = 0; i < all.size(); ++i) {
-        if (name == all[i].name) {
-            current_isa.store(i);
-            return;
-        }
-        names += (i ? ", " : "") + std::string(all[i].name);
-    }
-    throw py::value_error("dropout kernel: instruction set '" + name + "' is not available here (" + names + ")");
-}
-
-static std::vector<std::string> isa_names() {
-    std::vector<std::string> names;
-    for (const auto& l : all_loops()) names.push_back(l.name);
-    return names;
-}
+static const Loops& loops() { return isa_table().current(); }
 
 static Key make_key(double p, uint64_t seed) {
     if (!(p >= 0.0 && p < 1.0)) throw py::value_error("dropout kernel: p must be in [0, 1), got " + std::to_string(p));
@@ -263,9 +239,7 @@ PYBIND11_MODULE(_dropout, m) {
     m.def("scale", &scale, "x"_a, "out"_a, "p"_a, "seed"_a, "threads"_a = 1,
           "out[i] = x[i] * keep(seed, i) / (1 - p); float32, or bfloat16 as int16 bits; out may be x.");
     m.def("mask", &mask, "n"_a, "p"_a, "seed"_a, "keep(seed, i) for i < n as uint8 0/1.");
-    m.def("isa", []() { return std::string(loops().name); }, "The instruction set the kernel's loops use now.");
-    m.def("available_isas", &isa_names, "Instruction sets this CPU can run, narrowest first.");
-    m.def("set_isa", &set_isa, "name"_a, "Use another available instruction set (for tests and benchmarks).");
+    mtl_isa::IsaTable<Loops>::bind(m, isa_table());
     m.def("scale_factor", [](double p) { return make_key(p, 0).scale; }, "p"_a,
           "1 / (1 - p') for the rate p' = round(p 2^32) / 2^32 the kernel applies.");
 }

@@ -25,7 +25,6 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -37,6 +36,7 @@
 #include <vector>
 
 #include "common.h"
+#include "isa_table.h"
 
 namespace py = pybind11;
 
@@ -130,14 +130,13 @@ static std::vector<Ops> available_ops() {
     return ops;
 }
 
-static const std::vector<Ops>& all_ops() {
-    static const std::vector<Ops> ops = available_ops();
-    return ops;
+// The widest unit this CPU has, unless MTL_MEMORY_ISA (when it names an available one) or set_isa chose another.
+static mtl_isa::IsaTable<Ops>& isa_table() {
+    static mtl_isa::IsaTable<Ops> table(available_ops(), "memory kernel");
+    return table;
 }
 
-static std::atomic<size_t> current_isa{0};
-
-static const Ops& ops() { return all_ops()[current_isa.load(std::memory_order_relaxed)]; }
+static const Ops& ops() { return isa_table().current(); }
 
 // ------------------------------------------------------------------------------------------------------
 // Validation (under the GIL). Every check raises ValueError before any computation or write.
@@ -577,24 +576,6 @@ py::array_t<double> normalized_mean(py::object mem_) {
     return out;
 }
 
-static std::vector<std::string> isa_names() {
-    std::vector<std::string> names;
-    for (const Ops& o : all_ops()) names.emplace_back(o.name);
-    return names;
-}
-
-static void set_isa(const std::string& name) {
-    const auto& all = all_ops();
-    for (size_t i = 0; i < all.size(); ++i)
-        if (name == all[i].name) {
-            current_isa.store(i);
-            return;
-        }
-    std::string valid;
-    for (const Ops& o : all) valid += std::string(valid.empty() ? "" : ", ") + o.name;
-    throw py::value_error("instruction set '" + name + "' is not available on this CPU; available: " + valid);
-}
-
 }  // namespace mtl_memory
 
 PYBIND11_MODULE(_memory, m) {
@@ -603,13 +584,7 @@ PYBIND11_MODULE(_memory, m) {
     m.doc() = "MAMT memory kernel (similarity, top-k, sequential replacement, weights); see mtl.memory";
     m.attr("ABI_VERSION") = 2;
 
-    current_isa.store(all_ops().size() - 1);  // the widest unit this CPU has
-    if (const char* env = std::getenv("MTL_MEMORY_ISA")) {
-        const std::string want(env);
-        const auto& all = all_ops();
-        for (size_t i = 0; i < all.size(); ++i)
-            if (want == all[i].name) current_isa.store(i);
-    }
+    if (const char* env = std::getenv("MTL_MEMORY_ISA")) isa_table().try_select(env);
 
     m.def("similarity", &similarity, "z"_a, "mem"_a, "metric"_a = "cosine",
           "F(z_i, A_j) for all pairs (Eq. 2): float32 [B, M].");
@@ -625,7 +600,5 @@ PYBIND11_MODULE(_memory, m) {
           "similar slot if u[i] < psi, else slot r[i]. Returns the slots (int64 [B]). mean: optional float64 "
           "[D] mean of the normalised memory, updated in place.");
     m.def("normalized_mean", &normalized_mean, "mem"_a, "mean_j A_j / |A_j| (zero rows count as 0): float64 [D].");
-    m.def("isa", []() { return std::string(ops().name); }, "The instruction set the kernel uses now.");
-    m.def("available_isas", &isa_names, "Instruction sets this CPU can run, narrowest first.");
-    m.def("set_isa", &set_isa, "name"_a, "Use another available instruction set (for tests and benchmarks).");
+    mtl_isa::IsaTable<Ops>::bind(m, isa_table());
 }
