@@ -72,33 +72,41 @@ static inline uint16_t float_to_bf16(float f) {
     return static_cast<uint16_t>((u & 0x7fffffffU) > 0x7f800000U ? nan : rounded);
 }
 
+// How an element type is read as float and written back: float32 as is, bfloat16 from/to its bits.
+struct F32 {
+    using T = float;
+    static inline float load(float v) { return v; }
+    static inline float store(float v) { return v; }
+};
+struct BF16 {
+    using T = uint16_t;
+    static inline float load(uint16_t b) { return bf16_to_float(b); }
+    static inline uint16_t store(float f) { return float_to_bf16(f); }
+};
+
 // Elements [begin, end) of the flat index space; within one 2^32 block the key's high word is fixed, so the
-// inner loops run on 32-bit indices and vectorise. Defined once per instruction set (MTL_LOOPS below).
+// inner loop runs on 32-bit indices and vectorises. Defined once per instruction set (MTL_LOOPS below).
 #define MTL_LOOPS(ATTR)                                                                                        \
-    ATTR static void scale_f32(const float* x, float* out, int64_t begin, int64_t end, Key key) {              \
+    template <class E>                                                                                        \
+    ATTR static void scale_loop(const typename E::T* x, typename E::T* out, int64_t begin, int64_t end,       \
+                                Key key) {                                                                    \
         for (int64_t block = begin; block < end;) {                                                           \
             const int64_t stop = std::min<int64_t>(end, (block | 0xffffffffLL) + 1);                         \
             const uint32_t k1 = key.k1 ^ lowbias32(static_cast<uint32_t>(block >> 32));                      \
             const uint32_t lo0 = static_cast<uint32_t>(block);                                                \
             const int64_t n = stop - block;                                                                   \
-            const float* xb = x + block;                                                                      \
-            float* ob = out + block;                                                                          \
-            for (int64_t j = 0; j < n; ++j) ob[j] = xb[j] * factor(key, k1, lo0 + static_cast<uint32_t>(j)); \
+            const typename E::T* xb = x + block;                                                              \
+            typename E::T* ob = out + block;                                                                  \
+            for (int64_t j = 0; j < n; ++j)                                                                   \
+                ob[j] = E::store(E::load(xb[j]) * factor(key, k1, lo0 + static_cast<uint32_t>(j)));          \
             block = stop;                                                                                     \
         }                                                                                                     \
     }                                                                                                         \
+    ATTR static void scale_f32(const float* x, float* out, int64_t begin, int64_t end, Key key) {              \
+        scale_loop<F32>(x, out, begin, end, key);                                                             \
+    }                                                                                                         \
     ATTR static void scale_bf16(const uint16_t* x, uint16_t* out, int64_t begin, int64_t end, Key key) {       \
-        for (int64_t block = begin; block < end;) {                                                           \
-            const int64_t stop = std::min<int64_t>(end, (block | 0xffffffffLL) + 1);                         \
-            const uint32_t k1 = key.k1 ^ lowbias32(static_cast<uint32_t>(block >> 32));                      \
-            const uint32_t lo0 = static_cast<uint32_t>(block);                                                \
-            const int64_t n = stop - block;                                                                   \
-            const uint16_t* xb = x + block;                                                                   \
-            uint16_t* ob = out + block;                                                                       \
-            for (int64_t j = 0; j < n; ++j)                                                                   \
-                ob[j] = float_to_bf16(bf16_to_float(xb[j]) * factor(key, k1, lo0 + static_cast<uint32_t>(j))); \
-            block = stop;                                                                                     \
-        }                                                                                                     \
+        scale_loop<BF16>(x, out, begin, end, key);                                                            \
     }
 
 namespace isa_base {
