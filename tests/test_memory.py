@@ -403,6 +403,19 @@ def test_threads_release_the_gil_and_give_the_same_result():
 # Dispatch
 
 
+@pytest.mark.skipif(kernel is None, reason="the C++ memory kernel is not built")
+def test_mtl_memory_isa_chooses_an_available_instruction_set_and_ignores_others():
+    def isa_with(value: str) -> str:
+        env = {**os.environ, "MTL_MEMORY_ISA": value}
+        code = "from mtl import _memory; print(_memory.isa())"
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    available = kernel.available_isas()
+    assert isa_with(available[0]) == available[0]  # the narrowest, when asked for
+    assert isa_with("no-such-isa") == available[-1]  # an unknown name leaves the widest
+
+
 def test_backend_and_dispatch():
     assert mm.BACKEND in ("cpp", "torch")
     if kernel is not None and os.environ.get("MTL_MEMORY_BACKEND", "") != "torch":
