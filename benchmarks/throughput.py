@@ -18,7 +18,7 @@ logging). mtl's epoch-end crash-safe checkpoint (model, optimizer state, fsync),
 
     pip install -e ".[bench]"
     python benchmarks/throughput.py [--data-dir ../shared/data/glue] [--steps N] [--precision fp32,bf16]
-                                    [--mtl-dropout cpp,torch] [--group-by-length]
+                                    [--mtl-dropout cpp,torch] [--group-by-length] [--warmup-steps N]
 """
 
 from __future__ import annotations
@@ -111,6 +111,9 @@ def main() -> int:
     parser.add_argument("--mtl-dropout", default="cpp",
                         help="comma list of cpp (mtl's C++ dropout kernel, the default on CPU), torch (torch's "
                              "dropout and sdpa attention): one mtl row each")
+    parser.add_argument("--warmup-steps", type=int, default=None,
+                        help="untimed steps of each framework before the timed ones, per precision (default: 5 on "
+                             "CUDA, where the first steps load kernels and pick cuBLAS algorithms; 0 on CPU)")
     args = parser.parse_args()
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     if not precisions or any(p not in PRECISIONS for p in precisions):
@@ -119,6 +122,10 @@ def main() -> int:
     dropouts = [d.strip() for d in args.mtl_dropout.split(",") if d.strip()]
     if not dropouts or any(d not in ("cpp", "torch") for d in dropouts):
         print(f"--mtl-dropout: a comma list of cpp, torch (got {args.mtl_dropout!r})", file=sys.stderr)
+        return 2
+    warmup = args.warmup_steps if args.warmup_steps is not None else (5 if torch.cuda.is_available() else 0)
+    if warmup < 0:
+        print(f"--warmup-steps: 0 or more (got {warmup})", file=sys.stderr)
         return 2
     if not (Path(args.data_dir) / "RTE" / "train.tsv").exists():
         print(f"RTE not found under {args.data_dir}; pass --data-dir", file=sys.stderr)
@@ -134,6 +141,11 @@ def main() -> int:
     print(f"batches: {batching}; examples/s of the training loop (see the docstring); mtl's epoch-end checkpoint apart")
     rows = []
     for precision in precisions:
+        if warmup:  # whichever framework ran first would otherwise pay the device's one-time costs
+            print(f"{precision}: {warmup} untimed warm-up steps of each framework")
+            bench_hf(args.data_dir, warmup, args.group_by_length, precision)
+            for dropout in dropouts:
+                bench_mtl(args.data_dir, warmup, args.group_by_length, precision, dropout)
         hf_seconds, hf_examples = bench_hf(args.data_dir, args.steps, args.group_by_length, precision)
         for dropout in dropouts:
             mtl_seconds, checkpoint_seconds, mtl_examples = bench_mtl(args.data_dir, args.steps,
