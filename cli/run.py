@@ -96,6 +96,8 @@ def run(
 ) -> None:
     """Train --target with --aux tasks; with no task options, the built-in demo suite (offline)."""
     with user_errors():
+        if nproc is not None and nproc < 1:
+            raise MtlError(f"--nproc must be >= 1 (got {nproc})")
         if nproc is not None and nproc > 1 and "WORLD_SIZE" not in os.environ:
             raise typer.Exit(launch(nproc))
         if resume is not None:

@@ -262,6 +262,26 @@ def test_report_of_a_folder_that_is_no_bench(tmp_path):
     assert_one_line_error(invoke("report", tmp_path / "nope"), "no such folder")
 
 
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda d: d.update(strategies="oops"), "'strategies' must be a non-empty list"),
+    (lambda d: d.pop("seeds"), "'seeds' must be a list of integers"),
+    (lambda d: d["strategies"][0].update(weighting=3), "bad key 'weighting'"),
+    (lambda d: d.update(run_options=[]), "'run_options' must be an object"),
+])
+def test_a_damaged_bench_file_is_a_one_line_error(bench, tmp_path, damage, fragment):
+    out, _ = bench
+    copy = tmp_path / "b"
+    shutil.copytree(out, copy)
+    data = json.loads((copy / "bench.json").read_text())
+    damage(data)
+    (copy / "bench.json").write_text(json.dumps(data))
+    before = (copy / "bench.json").read_text()
+    assert_one_line_error(invoke("report", copy), f"{copy / 'bench.json'}: a damaged bench file", fragment)
+    result = invoke("bench", "--strategy", ",".join(STRATEGIES), "--seeds", "0,1", *TASKS, *TINY, "-o", copy)
+    assert_one_line_error(result, "a damaged bench file", fragment)
+    assert (copy / "bench.json").read_text() == before
+
+
 def test_a_stopped_bench_continues_with_only_the_unfinished_run(bench, tmp_path):
     out, _ = bench
     copy = tmp_path / "b"
@@ -324,6 +344,13 @@ def test_a_bench_continues_with_another_keep(bench, tmp_path):
     (["--strategy", "uniform", "--checkpoint-every", "0"], ["--checkpoint-every must be >= 1"]),
     (["--strategy", "uniform", "--data-dir", "/nonexistent/glue"], ["/nonexistent/glue"]),
     (["--strategy", "uniform", "--limit", "demo-similarity=x"], ["--limit 'demo-similarity=x'"]),
+    # checked before the bench folder exists (before: each failed inside its first run, the folder left behind)
+    (["--strategy", "uniform", "--regularizer", "nope"], ["unknown regularizer 'nope'"]),
+    (["--strategy", "uniform", "--regularizer", "smart", "--set", "smart.nope=1"],
+     ["regularizer 'smart': unknown option 'nope'"]),
+    (["--strategy", "uniform", "--set", "tiny.hiden=1"], ["backbone 'tiny': unknown option 'hiden'"]),
+    (["--strategy", "uniform", "--backbone", "tiny:foo"], ["backbone 'tiny' takes no argument"]),
+    (["--strategy", "uniform", "--report-to", "nope"], ["--report-to: unknown tracker 'nope'"]),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, fragments):
     out = tmp_path / "b"

@@ -51,6 +51,12 @@ def test_run_with_config_file_and_set(tmp_path):
     (["--set", "tiny.hidden_size=abc"], ["backbone 'tiny': option 'hidden_size': expected an integer"]),
     (["--backbone", "hf:no-such-org/no-such-model"], ["backbone 'hf:no-such-org/no-such-model': could not load"]),
     (["--backbone", "hf:"], ["unknown backbone 'hf:'"]),
+    # NAME:ARGUMENT only for a factory whose first parameter is required (hf:NAME); before, "foo" reached the
+    # first option (minilm's task_embedding, smart's adversarial) or a factory that takes none (a TypeError)
+    (["--backbone", "tiny:foo"], ["backbone 'tiny' takes no argument (got 'tiny:foo')", "--set tiny.KEY=VALUE"]),
+    (["--weighting", "uniform:foo"], ["weighting 'uniform' takes no argument"]),
+    (["--regularizer", "smart:foo"], ["regularizer 'smart' takes no argument"]),
+    (["--nproc", "0"], ["--nproc must be >= 1 (got 0)"]),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, fragments):
     out = tmp_path / "run"
@@ -90,6 +96,73 @@ def test_bad_config_file(tmp_path):
     config.write_text("targt: rte\n")
     assert_one_line_error(invoke("run", "--config", str(config)), "unknown option 'targt'", "Did you mean 'target'")
     assert_one_line_error(invoke("run", "--config", str(tmp_path / "missing.yaml")), "config file not found")
+
+
+@pytest.mark.parametrize("line, fragments", [
+    ("epochs: abc", ["epochs must be an integer (got 'abc')"]),
+    ("batch-size: 1.5", ["batch-size must be an integer (got 1.5)"]),  # before: a crash at the first step
+    ("skip-nonfinite: maybe", ["skip-nonfinite must be true or false (got 'maybe')"]),  # before: accepted
+    ("target: 5", ["target must be a string or null (got 5)"]),
+    ("aux: 5", ["aux must be a list of strings or a string (got 5)"]),
+    ("data: 5", ["data must be a mapping of strings to strings (got 5)"]),
+    ("max-steps: [1, 2]", ["max-steps must be an integer or null (got [1, 2])"]),
+    ("task-limits: {rte: many}", ["task-limits must be a mapping of strings to integers"]),
+    ("weighting: [mamt, uniform]", ["weighting must be a string (got ['mamt', 'uniform'])"]),
+])
+def test_config_file_values_of_the_wrong_type(tmp_path, line, fragments):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"backbone: tiny\n{line}\n")
+    out = tmp_path / "run"
+    assert_one_line_error(invoke("run", "--config", str(config), "-o", str(out)), f"{config}: ", *fragments)
+    assert not out.exists()
+
+
+def test_config_file_numbers_yaml_reads_as_text(tmp_path):
+    """YAML 1.1 reads 5e-5 (no dot) as a string: a number option takes it as the number it spells."""
+    config = tmp_path / "run.yaml"
+    config.write_text("lr: 5e-5\nwarmup: 0\n")
+    out = tmp_path / "run"
+    assert invoke("run", *TINY, "--config", str(config), "-o", str(out)).exit_code == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["lr"] == 5e-5 and isinstance(saved["warmup"], float)
+
+
+def test_config_file_that_is_not_utf8(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_bytes(b"epochs: 1\n\xff\xfe: 2\n")
+    assert_one_line_error(invoke("run", "--config", str(config)), f"{config}:2: not UTF-8 text (byte 0xff)")
+
+
+def test_misspelled_split_in_data(tmp_path):
+    data = tmp_path / "train.tsv"
+    data.write_text("sentence\tlabel\nnice\t1\n")
+    out = tmp_path / "run"
+    result = invoke("run", *TINY, "-o", str(out), "--target", "demo-sentiment", "--data", f"demo-sentiment.trian={data}")
+    assert_one_line_error(result, "--data demo-sentiment.trian: a run of 'demo-sentiment' reads the splits train, dev",
+                          "(got 'trian')")
+    assert not out.exists()
+
+
+def test_overwrite_replaces_only_a_run_folder(tmp_path, monkeypatch):
+    """--overwrite deletes a run's folder, never a folder of other files nor the current folder or one above it."""
+    others = tmp_path / "thesis"
+    others.mkdir()
+    (others / "chapter1.txt").write_text("x")
+    result = invoke("run", *TINY, "-o", str(others), "--overwrite")
+    assert_one_line_error(result, f"--output {others} holds files that are not a run's (no config.json)")
+    assert (others / "chapter1.txt").read_text() == "x"
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (tmp_path / "config.json").write_text("{}")  # even a folder that looks like a run: it holds the current one
+    monkeypatch.chdir(inner)
+    assert_one_line_error(invoke("run", *TINY, "-o", "..", "--overwrite"), "would delete the current folder")
+    assert inner.is_dir() and (others / "chapter1.txt").exists()
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    assert invoke("run", *TINY, "-o", str(run)).exit_code == 0
+    (run / "stale.txt").write_text("old")
+    assert invoke("run", *TINY, "-o", str(run), "--overwrite").exit_code == 0
+    assert not (run / "stale.txt").exists() and (run / "eval.json").exists()
 
 
 def test_output_folder_with_data_is_kept(tmp_path):

@@ -233,6 +233,16 @@ def test_not_utf8(tmp_path):
     assert str(path) in message and "UTF-8" in message
 
 
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux's /proc/self/mem")
+@pytest.mark.parametrize("suffix", [".tsv", ".jsonl"])
+def test_a_read_that_fails_part_way_names_the_file(tmp_path, suffix):
+    """A file that opens but whose read fails (an I/O error: /proc/self/mem read at offset 0 gives EIO)."""
+    path = tmp_path / f"sst{suffix}"
+    path.symlink_to("/proc/self/mem")
+    message = data_error(task("sst2").load, "train", file=path)
+    assert message.startswith(str(path)) and "read error" in message
+
+
 def test_unknown_split(tmp_path):
     message = data_error(task("rte").load, "validation", data_dir=tmp_path)
     assert "no split 'validation'" in message and "train, dev, test" in message

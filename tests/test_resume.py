@@ -354,6 +354,33 @@ def test_resume_refuses_other_options_finished_runs_and_missing_folders(tmp_path
     assert_one_line_error(invoke_cli("run", "--resume", str(tmp_path / "run")), "the run is finished")
 
 
+def test_resume_without_the_checkpoint_list_keeps_its_files_and_does_not_advise_overwrite(tmp_path, monkeypatch):
+    crash_at(monkeypatch, 6)
+    with pytest.raises(Crash):
+        Trainer(config(tmp_path / "run")).train()
+    monkeypatch.undo()
+    (tmp_path / "run" / "checkpoint" / "checkpoints.json").unlink()
+    files = sorted((tmp_path / "run" / "checkpoint").glob("step-*.safetensors"))
+    assert files
+    with pytest.raises(MtlError, match="checkpoints.json, the list that verifies the checkpoint files, is missing") as info:
+        Trainer.resuming(tmp_path / "run")
+    assert "start it again (same options, --overwrite)" not in str(info.value)
+    assert sorted((tmp_path / "run" / "checkpoint").glob("step-*.safetensors")) == files
+
+
+def test_resume_with_a_config_json_of_the_wrong_types(tmp_path, monkeypatch):
+    crash_at(monkeypatch, 6)
+    with pytest.raises(Crash):
+        Trainer(config(tmp_path / "run")).train()
+    monkeypatch.undo()
+    path = tmp_path / "run" / "config.json"
+    record = json.loads(path.read_text())
+    record["lr"] = None
+    path.write_text(json.dumps(record))
+    assert_one_line_error(invoke_cli("run", "--resume", str(tmp_path / "run")),
+                          f"{path}: --lr must be a number (got None)")
+
+
 def test_resume_with_no_checkpoint_written_is_a_clear_error(tmp_path, monkeypatch):
     crash_at(monkeypatch, 2)
     with pytest.raises(Crash):

@@ -18,7 +18,7 @@ import pluggy
 
 from mtl.contract import hookspecs
 from mtl.contract.registry import HOOKS, Entry, Registry
-from mtl.errors import warn
+from mtl.errors import UnknownNameError, warn
 from mtl.version import __version__
 
 BUILTIN_PLUGINS = (
@@ -229,15 +229,33 @@ def available(kind: str) -> list[str]:
     return current.names(kind)
 
 
-def create(kind: str, name: str, **options: Any) -> Any:
-    """Build the plugin ``name`` of ``kind`` with ``options`` (converted to the factory's annotated types)."""
-    from mtl.contract.options import build
+def _factory(kind: str, name: str) -> tuple[Entry, Any, tuple[str, ...]]:
+    """The entry, the factory and the positional argument (``hf:NAME``'s NAME) of the plugin ``name``."""
+    from mtl.contract.options import takes_argument
 
     current = registry()
     current.check()
     entry, argument = current.get(kind, name)
     factory = entry.load()
-    args = (argument,) if argument is not None else ()
+    if argument is not None and not takes_argument(factory):
+        raise UnknownNameError(f"{kind} {entry.name!r} takes no argument (got {name!r}); set its options with "
+                               f"--set {entry.name}.KEY=VALUE")
+    return entry, factory, (argument,) if argument is not None else ()
+
+
+def check(kind: str, name: str, **options: Any) -> None:
+    """What :func:`create` would reject about ``name`` and ``options`` (an unknown name or option, a value that does
+    not convert), without building the plugin (a backbone's weights are not loaded)."""
+    from mtl.contract.options import convert_options
+
+    convert_options(f"{kind} {name!r}", _factory(kind, name)[1], options)
+
+
+def create(kind: str, name: str, **options: Any) -> Any:
+    """Build the plugin ``name`` of ``kind`` with ``options`` (converted to the factory's annotated types)."""
+    from mtl.contract.options import build
+
+    entry, factory, args = _factory(kind, name)
     obj = build(f"{kind} {name!r}", factory, options, *args)
     if kind == "task":
         obj.name = entry.name

@@ -69,6 +69,15 @@ def describe(factory: Any) -> list[Option]:
     return options
 
 
+def takes_argument(factory: Any) -> bool:
+    """The factory's first parameter is positional and required: ``NAME:ARGUMENT`` passes it (``hf:bert-base-uncased``
+    calls ``hf("bert-base-uncased")``); a factory whose parameters all have defaults takes no argument."""
+    params = list(inspect.signature(_signature_target(factory)).parameters.values())
+    first = params[1:2] if inspect.isclass(factory) else params[:1]  # after self
+    return bool(first) and first[0].default is _EMPTY and first[0].kind in (
+        inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
 

@@ -216,6 +216,8 @@ def _read_delimited(task: "Task", split: str, path: Path, *, delimiter: str, quo
             raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
         except csv.Error as exc:
             raise DataError(f"{path}:{reader.line_num}: {exc}") from None
+        except OSError as exc:  # a read that fails part-way (an I/O error, a file that went away)
+            raise DataError(f"{path}:{reader.line_num}: read error ({exc.strerror or exc})") from None
 
 
 def _column_indices(task: "Task", split: str, index: dict[str, int], path: Path,
@@ -308,6 +310,8 @@ def _read_jsonl(task: "Task", split: str, path: Path, *, limit: int | None) -> E
                 texts.append(tuple(_text(record[name], where, name) for name in task.text_columns))
         except UnicodeDecodeError as exc:
             raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        except OSError as exc:  # a read that fails part-way (an I/O error, a file that went away)
+            raise DataError(f"{path}: read error ({exc.strerror or exc})") from None
     if not texts and limit != 0:
         raise DataError(f"task {task.name!r} has no examples in {path}")
     return Examples(texts, labels, str(path))

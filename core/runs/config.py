@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import types
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from mtl.errors import MtlError, OptionError, unknown
 
@@ -61,7 +62,14 @@ class RunConfig:
     def tasks(self) -> list[str]:
         return ([self.target] if self.target else []) + [a for a in self.aux if a != self.target]
 
+    def check_types(self) -> "RunConfig":
+        """Every option conformed to its type (:func:`conform_option`); a one-line error naming the first that is not."""
+        for name in FIELD_NAMES:
+            setattr(self, name, conform_option(name, getattr(self, name)))
+        return self
+
     def validate(self) -> "RunConfig":
+        self.check_types()
         self.report_to = parse_report_to(self.report_to)  # a list of tracker names, "none" and "all" read
         positive_int = {"epochs": self.epochs, "batch_size": self.batch_size,
                         "eval_batch_size": self.eval_batch_size, "max_length": self.max_length,
@@ -124,6 +132,84 @@ class RunConfig:
 
 FIELD_NAMES = {f.name for f in fields(RunConfig)}
 
+# the type each option's value must have: the field's annotation, widened where a config file may also give a
+# string that the run reads later (`aux: a,b`, `report-to: tensorboard,mlflow`, `teachers: {rte: "a,b"}`)
+OPTION_TYPES: dict[str, Any] = get_type_hints(RunConfig) | {
+    "aux": list[str] | str, "report_to": list[str] | str | None, "teachers": dict[str, list[str] | str]}
+FLAGS = {"task_limits": "--task-limit", "teachers": "--teacher", "options": "options"}
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def conform_option(name: str, value: Any, label: str | None = None) -> Any:
+    """``value`` if it has the type of option ``name`` (an int or a numeric string such as YAML 1.1's ``5e-5`` where
+    a number is expected becomes a float); otherwise an :class:`OptionError` naming the option, e.g.
+    ``--epochs must be an integer (got 'abc')`` (``label`` replaces ``--epochs``, e.g. with a file's name)."""
+    hint = OPTION_TYPES[name]
+    try:
+        return _conform(value, hint)
+    except _Mismatch:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        label = label or FLAGS.get(name, f"--{name.replace('_', '-')}")
+        raise OptionError(f"{label} must be {_describe(hint)} (got {shown})") from None
+
+
+def _conform(value: Any, hint: Any) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        for arm in args:
+            try:
+                return _conform(value, arm)
+            except _Mismatch:
+                pass
+        raise _Mismatch
+    if hint is type(None):
+        if value is None:
+            return None
+    elif origin is list:
+        if isinstance(value, list):
+            return [_conform(item, args[0]) for item in value]
+    elif origin is dict:
+        if isinstance(value, dict):
+            return {_conform(key, args[0]): _conform(item, args[1]) for key, item in value.items()}
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    raise _Mismatch
+
+
+def _describe(hint: Any, plural: bool = False) -> str:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):
+        arms = [_describe(arm, plural) for arm in args if arm is not type(None)]
+        return " or ".join(arms) + (" or null" if type(None) in args else "")
+    if origin is list:
+        return ("lists" if plural else "a list") + f" of {_describe(args[0], True)}"
+    if origin is dict:
+        return ("mappings" if plural else "a mapping") + f" of {_describe(args[0], True)} to {_describe(args[1], True)}"
+    names = {bool: ("true or false", "true or false"), int: ("an integer", "integers"), float: ("a number", "numbers"),
+             str: ("a string", "strings")}
+    return names.get(hint, ("any value", "any values"))[plural]
+
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML or JSON mapping of run options (safe loading only)."""
@@ -136,6 +222,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise MtlError(f"config file not found: {path}") from None
     except OSError as exc:
         raise MtlError(f"config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = text_line(path, exc.start)
+        raise MtlError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
@@ -153,11 +242,17 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         name = str(key).replace("-", "_")
         if name not in FIELD_NAMES:
             raise MtlError(f"{path}: " + unknown("option", str(key), sorted(n.replace("_", "-") for n in FIELD_NAMES)))
-        config[name] = value
+        config[name] = conform_option(name, value, label=f"{path}: {key}")
     if "options" in config and not (isinstance(config["options"], dict)
                                     and all(isinstance(v, dict) for v in config["options"].values())):
         raise MtlError(f"{path}: 'options' must map plugin names to mappings of option values")
     return config
+
+
+def text_line(path: Path, offset: int) -> int:
+    """The 1-based line of byte ``offset`` in the file at ``path``."""
+    with open(path, "rb") as f:
+        return f.read(offset).count(b"\n") + 1
 
 
 def parse_assignments(items: list[str], flag: str = "--set") -> dict[str, dict[str, str]]:

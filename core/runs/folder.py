@@ -263,7 +263,16 @@ class RunFolder:
 
     # -------------------------------------------------------------------------------- creating
     def check_writable(self, overwrite: bool) -> None:
+        """A one-line error unless the folder is new or empty, or ``overwrite`` and it is a run's (config.json):
+        --overwrite never deletes a folder of other files, nor the current folder or one above it."""
         check_empty(self.path, overwrite)
+        if not (overwrite and self.path.is_dir() and any(self.path.iterdir())):
+            return
+        if Path.cwd().resolve().is_relative_to(self.path.resolve()):
+            raise MtlError(f"--output {self.path}: --overwrite would delete the current folder; choose another folder")
+        if not self.config_path.is_file():
+            raise MtlError(f"--output {self.path} holds files that are not a run's (no {CONFIG}); --overwrite replaces "
+                           f"only a run folder: choose another folder")
 
     def create(self, overwrite: bool) -> None:
         self.check_writable(overwrite)
@@ -291,9 +300,11 @@ class RunFolder:
 
         record = self.record()
         try:
-            config = RunConfig.from_record(record)
+            config = RunConfig.from_record(record).check_types()
         except TypeError as exc:
             raise MtlError(f"{self.config_path}: not a run configuration: {exc}") from None
+        except MtlError as exc:
+            raise MtlError(f"{self.config_path}: {exc}") from None
         return config, record
 
     def require_run(self) -> None:

@@ -230,6 +230,7 @@ def validate(values: dict[str, Any]) -> None:
     """Everything `mtl run` would reject about names and options, without loading data or a model."""
     from mtl.contract import loader
     from mtl.runs.config import RunConfig
+    from mtl.train import tracking
 
     try:
         config = RunConfig(**values)
@@ -240,9 +241,14 @@ def validate(values: dict[str, Any]) -> None:
         _check("task", name)
     _check("backbone", config.backbone)
     routed = config.plugin_options()
+    loader.check("backbone", config.backbone, **routed.get(("backbone", config.backbone), {}))
     loader.create("weighting", config.weighting, **routed.get(("weighting", config.weighting), {}))
     loader.create("sampler", config.sampler, **routed.get(("sampler", config.sampler), {}))
+    if config.regularizer:
+        loader.create("regularizer", config.regularizer, **routed.get(("regularizer", config.regularizer), {}))
     tasks = {name: loader.create("task", name, **routed.get(("task", name), {})) for name in config.tasks}
+    trackers = tracking.resolve(config.report_to)  # built, not started: a missing package is an error here
+    tracking.create(trackers, {name: routed.get(("tracker", name), {}) for name in trackers}, enabled=False)
     if config.teachers:  # each teacher folder, its task and labels (not its data size: the run checks that)
         from mtl.train import distill
 
@@ -755,10 +761,40 @@ def markdown(bench: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------------- bench files
 def read_bench_file(folder: Path) -> dict[str, Any]:
+    """A bench folder's bench.json, its structure checked (what a bench reads back from it)."""
     data = run_files.read_json(folder / BENCH_FILE, "the bench file", missing_ok=True)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise MtlError(f"{folder / BENCH_FILE}: not a bench file of this version of mtl")
+    problem = _bench_file_problem(data)
+    if problem:
+        raise MtlError(f"{folder / BENCH_FILE}: a damaged bench file ({problem})")
     return data
+
+
+def _bench_file_problem(data: dict[str, Any]) -> str | None:
+    """What in a bench.json record does not have the shape :func:`bench_record` / :func:`pairs_record` write."""
+    fields = {"label": str, "weighting": str, "sampler": str, "single": bool, "stage": str,
+              "stage_regularizer": (str, type(None))}
+    strategies = data.get("strategies")
+    if not isinstance(strategies, list) or not strategies:
+        return "'strategies' must be a non-empty list"
+    for strategy in strategies:
+        if not isinstance(strategy, dict) or not {"label", "weighting", "sampler"} <= set(strategy):
+            return "each of 'strategies' must be an object with label, weighting and sampler"
+        wrong = [k for k, v in strategy.items() if k not in fields or not isinstance(v, fields[k])]
+        if wrong:
+            return f"strategy {strategy.get('label')!r}: bad key {wrong[0]!r}"
+    seeds = data.get("seeds")
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        return "'seeds' must be a list of integers"
+    if not isinstance(data.get("run_options"), dict):
+        return "'run_options' must be an object"
+    if data.get("pairs") and not (isinstance(data.get("tasks"), list) and all(isinstance(t, str) for t in data["tasks"])):
+        return "'tasks' must be a list of task names"
+    for key, kind in (("runs", list), ("table", dict)):
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            return f"'{key}' must be {'a list' if kind is list else 'an object'}"
+    return None
 
 
 def bench_record(plan: Plan, runs: list[dict[str, Any]], table: dict[str, Any] | None) -> dict[str, Any]:

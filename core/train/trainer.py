@@ -75,6 +75,10 @@ class Trainer:
             raise MtlError(f"--resume {folder.path}: not a run folder (no {run_files.CONFIG})")
         if folder.finished():
             raise MtlError(f"--resume {folder.path}: the run is finished ({run_files.SUMMARY} exists); nothing to resume")
+        if folder.latest_checkpoint() is None and any(folder.checkpoints.glob("step-*.safetensors")):
+            raise MtlError(f"--resume {folder.path}: {run_files.CHECKPOINTS}/{run_files.MANIFEST}, the list that "
+                           f"verifies the checkpoint files, is missing or empty, so their files cannot be trusted; "
+                           f"restore it, or start again in another folder (--overwrite would delete them)")
         if folder.latest_checkpoint() is None:
             raise MtlError(f"--resume {folder.path}: no checkpoint was written before the run stopped; start it again "
                            f"(same options, --overwrite)")
@@ -118,6 +122,11 @@ class Trainer:
         c = self.config
         routed = c.plugin_options()
         self.tasks = {name: loader.create("task", name, **routed.get(("task", name), {})) for name in c.tasks}
+        for key in c.data:
+            name, _, split = key.partition(".")
+            read = [self.tasks[name].train_split, *self.tasks[name].eval_splits]
+            if split and split not in read:
+                raise MtlError(f"--data {key}: a run of {name!r} reads the splits {', '.join(read)} (got {split!r})")
         self.weighting = loader.create("weighting", c.weighting, **routed.get(("weighting", c.weighting), {}))
         self.sampler = loader.create("sampler", c.sampler, **routed.get(("sampler", c.sampler), {}))
         self.backbone_options = routed.get(("backbone", c.backbone), {})
