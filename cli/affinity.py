@@ -128,6 +128,9 @@ def affinity(
         names = split_list(tasks)
         if names and (target or aux):
             raise MtlError("give either --target/--aux or --tasks, not both")
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise MtlError(f"--tasks {','.join(names)}: task {twice[0]!r} is given twice")
         given = scalar_options(options)
         values = run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher, limit=limit,
                             task_limit=task_limit)

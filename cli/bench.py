@@ -242,6 +242,8 @@ def plot(
     run: Annotated[Path, typer.Argument(help="A run folder (written by `mtl run`).")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the PNGs (default: RUN/plots).")] = None,
     smoothing: Annotated[float, typer.Option(help="EMA weight for noisy curves, 0 = none.")] = 0.6,
+    overwrite: Annotated[bool, typer.Option(help="Draw into a --out that holds files (PNGs of the same names are "
+                                                 "replaced).")] = False,
 ) -> None:
     """PNG figures of a run's training curves from its metrics.jsonl.
 
@@ -251,7 +253,7 @@ def plot(
     with user_errors():
         from mtl.study.figures import plot_run
 
-        for name, path, why in plot_run(run, out, smoothing=smoothing):
+        for name, path, why in plot_run(run, out, smoothing=smoothing, overwrite=overwrite):
             if path is not None:
                 typer.echo(f"wrote {path}")
             else:

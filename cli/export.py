@@ -34,7 +34,7 @@ def export(
 
         out = out if out is not None else run / "model"
         read_config(run)  # a one-line error for a folder that is not a run, before anything is loaded
-        check_empty(out, overwrite, "--out")
+        check_empty(out, overwrite, "--out", reads=[run])
         config, model, tasks = load_run(run)
         name = task or config.target
         if name not in tasks:

@@ -102,7 +102,11 @@ def show(
                 pass
         if not found:
             every = {n for k in kinds for n in registry.names(k)}
-            raise UnknownNameError(unknown("plugin", name, every))
+            message = unknown(kind or "plugin", name, every)
+            elsewhere = [k for k in KINDS if k != kind and name in registry.names(k)] if kind else []
+            if elsewhere:  # `--kind sampler mamt`: mamt is a weighting
+                message += f" ({name!r} is a {' and a '.join(elsewhere)}: --kind {elsewhere[0]})"
+            raise UnknownNameError(message)
         described = []
         for entry in found:
             factory = entry.load()  # a broken lazy "module:attr" is a one-line error here too

@@ -228,7 +228,10 @@ def test_resume_continues_the_measurements_to_the_uninterrupted_result(runs, tmp
                         "--log-every", "1", "--limit", "64", "--eval-limit", "32", "--max-steps", "24",
                         "--checkpoint-every", "4", "--seed", "2", "-o", str(out), "--quiet")
     assert result.exit_code == 130 and (out / "checkpoint" / "affinity-state.json").exists()
+    assert f"continue with `mtl affinity --resume {out}`" in result.stderr  # before: `mtl run --resume`
     monkeypatch.undo()
+    # `mtl run --resume` would finish it as a plain run and lose the measurements: refused, pointing to the command
+    assert_one_line_error(invoke_cli("run", "--resume", str(out)), f"this run continues with `mtl affinity --resume {out}`")
     result = invoke_cli("affinity", "--resume", str(out), "--quiet")
     assert result.exit_code == 0, result.output
     assert "Affinity onto demo-paraphrase" in result.stdout and "affinity.png" in result.stdout
@@ -275,6 +278,8 @@ def test_every_run_option_is_an_affinity_option():
     (["--every", "0"], ["--every must be", ">= 1", "got 0"]),
     (["--every", "-3", "--target", "demo-sentiment", "--aux", "demo-similarity"], ["--every must be", "got -3"]),
     (["--tasks", "demo-sentiment,demo-similarity", "--target", "demo-sentiment"], ["not both"]),
+    (["--tasks", "demo-sentiment,demo-sentiment"], ["--tasks demo-sentiment,demo-sentiment: task 'demo-sentiment' "
+                                                    "is given twice"]),
 ])
 def test_mistakes_are_one_line_errors_and_write_nothing(tmp_path, args, fragments):
     out = tmp_path / "run"

@@ -11,7 +11,7 @@ import statistics
 
 import pytest
 import torch
-from mtl.data.batching import Encoded, TaskStream, length_grouped_batches, random_batches
+from mtl.data.batching import Encoded, TaskStream, length_grouped_batches, random_batches, sorted_batches
 from mtl.runs.config import RunConfig
 
 # 640 examples whose lengths cycle 3..66: any batch of consecutive lengths would be visible
@@ -68,3 +68,11 @@ def test_a_stream_resumes_where_it_stopped(group):
     second = TaskStream(data(), 32, torch.Generator().manual_seed(99), group_by_length=group)
     second.load_state_dict(state)
     assert [second.next_indices() for _ in range(30)] == expected
+
+
+@pytest.mark.parametrize("size", [0, -4])
+def test_evaluation_batches_of_size_below_one_are_refused(size):
+    """A negative step gave no batch at all, so a prediction run printed nothing and exited 0."""
+    with pytest.raises(ValueError, match=f"batch size must be >= 1 \\(got {size}\\)"):
+        sorted_batches([3, 1, 2], size)
+    assert sorted_batches([3, 1, 2], 2) == [[1, 2], [0]]

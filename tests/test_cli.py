@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import TINY_RUN as TINY
@@ -225,6 +226,46 @@ def test_plugins_show_lists_options_with_types_and_defaults():
 
 def test_plugins_show_unknown_suggests():
     assert_one_line_error(invoke("plugins", "show", "unifrm"), "unknown plugin 'unifrm'", "Did you mean 'uniform'")
+
+
+def test_plugins_show_of_a_name_of_another_kind_says_which():
+    assert_one_line_error(invoke("plugins", "show", "mamt", "--kind", "sampler"), "unknown sampler 'mamt'",
+                          "'mamt' is a weighting: --kind weighting")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_output_that_cannot_be_written_is_a_one_line_error():
+    """stdout on a full device (`mtl tasks --json > file` on a full disk): one line, exit 74, no traceback."""
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "mtl.cli", "tasks", "--json"], stdout=full,
+                                stderr=subprocess.PIPE, text=True)
+    assert result.returncode == 74
+    assert result.stderr.strip() == "Error: cannot write the output: No space left on device"
+
+
+@pytest.mark.parametrize("args, line, code", [
+    (["run", "--lr", "abc"], "Error: Invalid value for '--lr': Input should be a valid number", 2),
+    (["run", "--lrr", "1"], "Error: No such option: --lrr (Possible options: --lr) (`mtl run --help` lists the "
+                            "options)", 2),
+    (["rnu"], "Error: No such command 'rnu'. Did you mean 'run'? (`mtl --help` lists the commands)", 2),
+    (["export"], "Error: Missing argument 'run'. (`mtl export --help` lists the options)", 2),
+])
+def test_a_command_line_that_does_not_parse_is_one_line(args, line, code):
+    """The real entry point (not CliRunner): a usage mistake is one line naming the option, not typer's box."""
+    result = run_mtl(*args)
+    assert result.returncode == code and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(line), result.stderr
+
+
+def test_the_help_and_the_version_through_the_entry_point():
+    assert run_mtl("--version").stdout == "mtl 0.1.0\n"
+    help_ = run_mtl("run", "--help")
+    assert help_.returncode == 0 and "--weighting" in help_.stdout
+    bare = run_mtl()
+    assert bare.returncode == 2 and "Commands" in bare.stdout + bare.stderr
 
 
 def test_tasks_lists_every_glue_task():

@@ -386,3 +386,63 @@ def test_predict_an_unknown_task_or_missing_input(runs, exports):
     assert_one_line_error(invoke("predict", exports["mamt"][0], "--task", "demo-sentiment", input="x\n"),
                           "demo-paraphrase")
     assert_one_line_error(invoke("predict", runs["mamt"][0], "--input", "/nonexistent/in.txt"), "/nonexistent/in.txt")
+
+
+def test_export_overwrite_never_deletes_the_run_it_reads(runs, tmp_path):
+    """`--out RUN --overwrite` (or a folder above RUN) would replace the run by its export: refused, run intact."""
+    holder = tmp_path / "holder"
+    run = holder / "run"
+    shutil.copytree(runs["mamt"][0], run)
+    before = sorted(p.relative_to(holder) for p in holder.rglob("*"))
+    for out in (run, holder):
+        assert_one_line_error(invoke("export", run, "--out", out, "--overwrite"),
+                              f"--out {out}: --overwrite would delete {run}, which this command reads")
+    assert sorted(p.relative_to(holder) for p in holder.rglob("*")) == before
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"version": 99}, "written by a newer mtl (format version 99; this mtl reads up to 3)"),
+    ({"eval_batch_size": -1}, "'eval_batch_size' must be an integer >= 1 (got -1)"),  # before: no output, exit 0
+    ({"eval_batch_size": 0}, "'eval_batch_size' must be an integer >= 1 (got 0)"),
+    ({"max_length": "big"}, "'max_length' must be an integer >= 1 (got 'big')"),
+    ({"labels": 5}, "'labels' must be a list of label names"),
+    ({"text_columns": ["a", "b", "c"]}, "'text_columns' must be a list of one or two column names"),
+    ({"problem_type": "nosuch"}, "'problem_type' must be regression or single_label_classification"),
+    ({"task": 7}, "'task' must be a task name (got 7)"),
+])
+def test_a_damaged_export_manifest_is_a_one_line_error(exports, tmp_path, change, fragment):
+    copy = tmp_path / "export"
+    shutil.copytree(exports["mamt"][0], copy)
+    manifest = json.loads((copy / "mtl_export.json").read_text())
+    manifest.update(change)
+    (copy / "mtl_export.json").write_text(json.dumps(manifest))
+    assert_one_line_error(invoke("predict", copy, input="a\tb\n"), f"{copy / 'mtl_export.json'}: {fragment}")
+
+
+@pytest.mark.parametrize("file, damage, fragment", [
+    ("model.safetensors", lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+     "not a readable safetensors file"),
+    ("model.safetensors", lambda p: p.write_bytes(b"garbage" * 10), "not a readable safetensors file"),
+    ("tokenizer.json", lambda p: p.write_text("{bad"), "invalid JSON"),
+])
+def test_a_damaged_export_file_is_named(exports, tmp_path, file, damage, fragment):
+    copy = tmp_path / "export"
+    shutil.copytree(exports["mamt"][0], copy)
+    damage(copy / file)
+    assert_one_line_error(invoke("predict", copy, input="a\tb\n"), str(copy / file), fragment)
+    assert_one_line_error(invoke("eval", copy), str(copy / file), fragment)
+
+
+def test_eval_with_a_data_dir_that_does_not_exist(runs, tmp_path):
+    """A demo-suite task reads its packaged data without a folder; a --data-dir given must exist all the same."""
+    assert_one_line_error(invoke("eval", runs["mamt"][0], "--data-dir", tmp_path / "nowhere"),
+                          f"--data-dir {tmp_path / 'nowhere'}: no such folder")
+
+
+def test_eval_batch_size_below_one_in_a_runs_config_is_named(runs, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(runs["mamt"][0], copy)
+    record = json.loads((copy / "config.json").read_text())
+    record["eval_batch_size"] = 0
+    (copy / "config.json").write_text(json.dumps(record))
+    assert_one_line_error(invoke("eval", copy), f"{copy / 'config.json'}: --eval-batch-size must be >= 1 (got 0)")

@@ -101,3 +101,8 @@ def test_finetune_errors_are_one_line_and_write_nothing(tmp_path):
     result = invoke_cli("finetune", str(mmoe), "-o", str(tmp_path / "d"), "-q")
     assert_one_line_error(result, "module between backbone and heads")
     assert not any((tmp_path / n).exists() for n in "abcd")
+    # `-o PARENT --overwrite` would replace the parent by its fine-tuned run (before: it did, and named itself parent)
+    before = sorted(p.relative_to(parent) for p in parent.rglob("*"))
+    result = invoke_cli("finetune", str(parent), "-o", str(parent), "--overwrite", "--max-steps", "1", "-q")
+    assert_one_line_error(result, f"--output {parent}: --overwrite would delete", "which this command reads")
+    assert sorted(p.relative_to(parent) for p in parent.rglob("*")) == before

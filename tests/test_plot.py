@@ -95,6 +95,45 @@ def test_malformed_metrics_line_names_file_and_line(tmp_path):
     assert result.exit_code == 1 and "metrics.jsonl:2: invalid JSON" in result.stderr
 
 
+def test_metrics_that_are_not_utf8_name_file_and_line(tmp_path):
+    (tmp_path / "metrics.jsonl").write_bytes(b'{"step": 0, "loss.a": 1.0}\n{"step": 1, "loss.a": \xff}\n')
+    result = plot(tmp_path)
+    assert result.exit_code == 1 and "metrics.jsonl:2: not UTF-8 text (byte 0xff)" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_an_invalid_json_line_says_where_in_the_line(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 0, "loss.a": 1.0}\n{"step": "a\tb"}\n')
+    result = plot(tmp_path)
+    assert result.exit_code == 1 and "metrics.jsonl:2: invalid JSON: Invalid control character at (column" in result.stderr
+
+
+def test_an_out_folder_of_other_files_needs_overwrite_and_keeps_them(runs, tmp_path):
+    out = tmp_path / "figures"
+    out.mkdir()
+    (out / "loss.png").write_bytes(b"mine")
+    (out / "notes.txt").write_text("keep")
+    result = plot(runs["uniform"], "--out", out)
+    assert result.exit_code == 1 and f"--out {out} already exists and is not empty" in result.stderr
+    assert (out / "loss.png").read_bytes() == b"mine"
+    result = plot(runs["uniform"], "--out", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert_png(out / "loss.png")
+    assert (out / "notes.txt").read_text() == "keep"
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    result = plot(runs["uniform"], "--out", file)
+    assert result.exit_code == 1 and f"--out {file} exists and is not a folder" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_the_default_folder_is_drawn_again_without_overwrite(runs):
+    assert plot(runs["mamt"]).exit_code == 0
+    again = plot(runs["mamt"])
+    assert again.exit_code == 0, again.output
+    assert_png(runs["mamt"] / "plots" / "loss.png")
+
+
 def test_smooth_is_a_debiased_ema():
     from mtl.study.figures import smooth
 

@@ -77,6 +77,8 @@ def length_grouped_batches(lengths: list[int], batch_size: int, generator: torch
 
 def sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
     """Evaluation batches: by length, so each is padded as little as possible; order restored by the caller."""
+    if batch_size < 1:  # a negative step would give no batch at all: every prediction silently dropped
+        raise ValueError(f"batch size must be >= 1 (got {batch_size})")
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 

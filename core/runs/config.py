@@ -69,6 +69,24 @@ class RunConfig:
         return self
 
     def validate(self) -> "RunConfig":
+        """:meth:`check_values`, then what must hold between options (tasks, per-task limits)."""
+        self.check_values()
+        for task, value in self.task_limits.items():
+            if task not in self.tasks:
+                raise OptionError(f"--limit {task}={value}: task {task!r} is not in this run ({', '.join(self.tasks)})")
+        if self.aux and not self.target:
+            raise OptionError("--aux needs a --target (the task the auxiliary tasks help)")
+        if self.target in self.aux:
+            raise OptionError(f"task {self.target!r} is given twice: as --target and in --aux")
+        seen = set()
+        for name in self.tasks:
+            if name in seen:
+                raise OptionError(f"task {name!r} is given twice")
+            seen.add(name)
+        return self
+
+    def check_values(self) -> "RunConfig":
+        """Each option's type (:meth:`check_types`) and range, one at a time (a one-line error naming it)."""
         self.check_types()
         self.report_to = parse_report_to(self.report_to)  # a list of tracker names, "none" and "all" read
         positive_int = {"epochs": self.epochs, "batch_size": self.batch_size,
@@ -96,19 +114,8 @@ class RunConfig:
         if self.max_length > 512:
             raise OptionError(f"--max-length must be <= 512 (got {self.max_length})")
         for task, value in self.task_limits.items():
-            if task not in self.tasks:
-                raise OptionError(f"--limit {task}={value}: task {task!r} is not in this run ({', '.join(self.tasks)})")
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise OptionError(f"--limit {task}={value}: the limit must be an integer >= 1")
-        if self.aux and not self.target:
-            raise OptionError("--aux needs a --target (the task the auxiliary tasks help)")
-        if self.target in self.aux:
-            raise OptionError(f"task {self.target!r} is given twice: as --target and in --aux")
-        seen = set()
-        for name in self.tasks:
-            if name in seen:
-                raise OptionError(f"task {name!r} is given twice")
-            seen.add(name)
         return self
 
     def to_dict(self) -> dict[str, Any]:

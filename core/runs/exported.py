@@ -42,6 +42,35 @@ TASK_ATTENTION = "task-attention"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+def manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What in an ``mtl_export.json`` record the loader cannot use (a newer format, a field of the wrong kind), or
+    None; a manifest without ``version`` is read as version 1."""
+    version = manifest.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return f"'version' must be an integer >= 1 (got {version!r})"
+    if version > FORMAT_VERSION:
+        return f"written by a newer mtl (format version {version}; this mtl reads up to {FORMAT_VERSION}): upgrade mtl"
+    if not isinstance(manifest.get("task"), str) or not manifest["task"]:
+        return f"'task' must be a task name (got {manifest.get('task')!r})"
+    for key in ("max_length", "eval_batch_size"):
+        value = manifest.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            return f"'{key}' must be an integer >= 1 (got {value!r})"
+    labels = manifest.get("labels")
+    if labels is not None and not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
+        return f"'labels' must be a list of label names, or null for a regression task (got {labels!r})"
+    columns = manifest.get("text_columns")
+    if columns is not None and not (isinstance(columns, list) and 1 <= len(columns) <= 2
+                                    and all(isinstance(c, str) and c for c in columns)):
+        return f"'text_columns' must be a list of one or two column names (got {columns!r})"
+    problem = manifest.get("problem_type")
+    if problem is not None and problem not in ("regression", "single_label_classification"):
+        return f"'problem_type' must be regression or single_label_classification (got {problem!r})"
+    if problem is not None and (problem == "regression") != (labels is None):
+        return f"'problem_type' {problem} does not match 'labels' {labels!r}"
+    return None
+
+
 def feature_map_spec(manifest: dict[str, Any]) -> dict[str, Any] | None:
     """``{weighting, options, encoder, head}`` of a feature-map export (either manifest version); None for a
     plain transformers export."""

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from mtl.errors import MtlError, warn
 from mtl.runs import checkpoint, storage
@@ -139,12 +139,21 @@ def _replace_folder(new: Path, out_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def check_empty(path: Path, overwrite: bool, flag: str = "--output") -> None:
-    """Refuse to write into a folder that already holds something (no data is ever lost)."""
+def check_empty(path: Path, overwrite: bool, flag: str = "--output", reads: Iterable[str | Path] = ()) -> None:
+    """Refuse to write into a folder that already holds something (no data is ever lost); with ``overwrite``, refuse
+    a folder whose deletion would take the current folder or what the command reads (``reads``: its run, its parent
+    run, its teachers) with it."""
+    path = Path(path)
     if path.exists() and not path.is_dir():
         raise MtlError(f"{flag} {path} exists and is not a folder")
-    if path.exists() and any(path.iterdir()) and not overwrite:
+    if not (path.exists() and any(path.iterdir())):
+        return
+    if not overwrite:
         raise MtlError(f"{flag} {path} already exists and is not empty; choose another folder or pass --overwrite")
+    held = [(Path.cwd(), "the current folder")] + [(Path(r), f"{r}, which this command reads") for r in reads]
+    for inner, what in held:
+        if inner.resolve().is_relative_to(path.resolve()):
+            raise MtlError(f"{flag} {path}: --overwrite would delete {what}; choose another folder")
 
 
 def unique(path: Path) -> Path:
@@ -262,20 +271,19 @@ class RunFolder:
         return self.summary_path.exists()
 
     # -------------------------------------------------------------------------------- creating
-    def check_writable(self, overwrite: bool) -> None:
+    def check_writable(self, overwrite: bool, reads: Iterable[str | Path] = ()) -> None:
         """A one-line error unless the folder is new or empty, or ``overwrite`` and it is a run's (config.json):
-        --overwrite never deletes a folder of other files, nor the current folder or one above it."""
-        check_empty(self.path, overwrite)
+        --overwrite never deletes a folder of other files, nor the current folder, nor what the run reads
+        (``reads``: a parent run, teachers, data) or a folder above them (:func:`check_empty`)."""
+        check_empty(self.path, overwrite, reads=reads)
         if not (overwrite and self.path.is_dir() and any(self.path.iterdir())):
             return
-        if Path.cwd().resolve().is_relative_to(self.path.resolve()):
-            raise MtlError(f"--output {self.path}: --overwrite would delete the current folder; choose another folder")
         if not self.config_path.is_file():
             raise MtlError(f"--output {self.path} holds files that are not a run's (no {CONFIG}); --overwrite replaces "
                            f"only a run folder: choose another folder")
 
-    def create(self, overwrite: bool) -> None:
-        self.check_writable(overwrite)
+    def create(self, overwrite: bool, reads: Iterable[str | Path] = ()) -> None:
+        self.check_writable(overwrite, reads)
         try:
             if self.path.exists() and overwrite:
                 shutil.rmtree(self.path)
@@ -300,7 +308,7 @@ class RunFolder:
 
         record = self.record()
         try:
-            config = RunConfig.from_record(record).check_types()
+            config = RunConfig.from_record(record).check_values()
         except TypeError as exc:
             raise MtlError(f"{self.config_path}: not a run configuration: {exc}") from None
         except MtlError as exc:
@@ -340,17 +348,23 @@ class RunFolder:
         if not path.is_file():
             raise MtlError(f"{self.path}: not a run folder (no {METRICS}; `mtl run` writes one)")
         records = []
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise MtlError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
-                if not isinstance(record, dict) or "step" not in record:
-                    raise MtlError(f"{path}:{number}: not a metrics record (no 'step')")
-                records.append(record)
+        try:
+            lines = path.read_bytes().decode("utf-8").split("\n")
+        except OSError as exc:
+            raise MtlError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        except UnicodeDecodeError as exc:
+            line = exc.object[:exc.start].count(b"\n") + 1
+            raise MtlError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise MtlError(f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+            if not isinstance(record, dict) or "step" not in record:
+                raise MtlError(f"{path}:{number}: not a metrics record (no 'step')")
+            records.append(record)
         if not records:
             raise MtlError(f"{path}: no records yet (the run logs every --log-every steps)")
         return records

@@ -24,6 +24,7 @@ from mtl.runs.exported import (
     feature_map_spec,
     inference_module,
     inputs,
+    manifest_problem,
     quiet_transformers,
     split_head,
     task_attention,
@@ -99,6 +100,8 @@ class Predictor:
         import torch
 
         name = self.task.name
+        if data_dir is not None and not Path(data_dir).is_dir():  # given: a task with packaged data would ignore it
+            raise MtlError(f"--data-dir {data_dir}: no such folder")
         data = {**(self.data.get("data") or {}), **(data or {})}
         if data_dir is None:
             data_dir = self.data.get("data_dir")
@@ -149,6 +152,9 @@ def _export_predictor(path: Path, task: str | None) -> Predictor:
     manifest = run_folder.read_json(path / MANIFEST, "the export manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != "mtl-export" or "task" not in manifest:
         raise MtlError(f"{path / MANIFEST}: not an mtl export manifest")
+    problem = manifest_problem(manifest)
+    if problem:
+        raise MtlError(f"{path / MANIFEST}: {problem}")
     name = manifest["task"]
     if task is not None and task != name:
         raise MtlError(f"{path} holds the model of task {name!r} only, not {task!r}")
@@ -157,6 +163,7 @@ def _export_predictor(path: Path, task: str | None) -> Predictor:
     except MtlError as exc:
         raise MtlError(f"{path}/{exc}") from None
     task_obj = export_task(manifest)
+    _check_files(path)
     hf = quiet_transformers()
     try:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -177,6 +184,24 @@ def _export_predictor(path: Path, task: str | None) -> Predictor:
     return Predictor(task_obj, tokenizer, forward, kind="export", path=path,
                      max_length=int(manifest.get("max_length") or 512),
                      batch_size=int(manifest.get("eval_batch_size") or 128), data=manifest.get("data") or {})
+
+
+def _check_files(path: Path) -> None:
+    """A damaged JSON or safetensors file of an export (its folder and ``encoder/``): a one-line error naming the
+    file, which transformers' own message does not. Safetensors files are checked by their header and size only."""
+    from safetensors import safe_open
+
+    for file in sorted([*path.glob("*.json"), *path.glob("*/*.json"), *path.glob("*.safetensors"),
+                        *path.glob("*/*.safetensors")]):
+        if file.suffix == ".json":
+            run_folder.read_json(file, "a file of the export")
+            continue
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except Exception as exc:  # SafetensorError, OSError: a truncated or overwritten file
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise MtlError(f"{file}: not a readable safetensors file ({reason[:160]})") from None
 
 
 def _encoder_model(path: Path, spec: dict | None, attention: dict | None, name: str, task):

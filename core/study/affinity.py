@@ -214,6 +214,8 @@ class AffinityTrainer(Trainer):
     the best epoch is then chosen on the mean primary metric and no model is exported.
     """
 
+    RESUME_COMMAND = "mtl affinity --resume"
+
     def __init__(self, config: RunConfig, *, every: int = DEFAULT_EVERY, **kwargs) -> None:
         super().__init__(config, **kwargs)
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:

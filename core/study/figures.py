@@ -58,8 +58,15 @@ def _figure(width: float = 8.0, height: float = 4.5):
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    from mtl.runs import storage
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png")
+    except FileExistsError:
+        raise MtlError(f"--out {path.parent} exists and is not a folder") from None
+    except OSError as exc:
+        raise storage.error(path, exc) from None
     return path
 
 
@@ -334,15 +341,23 @@ def _draw_plugin(entry, run: RunRecords):
     return outcome
 
 
-def plot_run(run: str | Path, out: str | Path | None = None, *, smoothing: float = SMOOTHING
-             ) -> list[tuple[str, Path | None, str]]:
+def plot_run(run: str | Path, out: str | Path | None = None, *, smoothing: float = SMOOTHING,
+             overwrite: bool = False) -> list[tuple[str, Path | None, str]]:
     """Draw core's figures, then every registered figure (name order), each when the run has its records.
 
     Returns ``(file, path or None, why skipped)`` per figure. A plugin's figure that cannot be loaded, raises,
-    or returns something else than a ``Figure`` or a string is skipped with a one-line reason.
+    or returns something else than a ``Figure`` or a string is skipped with a one-line reason. The default folder,
+    RUN/plots, is drawn again freely; an ``out`` that holds files needs ``overwrite`` (PNGs of the same names are
+    replaced, nothing else is touched).
     """
     if not 0 <= smoothing < 1:
         raise MtlError(f"--smoothing must be in [0, 1) (got {smoothing})")
+    if out is not None and Path(out).exists():
+        if not Path(out).is_dir():
+            raise MtlError(f"--out {out} exists and is not a folder")
+        if any(Path(out).iterdir()) and not overwrite:
+            raise MtlError(f"--out {out} already exists and is not empty; choose another folder or pass --overwrite "
+                           f"(which replaces the PNGs of the same names)")
     data = RunRecords(run, smoothing)
     folder = Path(out) if out is not None else data.path / "plots"
     results: list[tuple[str, Path | None, str]] = []

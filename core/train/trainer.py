@@ -54,6 +54,8 @@ def _split_file(config: RunConfig, task: str, split: str) -> tuple[str | None, s
 
 
 class Trainer:
+    RESUME_COMMAND = "mtl run --resume"  # the command that continues a stopped run of this trainer (config.json)
+
     def __init__(self, config: RunConfig, *, progress: bool = False, overwrite: bool = False,
                  resume: bool = False) -> None:
         self.config = config
@@ -73,6 +75,9 @@ class Trainer:
         folder = RunFolder(run_dir)
         if not folder.config_path.is_file():
             raise MtlError(f"--resume {folder.path}: not a run folder (no {run_files.CONFIG})")
+        wanted = (folder.record() or {}).get("resume_command", Trainer.RESUME_COMMAND)
+        if wanted != cls.RESUME_COMMAND:
+            raise MtlError(f"--resume {folder.path}: this run continues with `{wanted} {folder.path}`")
         if folder.finished():
             raise MtlError(f"--resume {folder.path}: the run is finished ({run_files.SUMMARY} exists); nothing to resume")
         if folder.latest_checkpoint() is None and any(folder.checkpoints.glob("step-*.safetensors")):
@@ -146,11 +151,17 @@ class Trainer:
         if self.resume:
             return Path(c.output)
         if c.output:
-            RunFolder(c.output).check_writable(self.overwrite)
+            RunFolder(c.output).check_writable(self.overwrite, self._reads())
             return Path(c.output)
         # the default name has the time in it: rank 0 chooses it for every rank
         name = run_files.default_name(c.target, c.weighting, c.sampler, c.seed)
         return self.ctx.broadcast_object(run_files.unique(Path("runs") / name))
+
+    def _reads(self) -> list[str]:
+        """What this run reads from disk besides its packages: --overwrite must not delete it with the output."""
+        c = self.config
+        teachers = [path for paths in distill.normalise(c.teachers).values() for path in paths]
+        return [p for p in (c.parent, c.data_dir, *c.data.values(), *teachers) if p]
 
     def _load_examples(self) -> None:
         c = self.config
@@ -278,6 +289,7 @@ class Trainer:
             "device": str(self.device),
             "world_size": self.ctx.world,
             "dropout_backend": self.dropout_backend,
+            "resume_command": self.RESUME_COMMAND,
         }
 
     def train(self) -> dict[str, Any]:
@@ -287,7 +299,7 @@ class Trainer:
         created = False
         if self.ctx.is_main and not self.resume:
             created = not self.output.exists()
-            self.folder.create(self.overwrite)
+            self.folder.create(self.overwrite, self._reads())
         try:
             return self._tracked()
         except TrainingError:
@@ -295,7 +307,7 @@ class Trainer:
         except (KeyboardInterrupt, Stopped) as exc:  # SIGINT / SIGTERM: nothing half-written (atomic writes)
             signum = signals.stopping(exc)
             where = (f"the last checkpoint {self.last_checkpoint} is intact: continue with "
-                     f"`mtl run --resume {self.output}`" if self.last_checkpoint is not None else
+                     f"`{self.RESUME_COMMAND} {self.output}`" if self.last_checkpoint is not None else
                      "no checkpoint was written yet: start the run again (same options, --overwrite)")
             raise Interrupted(f"stopped by {signals.name(signum)}; {where}", signum) from None
         except StorageError as exc:  # the folder could not be written: keep what is there, say how to go on
@@ -304,8 +316,8 @@ class Trainer:
                 raise StorageError(f"{exc}; nothing was trained yet and {self.output} was removed: "
                                    f"remove the cause and start the run again") from None
             where = (f"the last checkpoint {self.last_checkpoint} is intact: remove the cause and continue with "
-                     f"`mtl run --resume {self.output}`" if self.last_checkpoint is not None else
-                     f"no checkpoint was written yet: remove the cause and start again with --overwrite")
+                     f"`{self.RESUME_COMMAND} {self.output}`" if self.last_checkpoint is not None else
+                     "no checkpoint was written yet: remove the cause and start again with --overwrite")
             raise StorageError(f"{exc}; {where}") from None
         except MtlError:
             if created:  # a run that failed on a user mistake leaves nothing half-written behind
@@ -594,7 +606,7 @@ class Trainer:
         """Stop with an error naming the step, task and last checkpoint; or skip the step (--skip-nonfinite)."""
         optimizer.zero_grad(set_to_none=True)
         if not self.config.skip_nonfinite:
-            where = (f"last checkpoint {self.last_checkpoint} (continue with `mtl run --resume {self.output}`)"
+            where = (f"last checkpoint {self.last_checkpoint} (continue with `{self.RESUME_COMMAND} {self.output}`)"
                      if self.last_checkpoint else "no checkpoint written yet")
             raise TrainingError(f"non-finite {what} at step {step} on task {task!r}; {where}; lower --lr, "
                                 f"check the data, or pass --skip-nonfinite")
