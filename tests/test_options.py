@@ -97,3 +97,27 @@ def test_value_rejected_by_the_plugin_names_it(configurable):
 def test_tiny_backbone_validates_its_options():
     with pytest.raises(OptionError, match="backbone 'tiny': hidden_size \\(30\\) must be a multiple of heads \\(4\\)"):
         mtl.create("backbone", "tiny", hidden_size="30", heads="4")
+
+
+def test_run_config_values_are_checked_against_the_option_types():
+    """RunConfig's annotations decide: an int or a numeric string where a number goes becomes a float, a tuple a list;
+    anything else is a one-line OptionError naming the option (before: a TypeError deep in the run, or accepted)."""
+    from mtl.errors import OptionError
+    from mtl.runs.config import RunConfig, conform_option
+
+    config = RunConfig(target="rte", aux=("mrpc",), lr=1, warmup="0.2", report_to=("tensorboard",)).validate()
+    assert config.aux == ["mrpc"] and config.lr == 1.0 and isinstance(config.lr, float) and config.warmup == 0.2
+    assert config.report_to == ["tensorboard"]
+    for name, value, message in [
+        ("epochs", 2.0, "--epochs must be an integer (got 2.0)"),
+        ("epochs", True, "--epochs must be an integer (got True)"),
+        ("skip_nonfinite", "yes", "--skip-nonfinite must be true or false (got 'yes')"),
+        ("lr", "fast", "--lr must be a number (got 'fast')"),
+        ("task_limits", {"rte": "10"}, "--task-limit must be a mapping of strings to integers"),
+        ("teachers", {"rte": [1]}, "--teacher must be a mapping of strings to lists of strings or strings"),
+    ]:
+        with pytest.raises(OptionError) as info:
+            conform_option(name, value)
+        assert str(info.value).startswith(message), str(info.value)
+    with pytest.raises(OptionError, match="run.yaml: max-steps must be an integer or null"):
+        conform_option("max_steps", "many", label="run.yaml: max-steps")

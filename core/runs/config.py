@@ -179,7 +179,7 @@ def _conform(value: Any, hint: Any) -> Any:
         if value is None:
             return None
     elif origin is list:
-        if isinstance(value, list):
+        if isinstance(value, (list, tuple)):  # a tuple from the Python API is read as the list it spells
             return [_conform(item, args[0]) for item in value]
     elif origin is dict:
         if isinstance(value, dict):
