@@ -126,6 +126,8 @@ def affinity(
         if every is not None and every < 1:
             raise MtlError(f"--every must be a whole number of steps >= 1 (got {every})")
         names = split_list(tasks)
+        if tasks and not names:
+            raise MtlError(f"--tasks {','.join(tasks)!r} names no task")
         if names and (target or aux):
             raise MtlError("give either --target/--aux or --tasks, not both")
         twice = sorted({name for name in names if names.count(name) > 1})

@@ -61,6 +61,7 @@ def plugins(
         if as_json:
             typer.echo(json.dumps({"plugins": rows, "failed": failed, "conflicts": registry.conflicts}, indent=2))
         else:
+            from rich.markup import escape
             from rich.table import Table
 
             table = Table()
@@ -68,13 +69,15 @@ def plugins(
                 table.add_column(column)
             for r in rows:
                 name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
-                table.add_row(r["kind"], r.get("family", ""), name, r["package"], r["version"], r["description"])
+                table.add_row(r["kind"], r.get("family", ""), escape(name), r["package"], r["version"],
+                              escape(r["description"]))
             out = console()
             out.print(table)
             for f in failed:
-                out.print(f"[red]failed[/red] {f['name']} ({f['package']} {f['version']}): {f['error']}", markup=True)
+                out.print(f"[red]failed[/red] {escape(f['name'])} ({f['package']} {f['version']}): "
+                          f"{escape(f['error'])}", markup=True)
             for conflict in registry.conflicts:
-                out.print(f"[red]conflict[/red] {conflict}")
+                out.print(f"[red]conflict[/red] {escape(conflict)}")
         if failed or registry.conflicts:
             raise typer.Exit(1)
 
@@ -120,12 +123,14 @@ def show(
         if as_json:
             typer.echo(json.dumps(described, indent=2, default=repr))
             return
+        from rich.markup import escape
         from rich.table import Table
 
         out = console()
         for d in described:
             family = f" ({d['family']} family)" if "family" in d else ""
-            out.print(f"[bold]{d['kind']} {d['name']}[/bold]{family} — {d['description']} ({d['package']} {d['version']})")
+            out.print(f"[bold]{d['kind']} {d['name']}[/bold]{family} — {escape(d['description'])} "
+                      f"({d['package']} {d['version']})")
             if d["kind"] == "figure":
                 out.print(f"  no options; `mtl plot RUN` writes {d['name']}.png when the run has its records")
                 continue
@@ -136,5 +141,6 @@ def show(
             for column in ("option", "type", "default"):
                 table.add_column(column)
             for o in d["options"]:
-                table.add_row(o["name"], o["type"], "(required)" if o["required"] else repr(o["default"]))
+                table.add_row(escape(o["name"]), escape(o["type"]),  # list[int] is no markup tag
+                              "(required)" if o["required"] else escape(repr(o["default"])))
             out.print(table)

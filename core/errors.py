@@ -28,6 +28,11 @@ class DataError(MtlError):
     """A data file or folder that is missing or malformed; the message names the file (and line)."""
 
 
+class PluginError(MtlError):
+    """A plugin's own code raised (a bug in it, not a user mistake): one line naming the plugin and the exception;
+    ``MTL_TRACEBACK=1`` shows where (the exception is the error's ``__cause__``)."""
+
+
 class TrainingError(MtlError):
     """Training stopped on purpose (a non-finite loss); the run folder and its checkpoints are kept."""
 

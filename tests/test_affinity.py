@@ -280,6 +280,7 @@ def test_every_run_option_is_an_affinity_option():
     (["--tasks", "demo-sentiment,demo-similarity", "--target", "demo-sentiment"], ["not both"]),
     (["--tasks", "demo-sentiment,demo-sentiment"], ["--tasks demo-sentiment,demo-sentiment: task 'demo-sentiment' "
                                                     "is given twice"]),
+    (["--tasks", ","], ["--tasks ',' names no task"]),  # before: the demo suite, silently
 ])
 def test_mistakes_are_one_line_errors_and_write_nothing(tmp_path, args, fragments):
     out = tmp_path / "run"
@@ -292,6 +293,7 @@ def test_resume_mistakes_are_one_line_errors(tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "config.json").write_text(json.dumps({**DEMO, "backbone": "tiny"}))
+    (plain / "metrics.jsonl").write_text("")
     assert_one_line_error(invoke_cli("affinity", "--resume", str(plain)), "not an `mtl affinity` run",
                           "mtl run --resume")
     assert_one_line_error(invoke_cli("affinity", "--resume", str(plain), "--every", "3"), "drop --every")

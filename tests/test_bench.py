@@ -267,6 +267,8 @@ def test_report_of_a_folder_that_is_no_bench(tmp_path):
     (lambda d: d.pop("seeds"), "'seeds' must be a list of integers"),
     (lambda d: d["strategies"][0].update(weighting=3), "bad key 'weighting'"),
     (lambda d: d.update(run_options=[]), "'run_options' must be an object"),
+    (lambda d: d["run_options"].pop("target"), "'run_options' must name the bench's target"),
+    (lambda d: d["run_options"].update(aux=5), "'run_options' 'aux' must be a list of task names"),
 ])
 def test_a_damaged_bench_file_is_a_one_line_error(bench, tmp_path, damage, fragment):
     out, _ = bench
@@ -541,11 +543,18 @@ def test_a_pairs_bench_and_a_plain_one_do_not_mix(pairs_bench, tmp_path):
                           "holds a --pairs bench")
     assert_one_line_error(invoke("bench", "--pairs", "--seeds", "0", *TASKS, *TINY, "--lr", "1e-4", "-o", out),
                           "other run options", "lr")
+    # the same tasks in another order are other pairs (their first task the target): before, trained beside them
+    swapped = ["--target", "demo-sentiment", "--aux", "demo-similarity"]
+    assert_one_line_error(invoke("bench", "--pairs", "--seeds", "0", *swapped, *TINY, "-o", out),
+                          "holds the --pairs bench of demo-similarity, demo-sentiment (in that order")
+    assert_one_line_error(invoke("bench", "--pairs", "--seeds", "0", "--target", "demo-similarity", "--aux",
+                                 "demo-sentiment,demo-paraphrase", *TINY, "-o", out), "holds the --pairs bench of")
+    assert not (out / "demo-sentiment+demo-similarity").exists()
     assert (out / "bench.json").read_text() == before
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "bench.json").write_text(json.dumps({
-        "format": "mtl-bench/1", "target": "demo-similarity", "seeds": [0], "run_options": {},
+        "format": "mtl-bench/1", "target": "demo-similarity", "seeds": [0], "run_options": {"target": "demo-similarity"},
         "strategies": [{"label": "uniform", "weighting": "uniform", "sampler": "proportional"}]}))
     assert_one_line_error(invoke("bench", "--pairs", *TASKS, *TINY, "-o", plain), "holds a bench without --pairs")
 
@@ -556,6 +565,8 @@ def test_a_pairs_bench_and_a_plain_one_do_not_mix(pairs_bench, tmp_path):
     ([*TASKS, "--strategy", "single"], ["give the pairs' multi-task strategy"]),
     ([*TASKS, "--strategy", "unifrm"], ["unknown strategy 'unifrm'"]),
     ([*TASKS, "--limit", "rte=5"], ["--limit rte=5: task 'rte' is not in this run"]),
+    (["--target", "demo-similarity", "--aux", "demo-sentiment,demo-sentiment"],
+     ["--aux demo-sentiment,demo-sentiment: task 'demo-sentiment' is given twice"]),
 ])
 def test_bad_pairs_benches_are_one_line_and_write_nothing(tmp_path, args, fragments):
     out = tmp_path / "p"

@@ -150,11 +150,13 @@ def test_overwrite_replaces_only_a_run_folder(tmp_path, monkeypatch):
     others.mkdir()
     (others / "chapter1.txt").write_text("x")
     result = invoke("run", *TINY, "-o", str(others), "--overwrite")
-    assert_one_line_error(result, f"--output {others} holds files that are not a run's (no config.json)")
+    assert_one_line_error(result, f"--output {others} holds files that are not a run's; --overwrite replaces only "
+                                  "a folder `mtl run` wrote (config.json and metrics.jsonl)")
     assert (others / "chapter1.txt").read_text() == "x"
     inner = tmp_path / "inner"
     inner.mkdir()
     (tmp_path / "config.json").write_text("{}")  # even a folder that looks like a run: it holds the current one
+    (tmp_path / "metrics.jsonl").write_text("")
     monkeypatch.chdir(inner)
     assert_one_line_error(invoke("run", *TINY, "-o", "..", "--overwrite"), "would delete the current folder")
     assert inner.is_dir() and (others / "chapter1.txt").exists()
@@ -226,6 +228,12 @@ def test_plugins_show_lists_options_with_types_and_defaults():
 
 def test_plugins_show_unknown_suggests():
     assert_one_line_error(invoke("plugins", "show", "unifrm"), "unknown plugin 'unifrm'", "Did you mean 'uniform'")
+
+
+def test_plugins_show_prints_bracketed_types_as_written():
+    """`dict[str, float]` went through rich markup and lost its brackets: `dict`."""
+    result = invoke("plugins", "show", "static", "--kind", "weighting")
+    assert result.exit_code == 0 and "dict[str, float] | None" in result.stdout
 
 
 def test_plugins_show_of_a_name_of_another_kind_says_which():

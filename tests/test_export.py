@@ -446,3 +446,17 @@ def test_eval_batch_size_below_one_in_a_runs_config_is_named(runs, tmp_path):
     record["eval_batch_size"] = 0
     (copy / "config.json").write_text(json.dumps(record))
     assert_one_line_error(invoke("eval", copy), f"{copy / 'config.json'}: --eval-batch-size must be >= 1 (got 0)")
+
+
+def test_a_run_never_overwrites_an_export(exports, tmp_path):
+    """An export has a config.json too (transformers'): `mtl run -o EXPORT --overwrite` replaced it before."""
+    copy = tmp_path / "export"
+    shutil.copytree(exports["mamt"][0], copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    from conftest import TINY_RUN
+
+    assert_one_line_error(invoke("run", *TINY_RUN, "-o", copy, "--overwrite"),
+                          f"--output {copy} holds an export; --overwrite replaces only a folder `mtl run` wrote")
+    assert_one_line_error(invoke("run", "--resume", copy), f"--resume {copy}: not a run folder (it holds an export)")
+    assert_one_line_error(invoke("affinity", "--resume", copy), "not a run folder (it holds an export)")
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before

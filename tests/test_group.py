@@ -362,7 +362,9 @@ def test_an_affinity_file_scores_a_group_by_the_affinity_onto_each_task(tmp_path
 @pytest.mark.parametrize("matrix, fragments", [
     ({"a": {"b": 0.1}, "b": {}}, ["no affinity of 'b' onto 'a'"]),
     ({"a": {"b": None}, "b": {"a": 0.1}}, ["affinity of 'a' onto 'b' is undefined"]),
-    ({"a": {"b": "x"}, "b": {"a": 0.1}}, ["must be a finite number"]),
+    ({"a": {"b": "x"}, "b": {"a": 0.1}}, ["must be a number within ±1e12"]),
+    ({"a": {"b": 1e308}, "b": {"a": 1e308}}, ["affinity of 'a' onto 'b' must be a number within ±1e12"]),  # fsum
+    ({"--lr": {"b": 0.1}, "b": {"--lr": 0.1}}, ["'--lr' is not a task name"]),
     ({"a": 3}, ["expected \"matrix\""]),
     ({}, ["expected \"matrix\""]),
 ])
@@ -394,7 +396,12 @@ def test_a_networks_file_parses_with_default_costs(tmp_path):
      ["networks[0]", "'tasks' must be a non-empty list"]),
     (json.dumps({"networks": [{"tasks": ["a", "a"], "scores": {"a": 1}}]}), ["task 'a' is listed twice"]),
     (json.dumps({"networks": [{"tasks": ["a"], "scores": {}}]}), ["networks[0]", "no score for 'a'"]),
-    (json.dumps({"networks": [{"tasks": ["a"], "scores": {"a": "high"}}]}), ["score of 'a' must be a finite number"]),
+    (json.dumps({"networks": [{"tasks": ["a"], "scores": {"a": "high"}}]}), ["score of 'a' must be a number within"]),
+    (json.dumps({"networks": [{"tasks": ["a"], "scores": {"a": 1e308}}]}), ["score of 'a' must be a number within"]),
+    (json.dumps({"networks": [{"tasks": ["a"], "scores": {"a": 1}, "cost": 1e308}]}), ["'cost' must be a positive "
+                                                                                         "number up to 1e12"]),
+    (json.dumps({"networks": [{"tasks": ["a b"], "scores": {"a b": 1}}]}), ["'tasks' must be a non-empty list of "
+                                                                             "task names"]),
     (json.dumps({"networks": [{"tasks": ["a"], "scores": {"a": 1, "b": 2}}]}), ["a score for 'b'"]),
     (json.dumps({"networks": [{"tasks": ["a"], "scores": {"a": 1}, "cost": -1}]}), ["'cost' must be a positive"]),
     (json.dumps({"networks": [{"tasks": ["a"], "score": {"a": 1}}]}), ["unknown key 'score'", "Did you mean 'scores'"]),
@@ -442,3 +449,31 @@ def test_too_many_candidates_ask_for_a_smaller_higher_order(tmp_path):
     assert_one_line_error(invoke_cli("group", str(folder), "--budget", "5"), "candidate networks", "--higher-order")
     candidates = grouping.load(folder, higher_order=2)
     assert len(candidates.networks) == 20 + math.comb(20, 2)
+
+
+@pytest.mark.parametrize("damage, fragments", [
+    (lambda root: (root / "bench.json").write_text(json.dumps({"format": "mtl-bench/1", "pairs": True, "tasks": 5})),
+     ["bench.json: its tasks (or target and aux) must be task names"]),
+    (lambda root: _edit(root / "rte+mrpc" / "uniform" / "seed-0" / "config.json", target=["a", "b"]),
+     ["config.json: --target must be a string or null"]),
+    (lambda root: _edit(root / "rte+mrpc" / "uniform" / "seed-0" / "config.json", aux=5),
+     ["config.json: --aux must be a list of strings or a string"]),
+])
+def test_a_damaged_bench_folder_is_one_line(tmp_path, damage, fragments):
+    root = write_pairs_bench(tmp_path / "bench", ["rte", "mrpc"])
+    damage(root)
+    assert_one_line_error(invoke_cli("group", str(root), "--budget", "2"), *fragments)
+
+
+def _edit(path: Path, **changes) -> None:
+    record = json.loads(path.read_text())
+    record.update(changes)
+    path.write_text(json.dumps(record))
+
+
+def test_aux_as_text_in_a_runs_config_names_its_tasks(tmp_path):
+    """A config.json whose aux is "mrpc" (text, as a config file may give it) is the task mrpc, not m, r, p, c."""
+    root = write_pairs_bench(tmp_path / "bench", ["rte", "mrpc"])
+    _edit(root / "rte+mrpc" / "uniform" / "seed-0" / "config.json", aux="mrpc")
+    candidates = grouping.load(root)
+    assert {n.tasks for n in candidates.networks} == {("rte",), ("mrpc",), ("rte", "mrpc")}

@@ -117,6 +117,28 @@ def test_hook_that_raises_is_isolated(register_plugin, capsys):
     assert "broken-hook" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name, factory, fragment", [
+    ("", mtl.Weighting, "'' is not a plugin name"),  # before: every later name of the kind was "registered twice"
+    ("has space", mtl.Weighting, "'has space' is not a plugin name"),
+    (5, mtl.Weighting, "5 is not a plugin name"),  # before: `mtl plugins` failed sorting names
+    ("rte:x", mtl.Weighting, "'rte:x' is not a plugin name"),
+    ("t-noncallable", 42, "the factory must be callable or a \"module:attr\" string (got int)"),
+])
+def test_a_registration_that_is_no_plugin_fails_its_plugin_alone(register_plugin, capsys, name, factory, fragment):
+    class Bad:
+        @hookimpl
+        def register_weightings(self, register):
+            register(name, factory)
+
+    register_plugin(Bad(), name="bad-registration")
+    registry = loader.registry()
+    registry.check()  # no conflict: the bad name was not added
+    assert "uniform" in mtl.available("weighting") and "mamt" in mtl.available("weighting")
+    (failure,) = [f for f in registry.failed if f.name == "bad-registration"]
+    assert fragment in failure.error
+    assert "bad-registration" in capsys.readouterr().err
+
+
 def test_lazy_string_factory_is_imported_only_when_used(register_plugin, tmp_path, monkeypatch):
     (tmp_path / "lazy_weighting_mod.py").write_text(
         "from mtl import Weighting\nclass Lazy(Weighting):\n    def __init__(self, k: int = 1):\n"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from mtl.errors import OptionError, unknown
+from mtl.errors import MtlError, OptionError, PluginError, unknown
 
 _EMPTY = inspect.Parameter.empty
 
@@ -191,7 +191,7 @@ def _parse_mapping(value: Any) -> dict:
         if not sep:
             key, sep, val = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"expected KEY:VALUE pairs separated by commas, got {text!r}")
+            raise ValueError(f"expected KEY:VALUE (or KEY=VALUE) pairs separated by commas, got {text!r}")
         mapping[key.strip()] = val.strip()
     return mapping
 
@@ -223,3 +223,7 @@ def build(label: str, factory: Any, options: dict[str, Any], *args: Any) -> Any:
         return factory(*args, **kwargs)
     except ValueError as exc:
         raise OptionError(f"{label}: {exc}") from None
+    except MtlError:
+        raise
+    except Exception as exc:  # the plugin's own fault, not an option's: named, with its cause for MTL_TRACEBACK=1
+        raise PluginError(f"{label} could not be built: {type(exc).__name__}: {exc}") from exc

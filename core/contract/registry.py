@@ -7,6 +7,7 @@ is a conflict naming both plugins; an unknown name is an error listing the valid
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -68,9 +69,16 @@ class Registry:
     failed: list = field(default_factory=list)  # plugins whose register hook raised (loader.FailedPlugin)
 
     def add(self, entry: Entry) -> None:
+        """Register ``entry``; a name that is not one (see :func:`check_name`) or a factory that is neither callable
+        nor a ``"module:attr"`` string raises ValueError, which fails the registering plugin alone."""
+        for name in (entry.name, *entry.aliases):
+            check_name(name)
+        if not (callable(entry.factory) or (isinstance(entry.factory, str) and ":" in entry.factory)):
+            raise ValueError(f"{entry.kind} {entry.name!r}: the factory must be callable or a \"module:attr\" "
+                             f"string (got {type(entry.factory).__name__})")
         table, aliases = self.entries[entry.kind], self.aliases[entry.kind]
         for name in (entry.name, *entry.aliases):
-            other = table.get(name) or table.get(aliases.get(name, ""))
+            other = table.get(name) or (table.get(aliases[name]) if name in aliases else None)
             if other is not None:
                 self.conflicts.append(
                     f"{entry.kind} {name!r} is registered twice: by {other.source} and by {entry.source}"
@@ -93,6 +101,8 @@ class Registry:
     def get(self, kind: str, name: str) -> tuple[Entry, str | None]:
         """The entry for ``name`` and, for ``prefix:argument`` names (``hf:bert-base-uncased``), the argument."""
         table = self.entries[check_kind(kind)]
+        if not isinstance(name, str):
+            raise UnknownNameError(unknown(kind, repr(name), table))
         name = self.aliases[kind].get(name, name)
         if name in table:
             return table[name], None
@@ -103,6 +113,14 @@ class Registry:
 
 
 def check_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise UnknownNameError(unknown("plugin kind", kind, KINDS))
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise UnknownNameError(unknown("plugin kind", str(kind), KINDS))
     return kind
+
+
+def check_name(name: Any) -> str:
+    """A plugin name: letters, digits, ``_ . -``, starting with a letter or digit (so that it fits on a command
+    line, in ``--set NAME.KEY=VALUE`` and before ``:ARGUMENT``)."""
+    if not isinstance(name, str) or re.fullmatch(r"[A-Za-z0-9][\w.-]*", name) is None:
+        raise ValueError(f"{name!r} is not a plugin name (letters, digits, _ . -, starting with a letter or digit)")
+    return name

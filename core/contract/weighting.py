@@ -120,8 +120,16 @@ class Weighting:
         return step.weighted({task: 1.0 for task in step.losses})
 
     def backward(self, step: Step) -> None:
-        """Compute gradients; default ``self.loss(step).backward()``."""
-        self.loss(step).backward()
+        """Compute gradients; default ``self.loss(step).backward()`` (a TypeError naming what :meth:`loss` returned
+        when it is not a scalar tensor with a graph)."""
+        import torch
+
+        loss = self.loss(step)
+        if not (isinstance(loss, torch.Tensor) and loss.dim() == 0 and loss.requires_grad):
+            shown = (f"a tensor of shape {tuple(loss.shape)}" + ("" if loss.requires_grad else " without a graph")
+                     if isinstance(loss, torch.Tensor) else type(loss).__name__)
+            raise TypeError(f"loss() must return a scalar tensor that requires grad (got {shown})")
+        loss.backward()
 
     def after_step(self, step: Step) -> None:
         """Called after every optimizer step that updated the model, with the step it trained (e.g. to update

@@ -66,6 +66,8 @@ class RunConfig:
         """Every option conformed to its type (:func:`conform_option`); a one-line error naming the first that is not."""
         for name in FIELD_NAMES:
             setattr(self, name, conform_option(name, getattr(self, name)))
+        if isinstance(self.aux, str):  # "a,b" (a config file's, the Python API's): the tasks it names
+            self.aux = [a.strip() for a in self.aux.split(",") if a.strip()]
         return self
 
     def validate(self) -> "RunConfig":

@@ -30,8 +30,9 @@ import torch
 from torch import nn
 
 from mtl.errors import MtlError, UnknownNameError
+from mtl.runs.folder import EXPORT_MANIFEST
 
-MANIFEST = "mtl_export.json"
+MANIFEST = EXPORT_MANIFEST
 HEAD_FILE = "mtl_head.safetensors"
 ENCODER_DIR = "encoder"
 ATTENTION_FILE = "mtl_task_attention.safetensors"

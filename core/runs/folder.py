@@ -39,6 +39,7 @@ WEIGHTING_STATE = "weighting.safetensors"
 MANIFEST = "checkpoints.json"
 MODEL = "model"
 SOFT_TARGETS = "soft-targets.safetensors"  # --teacher: the teachers' soft targets (mtl.train.distill)
+EXPORT_MANIFEST = "mtl_export.json"  # what `mtl export` writes (mtl.runs.exported.MANIFEST); an export has config.json too
 KEEP = 2
 
 
@@ -257,6 +258,12 @@ class RunFolder:
     def model_dir(self) -> Path:
         return self.path / MODEL
 
+    def started_by_run(self) -> bool:
+        """A folder a run started (config.json and metrics.jsonl, written first), finished or not; not an export
+        (whose Hugging Face config.json is no run's)."""
+        return (self.config_path.is_file() and self.metrics_path.is_file()
+                and not (self.path / EXPORT_MANIFEST).exists())
+
     def is_run(self) -> bool:
         """A folder written by ``mtl run``: it has config.json and checkpoint/ (a finished run with ``--keep none``:
         summary.json instead)."""
@@ -278,9 +285,10 @@ class RunFolder:
         check_empty(self.path, overwrite, reads=reads)
         if not (overwrite and self.path.is_dir() and any(self.path.iterdir())):
             return
-        if not self.config_path.is_file():
-            raise MtlError(f"--output {self.path} holds files that are not a run's (no {CONFIG}); --overwrite replaces "
-                           f"only a run folder: choose another folder")
+        if not self.started_by_run():
+            what = "an export" if (self.path / EXPORT_MANIFEST).exists() else "files that are not a run's"
+            raise MtlError(f"--output {self.path} holds {what}; --overwrite replaces only a folder `mtl run` wrote "
+                           f"({CONFIG} and {METRICS}): choose another folder")
 
     def create(self, overwrite: bool, reads: Iterable[str | Path] = ()) -> None:
         self.check_writable(overwrite, reads)
@@ -314,6 +322,13 @@ class RunFolder:
         except MtlError as exc:
             raise MtlError(f"{self.config_path}: {exc}") from None
         return config, record
+
+    def require_started(self, flag: str) -> None:
+        """A one-line error naming ``flag`` unless :meth:`started_by_run`."""
+        if not self.started_by_run():
+            why = ("it holds an export" if (self.path / EXPORT_MANIFEST).exists()
+                   else f"no {CONFIG} and {METRICS}, which `mtl run` writes first")
+            raise MtlError(f"{flag} {self.path}: not a run folder ({why})")
 
     def require_run(self) -> None:
         """A one-line error unless this is a folder written by ``mtl run``."""

@@ -29,8 +29,8 @@ def classify(path: str | Path) -> str:
     ``mtl_export.json``); anything else is a one-line error."""
     path = Path(path)
     if not path.is_dir():
-        raise MtlError(f"{path}: no such folder (give a run folder written by `mtl run` or a folder written by "
-                       "`mtl export`)")
+        what = "a file, not a folder" if path.exists() else "no such folder"
+        raise MtlError(f"{path}: {what} (give a run folder written by `mtl run` or a folder written by `mtl export`)")
     if (path / MANIFEST).is_file():
         return EXPORT
     if (path / run_folder.CONFIG).is_file():

@@ -231,7 +231,8 @@ class AffinityTrainer(Trainer):
     @classmethod
     def resuming(cls, run_dir: str | Path, *, progress: bool = False) -> "AffinityTrainer":
         """Continue a stopped `mtl affinity` run, its measurements so far included."""
-        record = RunFolder(run_dir).record(missing_ok=True) or {}
+        RunFolder(run_dir).require_started("--resume")
+        record = RunFolder(run_dir).record() or {}
         options = record.get("affinity")
         if record and not isinstance(options, dict):
             raise MtlError(f"--resume {run_dir}: not an `mtl affinity` run (its config.json has no affinity "

@@ -417,6 +417,8 @@ def _execute(plans: list[tuple[str, Plan]], echo: Callable[[str], None], jobs: i
         write_bench_file(plan, collect(plan))
 
     works = [work for prefix, plan in plans for work in _works(prefix, plan)]
+    if jobs > len(works) >= 1:  # more slots than runs: the machine's threads go to the runs there are
+        jobs = len(works)
     schedule.run(works, launcher, start, ended, jobs=jobs)
     return executed
 
@@ -787,10 +789,17 @@ def _bench_file_problem(data: dict[str, Any]) -> str | None:
     seeds = data.get("seeds")
     if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         return "'seeds' must be a list of integers"
-    if not isinstance(data.get("run_options"), dict):
+    options = data.get("run_options")
+    if not isinstance(options, dict):
         return "'run_options' must be an object"
-    if data.get("pairs") and not (isinstance(data.get("tasks"), list) and all(isinstance(t, str) for t in data["tasks"])):
-        return "'tasks' must be a list of task names"
+    if not data.get("pairs") and not isinstance(options.get("target"), str):
+        return "'run_options' must name the bench's target"
+    aux = options.get("aux", [])
+    if not isinstance(aux, list) or not all(isinstance(a, str) for a in aux):
+        return "'run_options' 'aux' must be a list of task names"
+    if data.get("pairs") and not (isinstance(data.get("tasks"), list) and all(isinstance(t, str) for t in data["tasks"])
+                                  and len(set(data["tasks"])) == len(data["tasks"]) >= 2):
+        return "'tasks' must be a list of two or more distinct task names"
     for key, kind in (("runs", list), ("table", dict)):
         if data.get(key) is not None and not isinstance(data[key], kind):
             return f"'{key}' must be {'a list' if kind is list else 'an object'}"
@@ -906,7 +915,11 @@ def make_pairs_plan(base: dict[str, Any], strategies: list[Strategy], seeds: lis
         from mtl.data.suite import use_demo
 
         use_demo(base)  # the demo suite, with its quick-start defaults where the bench gives none
-    tasks = [base["target"], *[a for a in base.get("aux") or [] if a != base["target"]]]
+    aux = base.get("aux") or []
+    twice = [a for i, a in enumerate(aux) if a in aux[:i]]
+    if twice:
+        raise OptionError(f"--aux {','.join(aux)}: task {twice[0]!r} is given twice")
+    tasks = [base["target"], *[a for a in aux if a != base["target"]]]
     if len(tasks) < 2:
         raise OptionError("--pairs needs at least two tasks: --target A --aux B[,C...]")
     _check_task_limits(base)
@@ -918,7 +931,7 @@ def make_pairs_plan(base: dict[str, Any], strategies: list[Strategy], seeds: lis
         raise OptionError("--pairs: give the pairs' multi-task strategy (e.g. --strategy uniform); every task is "
                           "trained alone (single) anyway")
     shared = json.loads(json.dumps({k: v for k, v in base.items() if k not in ("target", "aux")}))
-    _check_pairs_existing(output, shared)
+    _check_pairs_existing(output, shared, tasks)
     single = Strategy(SINGLE, "uniform", "proportional", single=True)
     plans = []
     for network in [(t,) for t in tasks] + list(itertools.combinations(tasks, 2)):
@@ -939,7 +952,7 @@ def _network_values(shared: dict[str, Any], tasks: list[str], network: tuple[str
     return values
 
 
-def _check_pairs_existing(out: Path, shared: dict[str, Any]) -> None:
+def _check_pairs_existing(out: Path, shared: dict[str, Any], tasks: list[str]) -> None:
     if out.exists() and not out.is_dir():
         raise MtlError(f"--output {out} exists and is not a folder")
     if not out.exists() or not any(out.iterdir()):
@@ -949,6 +962,9 @@ def _check_pairs_existing(out: Path, shared: dict[str, Any]) -> None:
     old = read_bench_file(out)
     if not old.get("pairs"):
         raise MtlError(f"{out} holds a bench without --pairs; choose another --output")
+    if old["tasks"] != tasks:  # another order makes other pairs (their first task is their target)
+        raise MtlError(f"{out} holds the --pairs bench of {', '.join(old['tasks'])} (in that order, the first as "
+                       f"--target); give the same tasks to continue it, or choose another --output")
     _refuse_other_options(out, old.get("run_options", {}), shared)
 
 

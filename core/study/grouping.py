@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import shlex
 import sys
 import time
@@ -163,9 +164,8 @@ def read_networks_file(path: Path) -> Candidates:
         if extra:
             raise DataError(f"{where}: " + unknown("key", str(extra[0]), NETWORK_KEYS))
         names = entry.get("tasks")
-        if (not isinstance(names, list) or not names
-                or not all(isinstance(t, str) and t.strip() for t in names)):
-            raise DataError(f"{where}: 'tasks' must be a non-empty list of task names")
+        if not isinstance(names, list) or not names or not all(_task_name(t) for t in names):
+            raise DataError(f"{where}: 'tasks' must be a non-empty list of task names (letters, digits, _ . -)")
         if len(set(names)) != len(names):
             raise DataError(f"{where}: task {next(t for t in names if names.count(t) > 1)!r} is listed twice")
         scores = entry.get("scores")
@@ -178,10 +178,10 @@ def read_networks_file(path: Path) -> Candidates:
             if name not in scores:
                 raise DataError(f"{where}: no score for {name!r}")
             if _number(scores[name]) is None:
-                raise DataError(f"{where}: the score of {name!r} must be a finite number (got {scores[name]!r})")
+                raise DataError(f"{where}: the score of {name!r} must be a number within ±1e12 (got {scores[name]!r})")
         cost = entry.get("cost", 1)
         if _number(cost) is None or cost <= 0:
-            raise DataError(f"{where}: 'cost' must be a positive number (got {cost!r})")
+            raise DataError(f"{where}: 'cost' must be a positive number up to 1e12 (got {cost!r})")
         label = entry.get("label", "")
         if not isinstance(label, str):
             raise DataError(f"{where}: 'label' must be a string")
@@ -202,6 +202,8 @@ def read_affinity(path: Path, max_size: int | None = None) -> Candidates:
     tasks: list[str] = []
     for i, row in matrix.items():
         for t in (i, *row):
+            if not _task_name(t):
+                raise DataError(f"{file}: {t!r} is not a task name (letters, digits, _ . -)")
             if t not in tasks:
                 tasks.append(t)
     affinity: dict[tuple[str, str], float] = {}
@@ -216,7 +218,7 @@ def read_affinity(path: Path, max_size: int | None = None) -> Candidates:
                 raise DataError(f"{file}: the affinity of {i!r} onto {j!r} is undefined (null): no measurement "
                                 "gave a finite value")
             if _number(value) is None:
-                raise DataError(f"{file}: the affinity of {i!r} onto {j!r} must be a finite number (got {value!r})")
+                raise DataError(f"{file}: the affinity of {i!r} onto {j!r} must be a number within ±1e12 (got {value!r})")
             affinity[i, j] = float(value)
     size = len(tasks) if max_size is None else min(max_size, len(tasks))
     _check_count(sum(math.comb(len(tasks), k) for k in range(1, size + 1)), size, file)
@@ -244,22 +246,21 @@ def read_bench(folder: Path) -> Candidates:
     tasks: list[str] = []
     for path in _run_folders(folder):
         run = RunFolder(path)
-        config = run.record()
-        if config.get("parent"):  # a fine-tuning stage: the target alone, trained from a multi-task run
+        config, _ = run.config()  # each option of the type it must have (a one-line error naming config.json)
+        if config.parent:  # a fine-tuning stage: the target alone, trained from a multi-task run
             continue
-        target = config.get("target")
+        target = config.target
         if not target:
             raise DataError(f"{run.config_path}: no target task")
-        names = (target, *[a for a in config.get("aux") or [] if a != target])
+        names = (target, *[a for a in config.aux if a != target])
         evaluation = run.eval() or {}
         scores = {}
         for name in names:
             split, metric, scores[name] = primary(evaluation, name, run.eval_path)
             metrics.setdefault(name, f"{split} {metric}")
         # a bench run: its strategy's folder; another run: its weighting and sampler
-        label = (path.parent.name if path.name.startswith("seed-")
-                 else f"{config.get('weighting')}+{config.get('sampler')}")
-        key = (label, frozenset(names))
+        label = path.parent.name if path.name.startswith("seed-") else f"{config.weighting}+{config.sampler}"
+        key = (label, names)  # the same tasks with another target are another network
         entry = groups.setdefault(key, {"tasks": names, "scores": {n: [] for n in names}, "options": None})
         for name in names:
             entry["scores"][name].append(scores[name])
@@ -279,9 +280,15 @@ def read_bench(folder: Path) -> Candidates:
 def _bench_tasks(folder: Path, found: list[str]) -> list[str]:
     """The tasks in the bench's own order (a --pairs bench lists them; else target first), then any others."""
     data = run_files.read_json(folder / BENCH_FILE, "the bench file", missing_ok=True)
-    listed: list[str] = []
+    listed: Any = []
     if isinstance(data, dict):
-        listed = list(data.get("tasks") or ([data["target"], *(data.get("aux") or [])] if data.get("target") else []))
+        listed = data.get("tasks")
+        if listed is None:
+            aux = data.get("aux") or []
+            listed = ([data["target"], *aux] if isinstance(aux, list) else None) if data.get("target") else []
+    if not isinstance(listed, list) or not all(isinstance(t, str) for t in listed):
+        raise DataError(f"{folder / BENCH_FILE}: its tasks (or target and aux) must be task names")
+    listed = list(dict.fromkeys(listed))
     return [t for t in listed if t in found] + [t for t in found if t not in listed]
 
 
@@ -359,10 +366,19 @@ def _bits(mask: int) -> list[int]:
     return out
 
 
+LARGEST = 1e12  # scores, costs and budgets beyond it are mistakes, and their sums could overflow
+
+
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    """``value`` as a float when it is a number within ±:data:`LARGEST`, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= LARGEST:
         return None
     return float(value)
+
+
+def _task_name(name: Any) -> bool:
+    """A name a command line can carry: letters, digits, ``_ . -``, not starting with ``-``."""
+    return isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][\w.-]*", name) is not None
 
 
 # ---------------------------------------------------------------------------------------------- the search
@@ -415,7 +431,7 @@ def select(tasks: list[str], networks: list[Network], budget: float) -> Selectio
     cover of every task, :func:`min_cover_cost`) is a one-line error that gives that cost.
     """
     if _number(budget) is None or budget <= 0:
-        raise OptionError(f"--budget must be a positive number (got {budget})")
+        raise OptionError(f"--budget must be a positive number up to 1e12 (got {budget})")
     started = time.perf_counter()
     min_cost, _ = min_cover_cost(tasks, networks)
     if budget < min_cost - 1e-9:

@@ -104,7 +104,7 @@ def _dispatch(pending: list[Work], active: dict[int, _Active], start, jobs: int)
             i += 1
             continue
         pending.pop(i)
-        slot = min(set(range(jobs)) - set(active))
+        slot = next(s for s in range(jobs) if s not in active)  # the lowest free slot
         started = start(work, slot)
         if started is not None:
             active[slot] = _Active(work, *started)

@@ -27,7 +27,8 @@ import torch
 from mtl.contract import loader
 from mtl.contract.weighting import Step
 from mtl.data.batching import Encoded, TaskStream, encode, sorted_batches
-from mtl.errors import DataError, Interrupted, MtlError, OptionError, Stopped, StorageError, TrainingError, warn
+from mtl.errors import (DataError, Interrupted, MtlError, OptionError, PluginError, Stopped, StorageError,
+                        TrainingError, warn)
 from mtl.model import dropout as kernel_dropout
 from mtl.model.attention import use_kernel_attention
 from mtl.model.context import Run, cls_features
@@ -36,7 +37,7 @@ from mtl.runs import folder as run_files
 from mtl.runs import signals
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
-from mtl.train import distributed, distill, finetune, rng, tracking
+from mtl.train import distributed, distill, faults, finetune, rng, tracking
 from mtl.train import optimizer as optim
 from mtl.train.progress import Progress
 from mtl.train.scaling import scale_gradients
@@ -53,11 +54,29 @@ def _split_file(config: RunConfig, task: str, split: str) -> tuple[str | None, s
     return None, config.data_dir
 
 
+def _check_task(name: str, task) -> None:
+    """What a task plugin must declare before a run trains it: known metrics, the first one primary, and labels
+    (or None for a regression task)."""
+    from mtl.data.metrics import METRICS
+
+    metrics = tuple(task.metrics or ())
+    if not metrics:
+        raise PluginError(f"task {name!r} declares no metrics (the first one is the primary metric)")
+    for metric in metrics:
+        if metric not in METRICS:
+            raise PluginError(f"task {name!r}: unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    if task.labels is not None and len(task.labels) < 2:
+        raise PluginError(f"task {name!r} declares {len(task.labels)} labels; a classification task needs two or "
+                          f"more (labels = None for a regression task)")
+
+
 class Trainer:
     RESUME_COMMAND = "mtl run --resume"  # the command that continues a stopped run of this trainer (config.json)
 
     def __init__(self, config: RunConfig, *, progress: bool = False, overwrite: bool = False,
                  resume: bool = False) -> None:
+        if not isinstance(config, RunConfig):
+            raise MtlError(f"Trainer(config): config must be a mtl.runs.config.RunConfig (got {type(config).__name__})")
         self.config = config
         self.progress = progress
         self.overwrite = overwrite
@@ -73,8 +92,7 @@ class Trainer:
     def resuming(cls, run_dir: str | Path, *, progress: bool = False) -> "Trainer":
         """A trainer that continues the killed run in ``run_dir`` from its last good checkpoint."""
         folder = RunFolder(run_dir)
-        if not folder.config_path.is_file():
-            raise MtlError(f"--resume {folder.path}: not a run folder (no {run_files.CONFIG})")
+        folder.require_started("--resume")
         wanted = (folder.record() or {}).get("resume_command", Trainer.RESUME_COMMAND)
         if wanted != cls.RESUME_COMMAND:
             raise MtlError(f"--resume {folder.path}: this run continues with `{wanted} {folder.path}`")
@@ -92,8 +110,22 @@ class Trainer:
         return cls(config, progress=progress, resume=True)
 
     # ------------------------------------------------------------------ preparation (no side effects)
+    def _plugins(self) -> dict[str, tuple[str, Any]]:
+        """The run's weighting, sampler, regularizer and backbone, built so far: kind -> (name, object)."""
+        c = self.config
+        built = {"weighting": (c.weighting, getattr(self, "weighting", None)),
+                 "sampler": (c.sampler, getattr(self, "sampler", None)),
+                 "regularizer": (c.regularizer, getattr(self, "regularizer", None)),
+                 "backbone": (c.backbone, getattr(getattr(self, "model", None), "backbone", None))}
+        return {kind: (name, obj) for kind, (name, obj) in built.items() if obj is not None}
+
     def prepare(self) -> "Trainer":
-        """Check and build everything (plugins, data, model); writes nothing."""
+        """Check and build everything (plugins, data, model); writes nothing. A plugin whose own code raises is a
+        one-line :class:`PluginError` naming it (:mod:`mtl.train.faults`)."""
+        with faults.attributed(self._plugins):
+            return self._prepare()
+
+    def _prepare(self) -> "Trainer":
         self._check_config()
         self.ctx = distributed.init()
         if self.config.precision == "fp16" and not torch.cuda.is_available():
@@ -127,6 +159,8 @@ class Trainer:
         c = self.config
         routed = c.plugin_options()
         self.tasks = {name: loader.create("task", name, **routed.get(("task", name), {})) for name in c.tasks}
+        for name, task in self.tasks.items():
+            _check_task(name, task)
         for key in c.data:
             name, _, split = key.partition(".")
             read = [self.tasks[name].train_split, *self.tasks[name].eval_splits]
@@ -301,7 +335,8 @@ class Trainer:
             created = not self.output.exists()
             self.folder.create(self.overwrite, self._reads())
         try:
-            return self._tracked()
+            with faults.attributed(self._plugins, self._kept):
+                return self._tracked()
         except TrainingError:
             raise  # stopped on purpose: the run folder and its checkpoints are kept for --resume
         except (KeyboardInterrupt, Stopped) as exc:  # SIGINT / SIGTERM: nothing half-written (atomic writes)
@@ -320,11 +355,17 @@ class Trainer:
                      "no checkpoint was written yet: remove the cause and start again with --overwrite")
             raise StorageError(f"{exc}; {where}") from None
         except MtlError:
-            if created:  # a run that failed on a user mistake leaves nothing half-written behind
-                shutil.rmtree(self.output, ignore_errors=True)
+            if created and self.last_checkpoint is None:  # a run that failed before anything was kept (a user
+                shutil.rmtree(self.output, ignore_errors=True)  # mistake) leaves nothing half-written behind
             raise
         finally:
             self.ctx.close()
+
+    def _kept(self) -> str:
+        """What a run stopped by a fault keeps, for its message."""
+        if self.last_checkpoint is None:
+            return ""
+        return f"; the last checkpoint {self.last_checkpoint} is intact (`{self.RESUME_COMMAND} {self.output}`)"
 
     def _tracked(self) -> dict[str, Any]:
         """:meth:`_train`, then the trackers (--report-to) finished with the run's status."""
@@ -608,8 +649,9 @@ class Trainer:
         if not self.config.skip_nonfinite:
             where = (f"last checkpoint {self.last_checkpoint} (continue with `{self.RESUME_COMMAND} {self.output}`)"
                      if self.last_checkpoint else "no checkpoint written yet")
-            raise TrainingError(f"non-finite {what} at step {step} on task {task!r}; {where}; lower --lr, "
-                                f"check the data, or pass --skip-nonfinite")
+            raise TrainingError(f"non-finite {what} at step {step} on task {task!r} (weighting "
+                                f"{self.config.weighting!r}); {where}; lower --lr, check the data and the weighting, "
+                                f"or pass --skip-nonfinite")
         self.loop.skipped += 1
         scheduler.step()  # the schedule stays aligned with the step count
         return names, {}, lr, 0
