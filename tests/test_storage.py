@@ -179,3 +179,124 @@ def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypa
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".export.")]
     monkeypatch.undo()
     assert invoke_cli("export", str(whole), "--out", str(out)).exit_code == 0 and (out / "config.json").exists()
+
+
+class ShortWrites:
+    """A raw file as the system gives one on a filling disk: each write takes at most ``chunk`` bytes and returns
+    the count without an error; after ``room`` bytes it takes none (the next write would raise ENOSPC)."""
+
+    def __init__(self, chunk: int, room: int) -> None:
+        self.chunk, self.room, self.data = chunk, room, b""
+
+    def write(self, data) -> int:
+        taken = bytes(data[: min(self.chunk, self.room - len(self.data))])
+        self.data += taken
+        return len(taken)
+
+
+def test_write_bytes_writes_again_after_a_short_write_and_raises_when_nothing_fits():
+    """Found by filling a real tmpfs: an unbuffered append took part of a line and returned, leaving half a record."""
+    room = ShortWrites(chunk=5, room=100)
+    storage.write_bytes(room, b"0123456789abcdef")
+    assert room.data == b"0123456789abcdef"
+    full = ShortWrites(chunk=5, room=12)
+    with pytest.raises(OSError) as info:
+        storage.write_bytes(full, b"0123456789abcdef")
+    assert info.value.errno == errno.ENOSPC and full.data == b"0123456789ab"
+
+
+def test_a_short_append_is_cut_back_to_the_whole_records(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n')
+    real_open = open
+
+    class Filling:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, data):  # the disk takes 7 bytes of the line, then nothing
+            taken = 7 if path.stat().st_size == len('{"step": 1}\n') else 0
+            return self.file.write(bytes(data[:taken]))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    monkeypatch.setattr(storage, "open", lambda p, mode, **kw: Filling(real_open(p, mode, **kw)), raising=False)
+    with pytest.raises(StorageError, match="no space left on the device"):
+        storage.append_line(path, json.dumps({"step": 2, "loss": 0.5}))
+    assert path.read_text() == '{"step": 1}\n'
+
+
+def test_resume_with_metrics_cut_shorter_than_the_checkpoint_goes_on_from_the_last_whole_record(tmp_path):
+    out = tmp_path / "run"
+    from mtl.train.trainer import Trainer
+
+    original = Trainer.train_step
+
+    def crash(self, step, *args, **kwargs):
+        if step == 5:
+            raise KeyboardInterrupt
+        return original(self, step, *args, **kwargs)
+
+    Trainer.train_step = crash
+    try:
+        result = invoke_cli("run", *RUN, "-o", str(out))
+    finally:
+        Trainer.train_step = original
+    assert result.exit_code == 130, result.output
+    metrics = out / "metrics.jsonl"
+    metrics.write_bytes(metrics.read_bytes()[:100])  # cut by hand, mid-record, shorter than at the checkpoint
+    resumed = invoke_cli("run", "--resume", str(out), "-q")
+    assert resumed.exit_code == 0, resumed.output
+    assert "is shorter (100 bytes) than at the checkpoint" in resumed.stderr
+    data = metrics.read_bytes()
+    assert b"\0" not in data  # os.truncate padded the file with NUL bytes up to the checkpoint's size
+    records = RunFolder(out).metrics()  # every line parses
+    assert records[-1]["step"] == 7
+
+
+def test_a_stop_while_a_finished_run_writes_model_says_so_and_how_to_get_model(tmp_path, monkeypatch):
+    from mtl.train.trainer import Trainer
+
+    def stopped(self):
+        raise KeyboardInterrupt  # SIGINT after summary.json, while model/ would be written
+
+    monkeypatch.setattr(Trainer, "_keep", stopped)
+    out = tmp_path / "run"
+    result = invoke_cli("run", *RUN, "-o", str(out))
+    assert result.exit_code == 130
+    assert "the run had finished (eval.json and summary.json are written); model/ was not written: " \
+           f"`mtl export {out}` writes it" in result.stderr
+    assert "continue with" not in result.stderr  # before: advised a --resume that refuses a finished run
+    monkeypatch.undo()
+    assert invoke_cli("export", str(out)).exit_code == 0 and (out / "model" / "model.safetensors").exists()
+
+
+def test_checkpoints_that_cannot_be_deleted_at_the_end_are_a_warning(tmp_path, monkeypatch):
+    real_unlink = Path.unlink
+
+    def read_only(self, missing_ok=False):  # the disk turns read-only once the run's results are written
+        if self.name.startswith("step-") and (self.parent.parent / "summary.json").exists():
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    out = tmp_path / "run"
+    result = invoke_cli("run", *RUN, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "could not be deleted (Read-only file system); the run is complete" in result.stderr
+    assert (out / "summary.json").exists() and (out / "eval.json").exists()
+
+
+def test_a_png_it_replaces_stays_whole_when_the_disk_is_full(whole, tmp_path, monkeypatch):
+    out = tmp_path / "plots"
+    assert invoke_cli("plot", str(whole), "--out", str(out)).exit_code == 0
+    before = (out / "loss.png").read_bytes()
+    monkeypatch.setattr(storage, "write_bytes", lambda file, data: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device")))
+    result = invoke_cli("plot", str(whole), "--out", str(out), "--overwrite")
+    assert_one_line_error(result, "cannot write", "loss.png", "no space left on the device")
+    assert (out / "loss.png").read_bytes() == before and no_temp_files(out)

@@ -352,8 +352,22 @@ class RunFolder:
         return self.metrics_path.stat().st_size
 
     def truncate_metrics(self, size: int) -> None:
-        """Drop the records written after a checkpoint (they are written again when the run continues)."""
-        os.truncate(self.metrics_path, size)
+        """Drop the records written after a checkpoint (they are written again when the run continues). A file
+        shorter than at the checkpoint (cut or removed by hand) is cut back to its last whole record instead, with a
+        warning: the records it lost are not written again (os.truncate would pad it with NUL bytes)."""
+        path = self.metrics_path
+        try:
+            current = path.stat().st_size if path.exists() else None
+            if current is not None and current >= size:
+                os.truncate(path, size)
+                return
+            data = path.read_bytes() if current is not None else b""
+            whole = data[: data.rfind(b"\n") + 1]
+            write_atomic(path, whole)
+        except OSError as exc:
+            raise storage.error(path, exc) from None
+        what = "is missing" if current is None else f"is shorter ({current} bytes) than at the checkpoint ({size})"
+        warn(f"{path} {what}: the records it lost are not written again; it goes on from its last whole record")
 
     def metrics(self) -> list[dict[str, Any]]:
         """The records of ``metrics.jsonl``; a missing or malformed file is a one-line error."""
@@ -539,14 +553,22 @@ class RunFolder:
         kept = {e["file"] for e in entries}
         for old in folder.glob("step-*.safetensors"):  # older ones, and any written but never listed (a kill)
             if old.name not in kept:
-                old.unlink(missing_ok=True)
+                try:
+                    old.unlink(missing_ok=True)
+                except OSError as exc:  # the new checkpoint is written and listed: only space is not freed
+                    warn(f"{old} could not be deleted ({exc.strerror or exc}); it is no longer needed")
         return folder / name
 
     def clear_checkpoints(self) -> None:
-        """Delete the resume checkpoints (and their list) of a finished run; ``best.safetensors`` stays."""
-        for path in self.checkpoints.glob("step-*.safetensors"):
-            path.unlink(missing_ok=True)
-        (self.checkpoints / MANIFEST).unlink(missing_ok=True)
+        """Delete the resume checkpoints (and their list) of a finished run; ``best.safetensors`` stays. A file that
+        cannot be deleted (a read-only disk) is a warning: the run's results are written, only space is not freed."""
+        try:
+            for path in self.checkpoints.glob("step-*.safetensors"):
+                path.unlink(missing_ok=True)
+            (self.checkpoints / MANIFEST).unlink(missing_ok=True)
+        except OSError as exc:
+            warn(f"the resume checkpoints in {self.checkpoints} could not be deleted ({exc.strerror or exc}); the "
+                 f"run is complete: delete step-*.safetensors and {MANIFEST} there to free the space")
 
     def latest_checkpoint(self) -> Path | None:
         """The newest listed checkpoint file (not verified), or None."""

@@ -68,8 +68,17 @@ def error(path: Path, exc: OSError, needed: int | None = None) -> StorageError:
 
 
 def write_bytes(file: BinaryIO, data: bytes) -> None:
-    """Write ``data`` to an open binary file (the one place file contents are written)."""
-    file.write(data)
+    """Write all of ``data`` to an open binary file (the one place file contents are written). An unbuffered file
+    may take part of it without an error (a short write, as when the disk fills): the rest is written again until
+    the system raises (ENOSPC) or takes it all."""
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        if written is None:  # only a non-blocking raw file returns None; mtl opens none
+            written = len(view)
+        if written == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
 
 
 def append_line(path: Path, line: str) -> None:

@@ -58,15 +58,21 @@ def _figure(width: float = 8.0, height: float = 4.5):
 
 
 def _save(fig, path: Path) -> Path:
+    """``fig`` as a PNG at ``path``, written whole or not at all (a PNG it replaces stays intact on a full disk)."""
+    import io
+
     from mtl.runs import storage
+    from mtl.runs.folder import write_atomic
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
     except FileExistsError:
         raise MtlError(f"--out {path.parent} exists and is not a folder") from None
     except OSError as exc:
         raise storage.error(path, exc) from None
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
+    write_atomic(path, image.getvalue())
     return path
 
 

@@ -341,9 +341,15 @@ class Trainer:
             raise  # stopped on purpose: the run folder and its checkpoints are kept for --resume
         except (KeyboardInterrupt, Stopped) as exc:  # SIGINT / SIGTERM: nothing half-written (atomic writes)
             signum = signals.stopping(exc)
-            where = (f"the last checkpoint {self.last_checkpoint} is intact: continue with "
-                     f"`{self.RESUME_COMMAND} {self.output}`" if self.last_checkpoint is not None else
-                     "no checkpoint was written yet: start the run again (same options, --overwrite)")
+            if self.folder.finished():  # stopped while writing model/ or freeing the checkpoints: nothing to resume
+                where = (f"the run had finished ({run_files.EVAL} and {run_files.SUMMARY} are written)"
+                         + ("" if self.folder.model_dir.is_dir() else
+                            f"; {run_files.MODEL}/ was not written: `mtl export {self.output}` writes it"))
+            elif self.last_checkpoint is not None:
+                where = (f"the last checkpoint {self.last_checkpoint} is intact: continue with "
+                         f"`{self.RESUME_COMMAND} {self.output}`")
+            else:
+                where = "no checkpoint was written yet: start the run again (same options, --overwrite)"
             raise Interrupted(f"stopped by {signals.name(signum)}; {where}", signum) from None
         except StorageError as exc:  # the folder could not be written: keep what is there, say how to go on
             if created and self.last_checkpoint is None:
@@ -508,7 +514,7 @@ class Trainer:
             export_model(self.model, self.tasks, self.config.target, self.folder.model_dir, run_dir=self.output,
                          weighting=self.weighting)
         except MtlError as exc:  # the run itself is complete: warn, never delete it
-            warn(f"{run_files.MODEL}/ not written: {exc}")
+            warn(f"{run_files.MODEL}/ not written: {exc}; `mtl export {self.output}` writes it later")
             return False
         return True
 
