@@ -287,7 +287,7 @@ def nan_at(monkeypatch, trainer, at: int) -> None:
 def test_non_finite_loss_names_step_task_and_last_checkpoint(tmp_path, monkeypatch):
     trainer = Trainer(config(tmp_path / "run")).prepare()
     nan_at(monkeypatch, trainer, 6)
-    with pytest.raises(TrainingError, match=r"non-finite loss at step 6 on task 'demo-.+'; last checkpoint "
+    with pytest.raises(TrainingError, match=r"non-finite loss at step 6 on task 'demo-[a-z]+' \(weighting '[a-z]+'\); last checkpoint "
                                             r".*step-00000004.safetensors \(continue with `mtl run --resume"):
         trainer.train()
     assert (tmp_path / "run" / "checkpoint" / "step-00000004.safetensors").exists()

@@ -123,7 +123,7 @@ def test_non_finite_loss_stops_with_the_step_and_task(tmp_path, monkeypatch):
     trainer = Trainer(tiny_config(tmp_path, max_steps=3)).prepare()
     task = trainer.tasks["demo-paraphrase"]
     monkeypatch.setattr(type(task), "loss", lambda self, logits, y: torch.full((len(y),), float("nan")))
-    with pytest.raises(MtlError, match=r"non-finite loss at step \d+ on task 'demo-paraphrase'; no checkpoint"):
+    with pytest.raises(MtlError, match=r"non-finite loss at step \d+ on task 'demo-paraphrase' \(weighting 'uniform'\); no checkpoint"):
         trainer.train()
     # stopped on purpose, not a user mistake: the folder (config, metrics so far) is kept for inspection
     assert (tmp_path / "run" / "config.json").exists() and not (tmp_path / "run" / "eval.json").exists()
