@@ -160,3 +160,18 @@ def test_a_task_plugin_with_what_no_run_can_use_is_refused_before_training(regis
     result = invoke_cli("run", *TINY_RUN, "--target", "t-task", "--data-dir", str(tmp_path), "-o", str(out))
     assert_one_line_error(result, fragment)
     assert not out.exists()
+
+
+def test_a_factory_that_returns_no_weighting_is_named(register_plugin, tmp_path):
+    """Before: `'str' object has no attribute 'setup'` from inside the trainer, as a traceback."""
+    class Plugin:
+        @hookimpl
+        def register_weightings(self, register):
+            register("t-text", lambda: "not a weighting")
+
+    register_plugin(Plugin(), name="text-weighting")
+    out = tmp_path / "run"
+    result = invoke_cli("run", *TINY_RUN, *TASKS, "--weighting", "t-text", "-o", str(out))
+    assert_one_line_error(result, "weighting 't-text': its factory returned 'str', which has no setup() (a weighting "
+                                  "has setup, loss, backward, parameters; see DESIGN.md)")
+    assert not out.exists()

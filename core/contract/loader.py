@@ -251,12 +251,22 @@ def check(kind: str, name: str, **options: Any) -> None:
     convert_options(f"{kind} {name!r}", _factory(kind, name)[1], options)
 
 
+# the methods DESIGN.md's contract gives each kind (the base classes have them; a plugin may also duck-type)
+REQUIRED_METHODS = {"weighting": ("setup", "loss", "backward", "parameters"),
+                    "sampler": ("setup", "tasks", "probabilities", "state_dict", "load_state_dict")}
+
+
 def create(kind: str, name: str, **options: Any) -> Any:
     """Build the plugin ``name`` of ``kind`` with ``options`` (converted to the factory's annotated types)."""
     from mtl.contract.options import build
+    from mtl.errors import PluginError
 
     entry, factory, args = _factory(kind, name)
     obj = build(f"{kind} {name!r}", factory, options, *args)
+    missing = [m for m in REQUIRED_METHODS.get(kind, ()) if not callable(getattr(obj, m, None))]
+    if missing:
+        raise PluginError(f"{kind} {name!r}: its factory returned {type(obj).__name__!r}, which has no {missing[0]}() "
+                          f"(a {kind} has {', '.join(REQUIRED_METHODS[kind])}; see DESIGN.md)")
     if kind == "task":
         obj.name = entry.name
     return obj
