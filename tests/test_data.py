@@ -400,3 +400,24 @@ def test_data_dir_wins_over_hub(tmp_path, fake_hub):
     write(tmp_path / "WNLI" / "dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\t1\n")
     assert task("wnli").load("dev", data_dir=tmp_path).labels == [1]
     assert fake_hub["calls"] == []
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"limit": -1}, "task 'sst2': limit must be an integer >= 0 (got -1)"),  # before: a bare ValueError
+    ({"limit": "x"}, "task 'sst2': limit must be an integer >= 0 (got 'x')"),  # before: a TypeError
+    ({"data_dir": 5}, "task 'sst2': data_dir must be a path (got int)"),
+])
+def test_the_python_api_refuses_bad_load_arguments_with_mtl_errors(kwargs, fragment):
+    from mtl.errors import OptionError
+
+    with pytest.raises(OptionError) as info:
+        task("sst2").load("train", **kwargs)
+    assert str(info.value) == fragment
+
+
+def test_a_run_folder_is_a_path():
+    from mtl.errors import MtlError
+    from mtl.runs.restore import load_run
+
+    with pytest.raises(MtlError, match="a run folder is a path \\(got NoneType\\)"):
+        load_run(None)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from mtl.data.examples import Examples
 from mtl.data.hub import offline as _offline
 from mtl.data.hub import probe as _probe
-from mtl.errors import DataError
+from mtl.errors import DataError, OptionError
 
 if TYPE_CHECKING:
     from mtl.contract.task import Task
@@ -35,8 +35,11 @@ def load_split(task: "Task", split: str, *, data_dir: str | os.PathLike | None =
     Labels are class indices (classification), floats (regression), or an empty list for an unlabeled
     split (a test split whose file has no label column). ``limit`` keeps the first ``limit`` examples.
     """
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0 (got {limit})")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise OptionError(f"task {task.name!r}: limit must be an integer >= 0 (got {limit!r})")
+    for name, value in (("data_dir", data_dir), ("file", file)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise OptionError(f"task {task.name!r}: {name} must be a path (got {type(value).__name__})")
     if file is not None:
         return read_file(task, split, Path(file), limit=limit)
     if data_dir is not None and task.glue is not None:

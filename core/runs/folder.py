@@ -216,6 +216,8 @@ class RunFolder:
     """One run folder: its files by name, read and written the same way wherever mtl needs them."""
 
     def __init__(self, path: str | Path) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise MtlError(f"a run folder is a path (got {type(path).__name__})")
         self.path = Path(path)
 
     def __repr__(self) -> str:
