@@ -61,6 +61,13 @@ class Interrupted(MtlError):
         self.exit_code = 128 + signum
 
 
+def not_utf8(path, exc: UnicodeDecodeError) -> str:
+    """One line for a file that is not UTF-8: ``PATH:LINE: not UTF-8 text (byte 0xff)``, the line counted in the
+    bytes the decoder was given."""
+    line = exc.object[:exc.start].count(b"\n") + 1
+    return f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})"
+
+
 def unknown(what: str, name: str, valid) -> str:
     """One line: the unknown name, the closest valid names, and all valid names."""
     valid = sorted(valid)

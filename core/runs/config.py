@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from mtl.errors import MtlError, OptionError, unknown
+from mtl.errors import MtlError, OptionError, not_utf8, unknown
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adamax")
@@ -232,8 +232,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise MtlError(f"config file {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
-        line = text_line(path, exc.start)
-        raise MtlError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
+        raise MtlError(not_utf8(path, exc)) from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
@@ -256,12 +255,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
                                     and all(isinstance(v, dict) for v in config["options"].values())):
         raise MtlError(f"{path}: 'options' must map plugin names to mappings of option values")
     return config
-
-
-def text_line(path: Path, offset: int) -> int:
-    """The 1-based line of byte ``offset`` in the file at ``path``."""
-    with open(path, "rb") as f:
-        return f.read(offset).count(b"\n") + 1
 
 
 def parse_assignments(items: list[str], flag: str = "--set") -> dict[str, dict[str, str]]:

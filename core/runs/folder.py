@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from mtl.errors import MtlError, warn
+from mtl.errors import MtlError, not_utf8, warn
 from mtl.runs import checkpoint, storage
 from mtl.runs.checkpoint import CheckpointError
 
@@ -384,8 +384,7 @@ class RunFolder:
         except OSError as exc:
             raise MtlError(f"{path}: cannot read it ({exc.strerror or exc})") from None
         except UnicodeDecodeError as exc:
-            line = exc.object[:exc.start].count(b"\n") + 1
-            raise MtlError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
+            raise MtlError(not_utf8(path, exc)) from None
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
