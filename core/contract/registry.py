@@ -118,9 +118,14 @@ def check_kind(kind: str) -> str:
     return kind
 
 
+def is_name(name: Any) -> bool:
+    """A plugin (or task) name: letters, digits, ``_ . -``, starting with a letter or digit (so that it fits on a
+    command line, in ``--set NAME.KEY=VALUE`` and before ``:ARGUMENT``)."""
+    return isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][\w.-]*", name) is not None
+
+
 def check_name(name: Any) -> str:
-    """A plugin name: letters, digits, ``_ . -``, starting with a letter or digit (so that it fits on a command
-    line, in ``--set NAME.KEY=VALUE`` and before ``:ARGUMENT``)."""
-    if not isinstance(name, str) or re.fullmatch(r"[A-Za-z0-9][\w.-]*", name) is None:
+    """``name`` if :func:`is_name`, else ValueError."""
+    if not is_name(name):
         raise ValueError(f"{name!r} is not a plugin name (letters, digits, _ . -, starting with a letter or digit)")
     return name

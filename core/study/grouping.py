@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import shlex
 import sys
 import time
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mtl.contract.registry import is_name
 from mtl.errors import DataError, MtlError, OptionError, unknown
 from mtl.runs import folder as run_files
 from mtl.runs.folder import RunFolder
@@ -164,7 +164,7 @@ def read_networks_file(path: Path) -> Candidates:
         if extra:
             raise DataError(f"{where}: " + unknown("key", str(extra[0]), NETWORK_KEYS))
         names = entry.get("tasks")
-        if not isinstance(names, list) or not names or not all(_task_name(t) for t in names):
+        if not isinstance(names, list) or not names or not all(is_name(t) for t in names):
             raise DataError(f"{where}: 'tasks' must be a non-empty list of task names (letters, digits, _ . -)")
         if len(set(names)) != len(names):
             raise DataError(f"{where}: task {next(t for t in names if names.count(t) > 1)!r} is listed twice")
@@ -202,7 +202,7 @@ def read_affinity(path: Path, max_size: int | None = None) -> Candidates:
     tasks: list[str] = []
     for i, row in matrix.items():
         for t in (i, *row):
-            if not _task_name(t):
+            if not is_name(t):
                 raise DataError(f"{file}: {t!r} is not a task name (letters, digits, _ . -)")
             if t not in tasks:
                 tasks.append(t)
@@ -374,11 +374,6 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= LARGEST:
         return None
     return float(value)
-
-
-def _task_name(name: Any) -> bool:
-    """A name a command line can carry: letters, digits, ``_ . -``, not starting with ``-``."""
-    return isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][\w.-]*", name) is not None
 
 
 # ---------------------------------------------------------------------------------------------- the search
