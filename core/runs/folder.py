@@ -260,11 +260,15 @@ class RunFolder:
     def model_dir(self) -> Path:
         return self.path / MODEL
 
+    def holds_export(self) -> bool:
+        """An ``mtl export`` folder (its manifest)."""
+        return (self.path / EXPORT_MANIFEST).exists()
+
     def started_by_run(self) -> bool:
         """A folder a run started (config.json and metrics.jsonl, written first), finished or not; not an export
         (whose Hugging Face config.json is no run's)."""
         return (self.config_path.is_file() and self.metrics_path.is_file()
-                and not (self.path / EXPORT_MANIFEST).exists())
+                and not self.holds_export())
 
     def is_run(self) -> bool:
         """A folder written by ``mtl run``: it has config.json and checkpoint/ (a finished run with ``--keep none``:
@@ -288,7 +292,7 @@ class RunFolder:
         if not (overwrite and self.path.is_dir() and any(self.path.iterdir())):
             return
         if not self.started_by_run():
-            what = "an export" if (self.path / EXPORT_MANIFEST).exists() else "files that are not a run's"
+            what = "an export" if self.holds_export() else "files that are not a run's"
             raise MtlError(f"--output {self.path} holds {what}; --overwrite replaces only a folder `mtl run` wrote "
                            f"({CONFIG} and {METRICS}): choose another folder")
 
@@ -328,7 +332,7 @@ class RunFolder:
     def require_started(self, flag: str) -> None:
         """A one-line error naming ``flag`` unless :meth:`started_by_run`."""
         if not self.started_by_run():
-            why = ("it holds an export" if (self.path / EXPORT_MANIFEST).exists()
+            why = ("it holds an export" if self.holds_export()
                    else f"no {CONFIG} and {METRICS}, which `mtl run` writes first")
             raise MtlError(f"{flag} {self.path}: not a run folder ({why})")
 

@@ -239,7 +239,6 @@ def validate(values: dict[str, Any]) -> None:
     config.validate()
     for name in config.tasks:
         _check("task", name)
-    _check("backbone", config.backbone)
     routed = config.plugin_options()
     loader.check("backbone", config.backbone, **routed.get(("backbone", config.backbone), {}))
     loader.create("weighting", config.weighting, **routed.get(("weighting", config.weighting), {}))

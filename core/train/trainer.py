@@ -346,8 +346,7 @@ class Trainer:
                          + ("" if self.folder.model_dir.is_dir() else
                             f"; {run_files.MODEL}/ was not written: `mtl export {self.output}` writes it"))
             elif self.last_checkpoint is not None:
-                where = (f"the last checkpoint {self.last_checkpoint} is intact: continue with "
-                         f"`{self.RESUME_COMMAND} {self.output}`")
+                where = self._resume_hint()
             else:
                 where = "no checkpoint was written yet: start the run again (same options, --overwrite)"
             raise Interrupted(f"stopped by {signals.name(signum)}; {where}", signum) from None
@@ -367,11 +366,14 @@ class Trainer:
         finally:
             self.ctx.close()
 
+    def _resume_hint(self) -> str:
+        """How a stopped run with a checkpoint goes on, for its message."""
+        return (f"the last checkpoint {self.last_checkpoint} is intact: continue with "
+                f"`{self.RESUME_COMMAND} {self.output}`")
+
     def _kept(self) -> str:
-        """What a run stopped by a fault keeps, for its message."""
-        if self.last_checkpoint is None:
-            return ""
-        return f"; the last checkpoint {self.last_checkpoint} is intact (`{self.RESUME_COMMAND} {self.output}`)"
+        """What a run stopped by a plugin's fault keeps, for its message."""
+        return "" if self.last_checkpoint is None else f"; {self._resume_hint()}"
 
     def _tracked(self) -> dict[str, Any]:
         """:meth:`_train`, then the trackers (--report-to) finished with the run's status."""
