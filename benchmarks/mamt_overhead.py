@@ -29,7 +29,7 @@ DEFAULT_GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 
 def build(weighting: str, data_dir: str, tmp: str):
     from mtl.runs.config import RunConfig
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     config = RunConfig(target="rte", aux=["sst2"], weighting=weighting, backbone="minilm", data_dir=data_dir,
                        limit=512, eval_limit=32, batch_size=32, max_length=128, seed=0,

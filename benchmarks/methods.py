@@ -36,7 +36,7 @@ GLUE_TASKS = ("rte", "mrpc", "stsb")
 
 def trainer_for(method: str, args, data_dir: str | None, out: Path):
     from mtl.runs.config import RunConfig
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     tasks = dict(target=GLUE_TASKS[0], aux=list(GLUE_TASKS[1:]), data_dir=data_dir) if data_dir else {}
     config = RunConfig(**tasks, backbone=args.backbone, weighting=method, sampler="all", batch_size=args.batch_size,

@@ -40,7 +40,7 @@ def run_mtl(task_name: str, seed: int, data_dir: str, group_by_length: bool, max
     import torch
 
     from mtl.data.batching import sorted_batches
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         config = run_config(task_name, seed, str(Path(tmp) / "run"), data_dir, group_by_length=group_by_length,

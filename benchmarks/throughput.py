@@ -52,7 +52,7 @@ def bench_mtl(data_dir: str, steps: int | None, group_by_length: bool, precision
     ``dropout``: ``cpp`` (mtl's default on CPU: the C++ dropout kernel and mtl's attention function) or ``torch``
     (torch's dropout and transformers' sdpa attention, as Trainer runs)."""
     from mtl.model import dropout as kernel_dropout
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     default = kernel_dropout.BACKEND
     kernel_dropout.BACKEND = dropout

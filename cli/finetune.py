@@ -80,8 +80,8 @@ def finetune(
     """
     with user_errors():
         from mtl.runs import folder as run_files
-        from mtl.train.finetune import finetune_config
-        from mtl.train.trainer import Trainer
+        from mtl.training.finetune import finetune_config
+        from mtl.training.trainer import Trainer
 
         given = scalar_options(locals(), exclude=("output",))
         cfg = finetune_config(run, run_values(config, given, set_=set_, data=data, limit=limit,

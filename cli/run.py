@@ -45,7 +45,7 @@ from .options import (
     WeightingOpt,
 )
 
-# --teacher (MT-DNN-KD, mtl.train.distill); shared with `mtl bench`
+# --teacher (MT-DNN-KD, mtl.training.distill); shared with `mtl bench`
 TeacherOpt = Annotated[Optional[list[str]], typer.Option(
     "--teacher", help="TASK=RUN[,RUN...]: distil TASK from the ensemble of these finished runs or `mtl export` "
                       "folders of TASK (loss ½·(hard + soft)); repeatable.")]
@@ -105,7 +105,7 @@ def run(
             if extra:
                 raise MtlError(f"--resume continues {resume} with the options in its config.json; "
                                f"drop --{extra[0].replace('_', '-')}")
-            from mtl.train.trainer import Trainer
+            from mtl.training.trainer import Trainer
 
             result = Trainer.resuming(resume, progress=not quiet).prepare().train()
             print_results(result, result_target(resume))
@@ -118,7 +118,7 @@ def run(
         demo = use_demo(values)  # no task options: the demo suite, with its quick-start defaults
         cfg = make_config(values)
 
-        from mtl.train.trainer import Trainer
+        from mtl.training.trainer import Trainer
 
         trainer = Trainer(cfg, progress=not quiet, overwrite=overwrite).prepare()
         if demo:
@@ -209,7 +209,7 @@ def run_values(config: Optional[Path], given: dict, *, aux: Optional[list[str]] 
     if per_task:
         values["task_limits"] = {**(values.get("task_limits") or {}), **per_task}
     if teacher:  # only when given: a bench's run options (bench.json) stay as they were without teachers
-        from mtl.train.distill import normalise, parse_teachers
+        from mtl.training.distill import normalise, parse_teachers
 
         values["teachers"] = {**normalise(values.get("teachers")), **parse_teachers(teacher)}
     return values

@@ -19,8 +19,8 @@ MOVED = {
     "mtl.metrics": "mtl.data.metrics", "mtl.backbone": "mtl.model.backbone",
     "mtl.task_embedding": "mtl.model.task_embedding", "mtl.run": "mtl.model.context",
     "mtl.config": "mtl.runs.config", "mtl.rundir": "mtl.runs.folder", "mtl.checkpoint": "mtl.runs.checkpoint",
-    "mtl.restore": "mtl.runs.restore", "mtl.export": "mtl.runs.export", "mtl.trainer": "mtl.train.trainer",
-    "mtl.distributed": "mtl.train.distributed", "mtl.rng": "mtl.train.rng", "mtl.bench": "mtl.study.bench",
+    "mtl.restore": "mtl.runs.restore", "mtl.export": "mtl.runs.export", "mtl.trainer": "mtl.training.trainer",
+    "mtl.distributed": "mtl.training.distributed", "mtl.rng": "mtl.training.rng", "mtl.bench": "mtl.study.bench",
     "mtl.plot": "mtl.study.figures",
 }
 

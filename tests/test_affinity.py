@@ -16,7 +16,7 @@ from conftest import assert_one_line_error, invoke_cli
 from mtl.errors import MtlError
 from mtl.runs.config import RunConfig
 from mtl.study.affinity import AffinityTrainer, fixed_dropout, lookahead_affinity, ranking, read
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 DEMO = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"])
 TASKS = [DEMO["target"], *DEMO["aux"]]

@@ -164,7 +164,7 @@ DEMO = dict(target="demo-paraphrase", aux=["demo-similarity"])
 
 def first_epoch_best(monkeypatch):
     """Make the first evaluation the best one, so the kept predictions are not simply the last ones."""
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     monkeypatch.setattr(Trainer, "_selection_value", lambda self, results: -float(len(self.loop.history)))
 
@@ -173,7 +173,7 @@ def first_epoch_best(monkeypatch):
 def tiny_run(tmp_path_factory):
     """Two epochs of a tiny run whose best evaluation is the first."""
     from mtl.runs.config import RunConfig
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     monkeypatch = pytest.MonkeyPatch()
     first_epoch_best(monkeypatch)
@@ -233,8 +233,8 @@ def test_predictions_are_what_mtl_predict_and_mtl_eval_give_on_the_dev_set(tiny_
 
 def test_a_finetune_run_stores_its_targets_predictions(tiny_run, tmp_path):
     from mtl.runs.folder import RunFolder
-    from mtl.train.finetune import finetune_config
-    from mtl.train.trainer import Trainer
+    from mtl.training.finetune import finetune_config
+    from mtl.training.trainer import Trainer
 
     config = finetune_config(tiny_run, {"max_steps": 1})
     config.output = str(tmp_path / "stage")
@@ -258,7 +258,7 @@ def test_a_resumed_run_keeps_the_predictions_of_its_best_evaluation(tmp_path, mo
     """Killed after its best (first) evaluation and resumed: the same predictions.safetensors as the whole run."""
     from mtl.runs.config import RunConfig
     from mtl.runs.folder import RunFolder
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     first_epoch_best(monkeypatch)
     options = dict(target="demo-paraphrase", **TINY, epochs=2, checkpoint_every=2)  # 2 steps per epoch

@@ -21,8 +21,8 @@ from safetensors import safe_open
 
 from mtl.errors import MtlError, OptionError
 from mtl.runs.config import RunConfig
-from mtl.train import distill
-from mtl.train.trainer import Trainer
+from mtl.training import distill
+from mtl.training.trainer import Trainer
 
 DEMO = Path(__file__).resolve().parents[1] / "core" / "data" / "demo"
 LIMIT = 64

@@ -95,8 +95,8 @@ def test_mtl_run_nproc_launches_torchrun(tmp_path):
 def test_a_weighting_that_does_not_support_distributed_training_is_refused(tmp_path, monkeypatch, register_plugin):
     from mtl import MtlError, Weighting, hookimpl
     from mtl.runs.config import RunConfig
-    from mtl.train import distributed
-    from mtl.train.trainer import Trainer
+    from mtl.training import distributed
+    from mtl.training.trainer import Trainer
 
     class Alone(Weighting):
         supports_distributed = False

@@ -368,7 +368,7 @@ def test_a_cpu_training_run_uses_the_kernels_and_exports_plain_sdpa(tmp_path):
     from transformers import AutoModelForSequenceClassification
 
     from mtl.runs.config import RunConfig
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     config = RunConfig(target="demo-paraphrase", aux=["demo-sentiment"], backbone="tiny", epochs=1, batch_size=16,
                        max_length=48, max_steps=4, output=str(tmp_path / "run"), seed=0)

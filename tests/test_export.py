@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from mtl.cli import app
 from mtl.errors import MtlError
 from mtl.runs.config import RunConfig
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 runner = CliRunner()
 DEMO = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"])

@@ -19,7 +19,7 @@ from conftest import TINY_RUN, assert_one_line_error, invoke_cli
 
 from mtl import Weighting, hookimpl
 from mtl.runs.config import RunConfig
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 TARGET, AUX = "demo-paraphrase", "demo-sentiment"
 PAIRS = [("The lawyer followed the man at the station.", "The attorney trailed the man at the train station."),

@@ -12,8 +12,8 @@ from mtl.contract import loader
 from mtl.model.multitask import MultiTaskModel
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
-from mtl.train.finetune import finetune_config
-from mtl.train.trainer import Trainer
+from mtl.training.finetune import finetune_config
+from mtl.training.trainer import Trainer
 
 DEMO = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"])
 

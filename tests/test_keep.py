@@ -17,7 +17,7 @@ from mtl.runs import folder as run_files
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
 from mtl.runs.restore import load_run
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 DEMO = {"target": "demo-paraphrase", "aux": ["demo-similarity", "demo-sentiment"]}
 TINY = ["--backbone", "tiny", "--max-steps", "4", "--batch-size", "8", "--max-length", "32", "--limit", "16",

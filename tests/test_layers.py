@@ -26,9 +26,9 @@ def test_every_import_contract_is_kept():
 
 
 @pytest.mark.parametrize("module, line, broken", [
-    ("core/data/hub.py", "from mtl.train import rng", "mtl.data is not allowed to import mtl.train"),
+    ("core/data/hub.py", "from mtl.training import rng", "mtl.data is not allowed to import mtl.training"),
     ("core/runs/export.py", "import mtl.plugins.weightings.uniform", "core never imports a plugin"),
-    ("plugins/samplers/uniform.py", "from mtl.train import rng", "plugins use only the public API"),
+    ("plugins/samplers/uniform.py", "from mtl.training import rng", "plugins use only the public API"),
 ])
 def test_an_upward_or_plugin_import_breaks_a_contract(tmp_path, module, line, broken):
     """A copy of the sources with one forbidden import added fails the check (the check can fail)."""
@@ -45,7 +45,7 @@ def test_an_upward_or_plugin_import_breaks_a_contract(tmp_path, module, line, br
 
 def test_the_flat_import_paths_of_earlier_code_still_work():
     """README and earlier code name mtl.export.export_model, mtl.restore.load_run/load_predictor, mtl.trainer ..."""
-    import mtl.train.trainer
+    import mtl.training.trainer
     from mtl.export import export_model
     from mtl.restore import load_predictor, load_run
     from mtl.runs import export, predict, restore
@@ -54,7 +54,7 @@ def test_the_flat_import_paths_of_earlier_code_still_work():
 
     assert export_model is export.export_model and load_run is restore.load_run
     assert load_predictor is predict.load_predictor
-    assert Trainer is mtl.train.trainer.Trainer and Task is mtl.Task and GlueLayout is mtl.GlueLayout
+    assert Trainer is mtl.training.trainer.Trainer and Task is mtl.Task and GlueLayout is mtl.GlueLayout
     import mtl.config
 
     assert mtl.config.RunConfig is sys.modules["mtl.runs.config"].RunConfig
@@ -62,7 +62,7 @@ def test_the_flat_import_paths_of_earlier_code_still_work():
 
 def test_import_mtl_loads_no_layer_above_the_contract():
     """`import mtl` (what a plugin does) stays light: no torch, no trainer, no run folders."""
-    code = ("import sys, mtl; heavy = [m for m in ('torch', 'mtl.train', 'mtl.runs', 'mtl.study', 'mtl.model') "
+    code = ("import sys, mtl; heavy = [m for m in ('torch', 'mtl.training', 'mtl.runs', 'mtl.study', 'mtl.model') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from mtl.runs.config import RunConfig
-from mtl.train.scaling import scale_gradient
-from mtl.train.trainer import Trainer
+from mtl.training.scaling import scale_gradient
+from mtl.training.trainer import Trainer
 
 SCALE = 2.0 ** 12
 

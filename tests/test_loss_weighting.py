@@ -16,7 +16,7 @@ from test_resume import assert_same_tensors, run_files, whole_and_crashed
 import mtl
 from mtl import Step
 from mtl.errors import MtlError, OptionError
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 TASKS = ["a", "b", "c"]
 TARGETS = {"a": 1.0, "b": 3.0, "c": -2.0}  # different loss scales per task

@@ -14,7 +14,7 @@ from mtl import Step, memory
 from mtl.errors import MtlError
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import load_state
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 
 def mamt_config(tmp_path, **overrides) -> RunConfig:

@@ -13,7 +13,7 @@ import mtl
 from mtl import Step
 from mtl.errors import MtlError
 from mtl.runs.config import RunConfig
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 TASKS = [DEMO["target"], *DEMO["aux"]]
 

@@ -21,7 +21,7 @@ DEMO = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"])
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny finished run (its model/ written by the trainer) and its `mtl export --out` folder."""
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     root = tmp_path_factory.mktemp("card")
     config = RunConfig(**DEMO, weighting="uniform", sampler="temperature", backbone="tiny", batch_size=8,

@@ -8,7 +8,7 @@ from conftest import assert_one_line_error, invoke_cli
 
 from mtl.errors import OptionError
 from mtl.runs.config import RunConfig
-from mtl.train import optimizer as optim
+from mtl.training import optimizer as optim
 
 LR, DECAY, EPS = 0.1, 0.2, 1e-8
 

@@ -21,7 +21,7 @@ from test_trainer import DEMO
 import mtl
 from mtl import Step
 from mtl.runs.config import RunConfig
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 
 def project(grads: "list[torch.Tensor]", orders: Sequence[Sequence[int]] | None = None) -> "list[torch.Tensor]":

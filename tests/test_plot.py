@@ -21,7 +21,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def runs(tmp_path_factory):
     """Tiny real runs (in process): uniform, mamt and mmoe, every step logged."""
     from mtl.runs.config import RunConfig
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     root = tmp_path_factory.mktemp("runs")
     out = {}

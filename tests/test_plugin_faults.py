@@ -14,7 +14,7 @@ from conftest import TINY_RUN, assert_one_line_error, invoke_cli
 
 from mtl import Weighting, hookimpl
 from mtl.errors import PluginError
-from mtl.train import faults
+from mtl.training import faults
 
 
 class RaisesInLoss(Weighting):
@@ -102,7 +102,7 @@ def test_a_fault_after_a_checkpoint_keeps_the_run_and_says_so(faulty, tmp_path):
 
 def test_mtl_traceback_shows_the_plugins_own_exception(faulty, tmp_path, monkeypatch):
     from mtl.runs.config import RunConfig
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     config = RunConfig(target="demo-sentiment", aux=["demo-similarity"], weighting="t-raises", backbone="tiny",
                        max_steps=2, batch_size=8, max_length=32, output=str(tmp_path / "a"))

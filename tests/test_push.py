@@ -22,7 +22,7 @@ DEMO = dict(target="demo-paraphrase", aux=["demo-similarity"])
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny finished run and its `mtl export` folder."""
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     root = tmp_path_factory.mktemp("push")
     Trainer(RunConfig(**DEMO, backbone="tiny", batch_size=8, max_length=32, max_steps=2, eval_limit=8,

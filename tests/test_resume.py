@@ -20,8 +20,8 @@ from mtl.runs import checkpoint
 from mtl.runs.checkpoint import CheckpointError
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
-from mtl.train import distill
-from mtl.train.trainer import Trainer
+from mtl.training import distill
+from mtl.training.trainer import Trainer
 
 DEMO = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"])
 
@@ -140,7 +140,7 @@ def test_resume_with_the_optimizer_regularizer_and_task_embeddings_of_issue_11(t
 
 
 def test_a_finetune_run_resumes_to_the_uninterrupted_run(tmp_path, monkeypatch):
-    from mtl.train.finetune import finetune_config
+    from mtl.training.finetune import finetune_config
 
     Trainer(config(tmp_path / "parent", epochs=1)).train()
     runs = {}

@@ -15,7 +15,7 @@ from mtl.contract.weighting import Step
 from mtl.errors import MtlError
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder, read_json, write_json
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 
 def tiny(output, **kw) -> RunConfig:

@@ -142,7 +142,7 @@ def test_the_training_loop_stops_on_a_recorded_sigterm(tmp_path, monkeypatch):
     from mtl.errors import Interrupted
     from mtl.runs import signals
     from mtl.runs.config import RunConfig
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     config = RunConfig(target="demo-paraphrase", aux=["demo-sentiment"], backbone="tiny", epochs=1, batch_size=8,
                        max_length=32, limit=32, max_steps=6, output=str(tmp_path / "run"), seed=0)

@@ -15,7 +15,7 @@ import mtl
 from mtl import Step
 from mtl.errors import MtlError
 from mtl.runs.config import RunConfig
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 ORDER = ["demo-paraphrase", "demo-similarity", "demo-sentiment"]  # the target first, then --aux in order
 

@@ -16,7 +16,7 @@ from mtl.contract.weighting import Step
 from mtl.errors import OptionError
 from mtl.plugins.regularizers.smart import Smart, divergence, symmetric_kl
 from mtl.runs.config import RunConfig
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 DEMO = dict(target="demo-paraphrase", aux=["demo-similarity"])
 

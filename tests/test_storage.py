@@ -232,7 +232,7 @@ def test_a_short_append_is_cut_back_to_the_whole_records(tmp_path, monkeypatch):
 
 def test_resume_with_metrics_cut_shorter_than_the_checkpoint_goes_on_from_the_last_whole_record(tmp_path):
     out = tmp_path / "run"
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     original = Trainer.train_step
 
@@ -259,7 +259,7 @@ def test_resume_with_metrics_cut_shorter_than_the_checkpoint_goes_on_from_the_la
 
 
 def test_a_stop_while_a_finished_run_writes_model_says_so_and_how_to_get_model(tmp_path, monkeypatch):
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     def stopped(self):
         raise KeyboardInterrupt  # SIGINT after summary.json, while model/ would be written

@@ -19,7 +19,7 @@ from mtl.errors import MtlError
 from mtl.model.backbone import HFBackbone
 from mtl.model.multitask import MultiTaskModel
 from mtl.runs.config import RunConfig
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 OUTPUTS = {"t0": 2, "t1": 1, "t2": 3}  # three tasks
 SMALL = dict(hidden_size=32, layers=3, heads=2, intermediate_size=64)

@@ -21,7 +21,7 @@ from mtl import Tracker, hookimpl
 from mtl.contract import loader
 from mtl.errors import MtlError, OptionError, UnknownNameError
 from mtl.runs.config import RunConfig, parse_report_to
-from mtl.train import tracking
+from mtl.training import tracking
 
 DEMO = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"])
 BUILTIN = ["tensorboard", "mlflow", "wandb", "trackio"]
@@ -125,7 +125,7 @@ def tracked(tmp_path_factory):
             for var in ("WANDB_DIR", "WANDB_PROJECT", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
                         "MLFLOW_ALLOW_FILE_STORE"):
                 mp.delenv(var, raising=False)
-            from mtl.train.trainer import Trainer
+            from mtl.training.trainer import Trainer
 
             config = RunConfig(**DEMO, backbone="tiny", batch_size=8, max_length=32, max_steps=3, eval_limit=8,
                                log_every=1, seed=3, output=str(root / "run"),
@@ -326,7 +326,7 @@ def test_only_rank_0_starts_logs_and_finishes(third_party):
 
 
 def test_a_failed_run_finishes_its_trackers_as_failed(third_party, tmp_path, monkeypatch):
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     def fail(self, step, bar):
         raise RuntimeError("evaluation broke")
@@ -341,7 +341,7 @@ def test_a_failed_run_finishes_its_trackers_as_failed(third_party, tmp_path, mon
 
 
 def test_a_tracker_that_cannot_start_stops_the_run_before_its_first_step(third_party, tmp_path, monkeypatch):
-    from mtl.train.trainer import Trainer
+    from mtl.training.trainer import Trainer
 
     def refuse(self, run_name, config, output_dir):
         raise PermissionError("no write access to the store")

@@ -18,6 +18,7 @@ from mtl.errors import MtlError, OptionError, not_utf8, unknown
 PRECISIONS = ("fp32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adamax")
 KEEPS = ("all", "model", "none")  # --keep: what a finished run keeps (mtl.runs.folder.RunFolder.prune)
+LR_SCHEDULES = ("linear", "cosine", "constant")  # --lr-schedule: the learning rate after warm-up
 
 
 @dataclass
@@ -54,9 +55,14 @@ class RunConfig:
     skip_nonfinite: bool = False  # skip (and count) a step with a non-finite loss instead of stopping
     group_by_length: bool = False  # batches of similar lengths (windows of 50 batches) instead of random batches
     teachers: dict[str, list[str]] = field(default_factory=dict)  # task -> teacher runs/exports (MT-DNN-KD)
-    teacher_temperature: float = 1.0  # divides the student's logits in the soft-target loss (mtl.train.distill)
+    teacher_temperature: float = 1.0  # divides the student's logits in the soft-target loss (mtl.training.distill)
     report_to: list[str] = field(default_factory=list)  # experiment trackers (--report-to, transformers' spelling)
     keep: str = "all"  # what the finished run keeps: all | model (no training-only state) | none (no weights)
+    eval_every: int | None = None  # steps between evaluations (None: at every epoch end); best selection on them
+    patience: int | None = None  # stop after this many evaluations without a better selection metric (None: never)
+    grad_accum: int = 1  # micro-batches per optimisation step (each of --batch-size instances)
+    lr_schedule: str = "linear"  # linear | cosine | constant, each after --warmup's linear warm-up
+    callbacks: list[str] = field(default_factory=list)  # registered callback plugins to use (--callback NAME)
 
     @property
     def tasks(self) -> list[str]:
@@ -93,7 +99,7 @@ class RunConfig:
         self.report_to = parse_report_to(self.report_to)  # a list of tracker names, "none" and "all" read
         positive_int = {"epochs": self.epochs, "batch_size": self.batch_size,
                         "eval_batch_size": self.eval_batch_size, "max_length": self.max_length,
-                        "log_every": self.log_every}
+                        "log_every": self.log_every, "grad_accum": self.grad_accum}
         for name, value in positive_int.items():
             if value < 1:
                 raise OptionError(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
@@ -103,7 +109,9 @@ class RunConfig:
             raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         if self.keep not in KEEPS:
             raise OptionError(f"--keep must be one of {', '.join(KEEPS)} (got {self.keep!r})")
-        for name in ("max_steps", "limit", "eval_limit", "checkpoint_every"):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise OptionError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)} (got {self.lr_schedule!r})")
+        for name in ("max_steps", "limit", "eval_limit", "checkpoint_every", "eval_every", "patience"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise OptionError(f"--{name.replace('_', '-')} must be >= 1 (got {value})")

@@ -38,7 +38,7 @@ BEST = "best.safetensors"
 WEIGHTING_STATE = "weighting.safetensors"
 MANIFEST = "checkpoints.json"
 MODEL = "model"
-SOFT_TARGETS = "soft-targets.safetensors"  # --teacher: the teachers' soft targets (mtl.train.distill)
+SOFT_TARGETS = "soft-targets.safetensors"  # --teacher: the teachers' soft targets (mtl.training.distill)
 EXPORT_MANIFEST = "mtl_export.json"  # what `mtl export` writes (mtl.runs.exported.MANIFEST); an export has config.json too
 KEEP = 2
 

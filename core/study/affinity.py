@@ -7,8 +7,8 @@ batch of that step:
 
     Z_{i→j} = 1 − L_j(θ_s − u_i) / L_j(θ_s)          (> 0: a step on i lowers j's loss)
 
-averaged over the measured steps. :class:`AffinityTrainer` is an ordinary :class:`mtl.train.trainer.Trainer` that
-measures in :meth:`~mtl.train.trainer.Trainer.before_step` every ``every`` steps (steps 0, N, 2N, ...), before the
+averaged over the measured steps. :class:`AffinityTrainer` is an ordinary :class:`mtl.training.trainer.Trainer` that
+measures in :meth:`~mtl.training.trainer.Trainer.before_step` every ``every`` steps (steps 0, N, 2N, ...), before the
 step's own update, and writes ``affinity.json`` and ``affinity.png`` into the run folder. The choices:
 
 - **update**: u_i is exactly what the run's optimizer (AdamW, Adamax, whatever it is) would do to θ_s at this step
@@ -51,7 +51,7 @@ from mtl.errors import MtlError, OptionError
 from mtl.runs import folder as run_files
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 AFFINITY = "affinity.json"
 FIGURE = "affinity.png"

@@ -230,7 +230,7 @@ def validate(values: dict[str, Any]) -> None:
     """Everything `mtl run` would reject about names and options, without loading data or a model."""
     from mtl.contract import loader
     from mtl.runs.config import RunConfig
-    from mtl.train import tracking
+    from mtl.training import tracking
 
     try:
         config = RunConfig(**values)
@@ -249,7 +249,7 @@ def validate(values: dict[str, Any]) -> None:
     trackers = tracking.resolve(config.report_to)  # built, not started: a missing package is an error here
     tracking.create(trackers, {name: routed.get(("tracker", name), {}) for name in trackers}, enabled=False)
     if config.teachers:  # each teacher folder, its task and labels (not its data size: the run checks that)
-        from mtl.train import distill
+        from mtl.training import distill
 
         distill.check_teachers(config, tasks)
     if config.data_dir and not Path(config.data_dir).is_dir():
@@ -306,7 +306,7 @@ def make_plan(base: dict[str, Any], strategies: list[Strategy], seeds: list[int]
     base.setdefault("aux", [])
     _check_task_limits(base)
     base = json.loads(json.dumps(base))  # as stored in bench.json, so a resumed bench compares equal
-    from mtl.train import finetune
+    from mtl.training import finetune
 
     for strategy in strategies:
         validate(strategy_values(base, strategy))

@@ -15,7 +15,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from mtl.runs.config import RunConfig
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 mode, out = sys.argv[1], Path(sys.argv[2])
 rank = int(os.environ.get("RANK", "0"))

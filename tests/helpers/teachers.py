@@ -1,11 +1,11 @@
-"""Teacher runs for the distillation tests (MT-DNN-KD, mtl.train.distill): tiny single-task runs of a demo task."""
+"""Teacher runs for the distillation tests (MT-DNN-KD, mtl.training.distill): tiny single-task runs of a demo task."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from mtl.runs.config import RunConfig
-from mtl.train.trainer import Trainer
+from mtl.training.trainer import Trainer
 
 
 def make_teacher(path: Path, target: str, *, seed: int, limit: int | None = 64, max_steps: int = 6,

@@ -5,7 +5,7 @@ a weighting turning per-instance losses into gradients (Liu et al., MT-DNN, ACL 
 anything is written; ``train()`` then creates the run folder and trains: AdamW with linear warm-up and
 decay, gradient clipping, evaluation on dev at every epoch end, the best target checkpoint kept, crash-safe
 checkpoints (``--checkpoint-every``, ``Trainer.resuming(RUN)``), mixed precision, and data parallelism under
-torchrun (:mod:`mtl.train.distributed`). Every file of the run folder goes through
+torchrun (:mod:`mtl.training.distributed`). Every file of the run folder goes through
 :class:`mtl.runs.folder.RunFolder`.
 """
 
@@ -37,11 +37,11 @@ from mtl.runs import folder as run_files
 from mtl.runs import signals
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
-from mtl.train import distributed, distill, faults, finetune, rng, tracking
-from mtl.train import optimizer as optim
-from mtl.train.progress import Progress
-from mtl.train.scaling import scale_gradients
-from mtl.train.state import LoopState
+from mtl.training import distributed, distill, faults, finetune, rng, tracking
+from mtl.training import optimizer as optim
+from mtl.training.progress import Progress
+from mtl.training.scaling import scale_gradients
+from mtl.training.state import LoopState
 from mtl.version import __version__
 
 
@@ -121,7 +121,7 @@ class Trainer:
 
     def prepare(self) -> "Trainer":
         """Check and build everything (plugins, data, model); writes nothing. A plugin whose own code raises is a
-        one-line :class:`PluginError` naming it (:mod:`mtl.train.faults`)."""
+        one-line :class:`PluginError` naming it (:mod:`mtl.training.faults`)."""
         with faults.attributed(self._plugins):
             return self._prepare()
 
