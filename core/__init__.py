@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from mtl import _moved
 from mtl.contract.gradient import GradientWeighting
 from mtl.contract.hookspecs import hookimpl, hookspec
 from mtl.contract.launcher import Launcher, Running
@@ -43,8 +42,6 @@ __all__ = [
     "UnknownNameError", "Weighting", "available", "create", "hookimpl", "hookspec", "normalise", "__version__",
     *_LAZY,
 ]
-
-_moved.install()
 
 
 def __getattr__(name: str) -> Any:

@@ -402,6 +402,8 @@ def test_export_overwrite_never_deletes_the_run_it_reads(runs, tmp_path):
 
 @pytest.mark.parametrize("change, fragment", [
     ({"version": 99}, "written by a newer mtl (format version 99; this mtl reads up to 3)"),
+    ({"version": None}, "'version' must be an integer >= 1 (got None)"),
+    ({"kind": "mmoe"}, "'kind' must be one of transformers, feature-map, task-attention (got 'mmoe')"),
     ({"eval_batch_size": -1}, "'eval_batch_size' must be an integer >= 1 (got -1)"),  # before: no output, exit 0
     ({"eval_batch_size": 0}, "'eval_batch_size' must be an integer >= 1 (got 0)"),
     ({"max_length": "big"}, "'max_length' must be an integer >= 1 (got 'big')"),

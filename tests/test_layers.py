@@ -43,23 +43,6 @@ def test_an_upward_or_plugin_import_breaks_a_contract(tmp_path, module, line, br
     assert broken in result.stdout, result.stdout[-3000:]
 
 
-def test_the_flat_import_paths_of_earlier_code_still_work():
-    """README and earlier code name mtl.export.export_model, mtl.restore.load_run/load_predictor, mtl.trainer ..."""
-    import mtl.training.trainer
-    from mtl.export import export_model
-    from mtl.restore import load_predictor, load_run
-    from mtl.runs import export, predict, restore
-    from mtl.task import GlueLayout, Task
-    from mtl.trainer import Trainer
-
-    assert export_model is export.export_model and load_run is restore.load_run
-    assert load_predictor is predict.load_predictor
-    assert Trainer is mtl.training.trainer.Trainer and Task is mtl.Task and GlueLayout is mtl.GlueLayout
-    import mtl.config
-
-    assert mtl.config.RunConfig is sys.modules["mtl.runs.config"].RunConfig
-
-
 def test_import_mtl_loads_no_layer_above_the_contract():
     """`import mtl` (what a plugin does) stays light: no torch, no trainer, no run folders."""
     code = ("import sys, mtl; heavy = [m for m in ('torch', 'mtl.training', 'mtl.runs', 'mtl.study', 'mtl.model') "

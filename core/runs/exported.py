@@ -15,10 +15,6 @@ other. Three kinds of export (``kind`` in ``mtl_export.json``):
   (``post`` [L, 3, D, D]) in ``DIR/mtl_task_attention.safetensors``; ``task_attention: {activation, file,
   encoder, head}`` says how :class:`mtl.model.task_embedding.TargetAttention` rebuilds it on the encoder.
   A feature-map export of such a run (MMoE with ``activation``) has both blocks and keeps kind ``feature-map``.
-
-Version 1 manifests wrote a feature-map export under the weighting's own name (``kind: NAME`` and a block
-``NAME: {encoder, head, OPTION: VALUE ...}``); :func:`feature_map_spec` reads both. Version 3 added
-``task-attention``.
 """
 
 from __future__ import annotations
@@ -40,17 +36,21 @@ FORMAT_VERSION = 3
 PLAIN = "transformers"
 FEATURE_MAP = "feature-map"
 TASK_ATTENTION = "task-attention"
+KINDS = (PLAIN, FEATURE_MAP, TASK_ATTENTION)
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def manifest_problem(manifest: dict[str, Any]) -> str | None:
-    """What in an ``mtl_export.json`` record the loader cannot use (a newer format, a field of the wrong kind), or
-    None; a manifest without ``version`` is read as version 1."""
-    version = manifest.get("version", 1)
+    """What in an ``mtl_export.json`` record the loader cannot use (a newer format, an unknown kind, a field of the
+    wrong type), or None."""
+    version = manifest.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         return f"'version' must be an integer >= 1 (got {version!r})"
     if version > FORMAT_VERSION:
         return f"written by a newer mtl (format version {version}; this mtl reads up to {FORMAT_VERSION}): upgrade mtl"
+    kind = manifest.get("kind", PLAIN)
+    if kind not in KINDS:
+        return f"'kind' must be one of {', '.join(KINDS)} (got {kind!r})"
     if not isinstance(manifest.get("task"), str) or not manifest["task"]:
         return f"'task' must be a task name (got {manifest.get('task')!r})"
     for key in ("max_length", "eval_batch_size"):
@@ -73,19 +73,13 @@ def manifest_problem(manifest: dict[str, Any]) -> str | None:
 
 
 def feature_map_spec(manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """``{weighting, options, encoder, head}`` of a feature-map export (either manifest version); None for a
-    plain transformers export."""
-    kind = manifest.get("kind", PLAIN)
-    if kind in (PLAIN, TASK_ATTENTION):
+    """``{weighting, options, encoder, head}`` of a feature-map export; None for another kind."""
+    if manifest.get("kind", PLAIN) != FEATURE_MAP:
         return None
-    block = manifest.get("feature_map") if kind == FEATURE_MAP else manifest.get(kind)
+    block = manifest.get("feature_map")
     if not isinstance(block, dict):
-        raise MtlError(f"{MANIFEST}: an export of kind {kind!r} without its {'feature_map' if kind == FEATURE_MAP else kind!r} "
-                       "block")
-    if kind == FEATURE_MAP:
-        weighting, options = block.get("weighting"), block.get("options") or {}
-    else:  # version 1: the kind is the weighting's name, the block its options plus the two file names
-        weighting, options = kind, {k: v for k, v in block.items() if k not in ("encoder", "head")}
+        raise MtlError(f"{MANIFEST}: an export of kind {FEATURE_MAP!r} without its 'feature_map' block")
+    weighting, options = block.get("weighting"), block.get("options") or {}
     if not isinstance(weighting, str) or not isinstance(options, dict):
         raise MtlError(f"{MANIFEST}: the feature map's weighting and options are malformed")
     return {"weighting": weighting, "options": options, "encoder": block.get("encoder") or ENCODER_DIR,

@@ -7,8 +7,7 @@ a run without data, and loads the best model with safetensors (``checkpoint/best
 with the tensors it refers to in ``model/``, :mod:`mtl.runs.best`). Every problem is a one-line
 :class:`mtl.errors.MtlError` naming the file. The run folder is read through :class:`mtl.runs.folder.RunFolder`.
 
-Predicting and evaluating (``Predictor``, ``load_predictor``, ``parse_lines``) live in :mod:`mtl.runs.predict`;
-they are still importable from here (``from mtl.restore import load_predictor``).
+Predicting and evaluating (``Predictor``, ``load_predictor``, ``parse_lines``) live in :mod:`mtl.runs.predict`.
 """
 
 from __future__ import annotations
@@ -19,16 +18,6 @@ from typing import Any
 from mtl.errors import MtlError
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
-
-_PREDICT = ("Predictor", "load_predictor", "parse_lines")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PREDICT:  # moved to mtl.runs.predict, which imports this module (imported on first use)
-        from mtl.runs import predict
-
-        return getattr(predict, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def read_config(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
