@@ -11,6 +11,7 @@ import pytest
 
 import mtl
 from mtl.data import files as data
+from mtl.data import hub
 from mtl.errors import DataError
 
 
@@ -256,7 +257,7 @@ def online(monkeypatch):
     """Pretend the hub is reachable: no offline variables, no network probe."""
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(data, "_probe", lambda timeout=3.0: None)
+    monkeypatch.setattr(hub, "probe", lambda timeout=3.0: None)
 
 
 class FakeDataset:
@@ -295,7 +296,7 @@ def test_hub_offline_gives_a_clear_error(monkeypatch):
 def test_hub_unreachable_fails_fast(monkeypatch):
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(data, "_probe", lambda timeout=3.0: "huggingface.co: Name or service not known")
+    monkeypatch.setattr(hub, "probe", lambda timeout=3.0: "huggingface.co: Name or service not known")
     message = data_error(task("mrpc").load, "dev")
     assert message.startswith("no data for task 'mrpc' split 'dev': pass --data-dir")
     assert message.endswith("could not be reached (huggingface.co: Name or service not known)")
@@ -375,14 +376,14 @@ def test_hub_with_a_real_datasets_dataset(online, monkeypatch):
 
 def test_probe_is_skipped_behind_a_proxy(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    assert data._probe() is None
+    assert hub.probe() is None
 
 
 def test_probe_reports_an_unreachable_endpoint(monkeypatch):
     for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
-    reason = data._probe(timeout=1.0)
+    reason = hub.probe(timeout=1.0)
     assert reason is not None and reason.startswith("127.0.0.1:")
 
 

@@ -119,8 +119,8 @@ def test_the_weights_a_weighting_applied_reach_metrics(tmp_path, register_plugin
 
 
 def test_a_weighting_state_with_nested_tensors_is_saved_beside_the_best_model(tmp_path):
-    """save_state keeps nested dicts and lists of tensors (a gradient method's per-task state) and still reads the
-    flat files older versions wrote."""
+    """save_state keeps nested dicts and lists of tensors (a gradient method's per-task state); a file without its
+    tree is a one-line error."""
     import json
 
     import torch
@@ -140,6 +140,7 @@ def test_a_weighting_state_with_nested_tensors_is_saved_beside_the_best_model(tm
     run.save_best({"w": torch.ones(1)}, state)
     assert run.weighting_state_names() == ["bank", "step", "tracked", "name"]
 
-    old = tmp_path / "old.safetensors"  # the flat format of earlier versions
-    save_file({"bank": torch.ones(2)}, str(old), metadata={"format": "pt", "state": json.dumps({"step": 3})})
-    assert load_state(old)["step"] == 3 and torch.equal(load_state(old)["bank"], torch.ones(2))
+    other = tmp_path / "other.safetensors"  # tensors without save_state's tree: not a plugin's state
+    save_file({"bank": torch.ones(2)}, str(other), metadata={"format": "pt", "state": json.dumps({"step": 3})})
+    with pytest.raises(MtlError, match="other.safetensors: not a plugin state file"):
+        load_state(other)

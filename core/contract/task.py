@@ -2,14 +2,15 @@
 
 A task names its text columns, its label set (``None`` = regression), its metrics (the first is the
 primary one, used to keep the best checkpoint) and where its data lives: a GLUE-format folder, the
-Hugging Face hub, or a CSV/TSV/JSONL file the user names. Loading is in :mod:`mtl.data`, metrics in
-:mod:`mtl.metrics`; both are imported lazily.
+Hugging Face hub, or a CSV/TSV/JSONL file the user names. Loading is in :mod:`mtl.data.files`, metrics in
+:mod:`mtl.data.metrics`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mtl.data import files, metrics
 from mtl.data.examples import Examples, GlueLayout
 
 if TYPE_CHECKING:
@@ -50,8 +51,6 @@ class Task:
              limit: int | None = None) -> Examples:
         """Read a split from ``file`` if given, else from ``data_dir`` (GLUE layout), else the package
         (demo tasks), else the Hugging Face hub. Raises :class:`mtl.errors.DataError` naming the file."""
-        from mtl.data import files
-
         return files.load_split(self, split, data_dir=data_dir, file=file, limit=limit)
 
     def loss(self, logits: "torch.Tensor", targets: "torch.Tensor") -> "torch.Tensor":
@@ -66,6 +65,4 @@ class Task:
         return logits.view(-1) if self.is_regression else logits.argmax(dim=-1)
 
     def compute_metrics(self, predictions, references) -> dict[str, float]:
-        from mtl.data import metrics
-
         return metrics.compute(self.metrics, predictions, references)

@@ -1,9 +1,10 @@
-"""What a task's data is made of: the examples of one split, and where a task's files sit in a GLUE folder."""
+"""What a task's data is made of: the examples of one split, where a task's files sit in a GLUE folder, and what
+the readers of :mod:`mtl.data` need to know of a task (:class:`TaskData`, which :class:`mtl.Task` is)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass
@@ -32,3 +33,25 @@ class GlueLayout:
     header: bool = True  # CoLA has no header row
     columns: dict[str, int] = field(default_factory=dict)  # column name -> index, for headerless files
     skip_labels: tuple[str, ...] = ()  # rows whose label is one of these are dropped (SNLI's "-")
+
+
+class TaskData(Protocol):
+    """The attributes of a task (:class:`mtl.Task`) that reading its data needs: its columns, its labels and where its
+    splits are (a GLUE folder, files shipped in the package, the hub)."""
+
+    name: str
+    text_columns: tuple[str, ...]
+    label_column: str
+    labels: tuple[str, ...] | None
+    label_aliases: dict[str, str]
+    glue: GlueLayout | None
+    hub: tuple[str, str | None] | None
+    hub_splits: dict[str, str]
+    hub_columns: dict[str, str]
+    packaged: dict[str, str]
+
+    @property
+    def is_regression(self) -> bool: ...
+
+    @property
+    def num_outputs(self) -> int: ...

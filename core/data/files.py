@@ -15,20 +15,18 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from importlib import resources
+from typing import Any, Iterable
 
-from mtl.data.examples import Examples
-from mtl.data.hub import offline as _offline
-from mtl.data.hub import probe as _probe
+from mtl.data.examples import Examples, TaskData
+from mtl.data.hub import read_hub
+from mtl.data.labels import Labels, is_unlabeled_split
 from mtl.errors import DataError, OptionError
-
-if TYPE_CHECKING:
-    from mtl.contract.task import Task
 
 _FIELD_LIMIT_SET = False
 
 
-def load_split(task: "Task", split: str, *, data_dir: str | os.PathLike | None = None,
+def load_split(task: TaskData, split: str, *, data_dir: str | os.PathLike | None = None,
                file: str | os.PathLike | None = None, limit: int | None = None) -> Examples:
     """The examples of ``split`` of ``task``, from ``file``, else ``data_dir``, else the package, else the hub.
 
@@ -51,7 +49,7 @@ def load_split(task: "Task", split: str, *, data_dir: str | os.PathLike | None =
     return _no_source(task, split, data_dir)
 
 
-def splits(task: "Task") -> list[str]:
+def splits(task: TaskData) -> list[str]:
     """Every split name the task knows about (GLUE files, packaged files, hub splits)."""
     names: dict[str, None] = {}
     if task.glue is not None:
@@ -62,7 +60,7 @@ def splits(task: "Task") -> list[str]:
     return list(names)
 
 
-def _no_source(task: "Task", split: str, data_dir: Any) -> Examples:
+def _no_source(task: TaskData, split: str, data_dir: Any) -> Examples:
     known = splits(task)
     if split not in known:
         raise DataError(f"task {task.name!r} has no split {split!r}; its splits are: {', '.join(known) or '(none)'}")
@@ -71,63 +69,9 @@ def _no_source(task: "Task", split: str, data_dir: Any) -> Examples:
     raise DataError(f"no data for task {task.name!r} split {split!r}: pass --data {task.name}.{split}=FILE")
 
 
-# ---------------------------------------------------------------------------------------------------- labels
 
 
-def is_unlabeled_split(split: str) -> bool:
-    """Test splits (``test``, ``test_matched``, ...) may come without labels, as GLUE ships them."""
-    return split.startswith("test")
-
-
-class _Labels:
-    """Maps the label strings of a file (names, indices or aliases) to class indices, or scores to floats."""
-
-    def __init__(self, task: "Task"):
-        self.task = task
-        self.regression = task.labels is None
-        self.index: dict[str, int] = {}
-        if not self.regression:
-            self.index = {name: i for i, name in enumerate(task.labels)}
-            for alias, name in task.label_aliases.items():
-                if name in self.index:
-                    self.index.setdefault(alias, self.index[name])
-            for i in range(len(task.labels)):  # a label written as its index (hub exports: 0, 1, 2)
-                self.index.setdefault(str(i), i)
-        self.skip = frozenset(task.glue.skip_labels) if task.glue is not None else frozenset()
-
-    def valid(self) -> str:
-        names = list(self.index)
-        return ", ".join(names)
-
-    def convert(self, value: Any, where: str) -> int | float | None:
-        """The label of one row; ``None`` when the row is to be dropped (e.g. SNLI's gold label ``-``)."""
-        if isinstance(value, bool):
-            value = int(value)
-        if isinstance(value, float) and not self.regression and value.is_integer():
-            value = int(value)
-        text = value.strip() if isinstance(value, str) else str(value)
-        if text in self.skip:
-            return None
-        if self.regression:
-            try:
-                score = float(text)
-            except ValueError:
-                score = math.nan
-            if not math.isfinite(score):
-                raise DataError(f"{where}: score {text!r} of task {self.task.name!r} is not a finite number")
-            return score
-        try:
-            return self.index[text]
-        except KeyError:
-            raise DataError(
-                f"{where}: unknown label {text!r} for task {self.task.name!r}; valid labels: {self.valid()}"
-            ) from None
-
-
-# ---------------------------------------------------------------------------------------------------- files
-
-
-def read_file(task: "Task", split: str, path: Path, *, limit: int | None = None) -> Examples:
+def read_file(task: TaskData, split: str, path: Path, *, limit: int | None = None) -> Examples:
     """A user file: ``.tsv`` (GLUE style: tab, no quoting), ``.csv`` or ``.jsonl``; columns read by name."""
     suffix = "".join(path.suffixes[-1:]).lower()
     if not path.is_file():
@@ -141,7 +85,7 @@ def read_file(task: "Task", split: str, path: Path, *, limit: int | None = None)
     raise DataError(f"{path}: unknown file format {suffix or '(no extension)'!r}; use .csv, .tsv or .jsonl")
 
 
-def read_glue(task: "Task", split: str, data_dir: Path, *, limit: int | None = None) -> Examples:
+def read_glue(task: TaskData, split: str, data_dir: Path, *, limit: int | None = None) -> Examples:
     """A split from a classic ``glue_data/`` folder: ``data_dir/<folder>/<file>``.
 
     ``data_dir`` may also be the task's folder itself (``glue_data/RTE``).
@@ -167,10 +111,8 @@ def read_glue(task: "Task", split: str, data_dir: Path, *, limit: int | None = N
     return _read_delimited(task, split, path, delimiter="\t", quoting=csv.QUOTE_NONE, limit=limit, columns=columns)
 
 
-def read_packaged(task: "Task", split: str, *, limit: int | None = None) -> Examples:
+def read_packaged(task: TaskData, split: str, *, limit: int | None = None) -> Examples:
     """A TSV file shipped in the package (``mtl/data/demo/``), read like a GLUE file with a header."""
-    from importlib import resources
-
     resource = resources.files("mtl.data").joinpath("demo", task.packaged[split])
     with resources.as_file(resource) as path:
         if not Path(path).is_file():
@@ -185,7 +127,7 @@ def _raise_field_limit() -> None:
         _FIELD_LIMIT_SET = True
 
 
-def _read_delimited(task: "Task", split: str, path: Path, *, delimiter: str, quoting: int,
+def _read_delimited(task: TaskData, split: str, path: Path, *, delimiter: str, quoting: int,
                     limit: int | None, columns: dict[str, int] | None = None) -> Examples:
     """Read a CSV/TSV file whose columns are named by its header, or by ``columns`` (name -> index) if headerless.
 
@@ -223,7 +165,7 @@ def _read_delimited(task: "Task", split: str, path: Path, *, delimiter: str, quo
             raise DataError(f"{path}:{reader.line_num}: read error ({exc.strerror or exc})") from None
 
 
-def _column_indices(task: "Task", split: str, index: dict[str, int], path: Path,
+def _column_indices(task: TaskData, split: str, index: dict[str, int], path: Path,
                     header: list[str] | None) -> tuple[list[int], int | None]:
     present = ", ".join(repr(h) for h in header) if header is not None else ", ".join(index)
     text_idx = []
@@ -239,9 +181,9 @@ def _column_indices(task: "Task", split: str, index: dict[str, int], path: Path,
     return text_idx, label_idx
 
 
-def _collect(task: "Task", path: Path, reader: Any, pending: list[list[str]],
+def _collect(task: TaskData, path: Path, reader: Any, pending: list[list[str]],
              text_idx: list[int], label_idx: int | None, need: int, limit: int | None) -> Examples:
-    labels_of = _Labels(task)
+    labels_of = Labels(task)
     texts: list[tuple[str, ...]] = []
     labels: list[Any] = []
     convert = labels_of.convert
@@ -268,8 +210,8 @@ def _collect(task: "Task", path: Path, reader: Any, pending: list[list[str]],
     return Examples(texts, labels, str(path))
 
 
-def _read_jsonl(task: "Task", split: str, path: Path, *, limit: int | None) -> Examples:
-    labels_of = _Labels(task)
+def _read_jsonl(task: TaskData, split: str, path: Path, *, limit: int | None) -> Examples:
+    labels_of = Labels(task)
     texts: list[tuple[str, ...]] = []
     labels: list[Any] = []
     unlabeled = is_unlabeled_split(split)
@@ -326,92 +268,3 @@ def _text(value: Any, where: str, column: str) -> str:
     if value is None or isinstance(value, (dict, list)):
         raise DataError(f"{where}: column {column!r} must be a string, found {type(value).__name__}")
     return str(value)
-
-
-# ---------------------------------------------------------------------------------------------------- hub
-
-
-def _unreachable(task: "Task", split: str, reason: str) -> DataError:
-    return DataError(
-        f"no data for task {task.name!r} split {split!r}: pass --data-dir (a GLUE folder) or "
-        f"--data {task.name}.{split}=FILE; the Hugging Face hub could not be reached ({reason})"
-    )
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
-def read_hub(task: "Task", split: str, *, limit: int | None = None) -> Examples:
-    """A split from the Hugging Face hub through ``datasets.load_dataset`` (imported only here).
-
-    Fails fast, with a one-line :class:`DataError`, when offline mode is set or the hub is unreachable.
-    """
-    assert task.hub is not None
-    path, config = task.hub
-    hub_split = task.hub_splits[split]
-    reason = _offline() or _probe()
-    if reason is not None:
-        raise _unreachable(task, split, reason)
-    try:
-        import datasets
-    except ImportError as exc:  # pragma: no cover - datasets is a dependency
-        raise _unreachable(task, split, f"the datasets package is missing: {exc}") from None
-    source = f"hub:{path}" + (f"/{config}" if config else "") + f"[{hub_split}]"
-    try:
-        dataset = datasets.load_dataset(path, config, split=hub_split)
-    except (ConnectionError, TimeoutError) as exc:
-        raise _unreachable(task, split, _short(exc)) from None
-    except Exception as exc:  # the hub answered, but with an error (no such dataset/split, ...)
-        if type(exc).__name__ in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "OfflineModeIsEnabled",
-                                  "LocalEntryNotFoundError"):
-            raise _unreachable(task, split, _short(exc)) from None
-        raise DataError(f"loading {source} for task {task.name!r} failed: {_short(exc)}") from None
-    return _from_hub(task, split, dataset, source, limit)
-
-
-def _from_hub(task: "Task", split: str, dataset: Any, source: str, limit: int | None) -> Examples:
-    """Our examples from a hub dataset: columns renamed by ``task.hub_columns``, int labels index ``task.labels``."""
-    names = list(dataset.column_names)
-    hub_name = {c: task.hub_columns.get(c, c) for c in (*task.text_columns, task.label_column)}
-    for column in task.text_columns:
-        if hub_name[column] not in names:
-            raise DataError(f"{source}: missing column {hub_name[column]!r} of task {task.name!r}; "
-                            f"the columns are: {', '.join(names)}")
-    columns = [list(dataset[hub_name[c]]) for c in task.text_columns]
-    raw = list(dataset[hub_name[task.label_column]]) if hub_name[task.label_column] in names else None
-    if raw is None and not is_unlabeled_split(split):
-        raise DataError(f"{source}: missing label column {hub_name[task.label_column]!r} of task {task.name!r}; "
-                        f"the columns are: {', '.join(names)}")
-    if raw is not None and is_unlabeled_split(split) and all(v == -1 for v in raw):
-        raw = None  # GLUE's hidden test labels are -1
-    texts: list[tuple[str, ...]] = []
-    labels: list[Any] = []
-    n_classes = task.num_outputs
-    labels_of = _Labels(task)
-    for i, row in enumerate(zip(*columns)):
-        if limit is not None and len(texts) >= limit:
-            break
-        if raw is not None:
-            value = raw[i]
-            if task.is_regression:
-                labels.append(float(value))
-            elif isinstance(value, str):
-                label = labels_of.convert(value, f"{source} row {i}")
-                if label is None:
-                    continue
-                labels.append(label)
-            else:
-                value = int(value)
-                if value == -1:  # SNLI: no gold label
-                    continue
-                if not 0 <= value < n_classes:
-                    raise DataError(f"{source} row {i}: label {value} is out of range for task {task.name!r} "
-                                    f"({n_classes} labels: {', '.join(task.labels)})")
-                labels.append(value)
-        texts.append(tuple("" if t is None else str(t) for t in row))
-    if not texts and limit != 0:
-        raise DataError(f"task {task.name!r} has no examples in {source}")
-    return Examples(texts, labels, source)

@@ -11,6 +11,8 @@ import math
 import warnings
 from typing import Any, Iterable
 
+from mtl.errors import unknown
+
 METRICS = ("accuracy", "f1", "mcc", "pearson", "spearman")
 
 
@@ -27,8 +29,6 @@ def compute(names: Iterable[str], predictions: Any, references: Any) -> dict[str
     names = list(names)
     for name in names:
         if name not in METRICS:
-            from mtl.errors import unknown
-
             raise ValueError(unknown("metric", name, METRICS))
     pred, ref = _array(predictions), _array(references)
     if pred.shape != ref.shape:

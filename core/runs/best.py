@@ -20,7 +20,10 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from safetensors import safe_open
+
 from mtl.errors import MtlError
+from mtl.runs.files import load_tensors, save_tensors
 
 KIND = "mtl-best"  # the whole best model
 KIND_REST = "mtl-best-rest"  # what model/ lacks, with references to the rest
@@ -40,8 +43,6 @@ def digest(tensor) -> str:
 
 def _model_tensors(run_dir: Path, model_dir: Path) -> dict[str, tuple[str, str]]:
     """Every tensor of the safetensors files under ``model_dir``: ``{digest: (file relative to run_dir, key)}``."""
-    from safetensors import safe_open
-
     index: dict[str, tuple[str, str]] = {}
     for path in sorted(model_dir.rglob("*.safetensors")):
         if any(part.startswith(".") for part in path.relative_to(model_dir).parts):
@@ -57,8 +58,6 @@ def deduplicate(run_dir: Path, best_path: Path, model_dir: Path) -> tuple[int, i
     """Rewrite ``best_path`` (the whole best model) without the tensors ``model_dir`` holds bit for bit, referring
     to them instead; returns (tensors referred to, tensors kept). Already deduplicated: nothing is done. The write
     is atomic: a failure leaves the whole model in place."""
-    from mtl.runs.folder import load_tensors, save_tensors
-
     if is_partial(best_path):
         return 0, 0
     state = load_tensors(best_path)
@@ -81,8 +80,6 @@ def is_partial(best_path: Path) -> bool:
 
 
 def _metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
@@ -92,8 +89,6 @@ def _metadata(path: Path) -> dict[str, str]:
 
 def load(run_dir: Path, best_path: Path, missing: str) -> dict[str, Any]:
     """The whole best model: ``best_path``'s tensors and those it refers to in ``model/``, each checked."""
-    from mtl.runs.folder import load_tensors
-
     state = load_tensors(best_path, missing=missing)
     metadata = _metadata(best_path)
     if metadata.get("kind") != KIND_REST:
@@ -112,8 +107,6 @@ def load(run_dir: Path, best_path: Path, missing: str) -> dict[str, Any]:
 
 def _referenced(run_dir: Path, best_path: Path, file: str, entries: list[tuple[str, str, str]]) -> dict[str, Any]:
     """The tensors ``entries`` (state key, key in ``file``, sha256) of one file of model/, checked."""
-    from safetensors import safe_open
-
     if PurePosixPath(file).is_absolute() or ".." in PurePosixPath(file).parts:
         raise MtlError(f"{best_path}: refers to {file!r}, outside the run folder")
     path = run_dir / file

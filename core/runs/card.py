@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
 CARD = "README.md"
 #: eval.json's metric names -> the Hub's metric ids (https://huggingface.co/metrics)
 METRIC_IDS = {"accuracy": "accuracy", "f1": "f1", "mcc": "matthews_correlation", "pearson": "pearsonr",
@@ -55,8 +57,6 @@ def card_info(backbone, tasks: dict, target: str, config) -> dict[str, Any]:
 def render(manifest: dict[str, Any], model_id: str) -> str:
     """The card's text for the export described by ``manifest``, named ``model_id`` (a Hub repository id or a
     folder: the name in the metadata and in the loading example)."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
     info = manifest.get("card") or {}
     source = manifest.get("source") or {}
     target = manifest["task"]
@@ -186,7 +186,7 @@ def _value(value: Any) -> str:
 
 def _usage(manifest: dict, model_id: str, plain: bool) -> list[str]:
     columns = manifest.get("text_columns") or ["sentence"]
-    max_length = manifest.get("max_length") or 128
+    max_length = manifest["max_length"]
     examples = ["A first sentence.", "A second sentence."][: min(len(columns), 2)]
     predict = [f"A local copy also works with `mtl predict FOLDER` (one JSON line in, one out: "
                f"`echo '{json.dumps(dict(zip(columns, examples)))}' | mtl predict FOLDER`)."]

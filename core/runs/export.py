@@ -38,10 +38,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import AutoModel, AutoModelForSequenceClassification
 
 from mtl.errors import MtlError
 from mtl.model.attention import plain_attention
-from mtl.runs import card
+from mtl.runs import card, folding
 from mtl.runs import folder as run_folder
 from mtl.runs.config import RunConfig
 from mtl.runs.exported import (
@@ -64,6 +65,9 @@ from mtl.runs.folder import RunFolder
 from mtl.runs.restore import load_state
 
 __all__ = ["ENCODER_DIR", "HEAD_FILE", "MANIFEST", "export_model"]
+
+#: the run options the manifest's ``source`` records
+SOURCE_KEYS = ("target", "aux", "weighting", "sampler", "backbone", "options", "seed")
 
 
 def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_dir: str | Path | None = None,
@@ -88,7 +92,7 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
     run_folder.check_empty(out_dir, overwrite, "--out", reads=[run_dir] if run_dir is not None else [])
     task = tasks[target]
     run_info = _run_info(RunFolder(run_dir), target) if run_dir is not None else {}
-    max_length = max_length or run_info.get("max_length") or 512
+    max_length = max_length or run_info.get("max_length") or RunConfig.max_length
     backbone = model.backbone
     encoder = getattr(backbone, "encoder", None)
     if encoder is None or not hasattr(encoder, "config"):
@@ -96,8 +100,8 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
                        "(`mtl predict RUN` still works)")
     tokenizer = backbone.tokenizer
     mode = getattr(backbone, "task_embedding_mode", "none")
-    vectors = _task_vectors(model, target) if mode != "none" else None
-    attention = _task_attention_state(model, target) if mode == "activation" else None
+    vectors = folding.task_vectors(model, target) if mode != "none" else None
+    attention = folding.task_attention_state(model, target) if mode == "activation" else None
     kind = FEATURE_MAP if model.feature_map is not None else TASK_ATTENTION if attention is not None else PLAIN
     spec = _feature_map(model, target, run_info, weighting) if kind == FEATURE_MAP else None
     head = model.heads[target]
@@ -108,11 +112,9 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
         exported = _classifier(encoder, encoder_state, head, task, target)
         base = exported.base_model
     else:
-        from transformers import AutoModel
-
         base = AutoModel.from_config(_plain_config(encoder))
         _load_base(base, encoder_state, encoder)
-    folded = _fold(base, mode, vectors) if vectors is not None and attention is None else None
+    folded = folding.fold(base, mode, vectors) if vectors is not None and attention is None else None
     base.to(device)
     if kind == PLAIN:
         exported.to(device).eval()
@@ -160,7 +162,7 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
                                "encoder": ENCODER_DIR, "head": HEAD_FILE}} if attention is not None else {}),
         "plugged_out": plugged_out,
         "max_length": max_length,
-        "eval_batch_size": run_info.get("eval_batch_size", 128),
+        "eval_batch_size": run_info.get("eval_batch_size") or RunConfig.eval_batch_size,
         "data": run_info.get("data", {}),
         "source": run_info.get("source", {}),
     }
@@ -283,8 +285,6 @@ def _plain_config(encoder):
 
 def _classifier(encoder, encoder_state: dict, head, task, target: str):
     """``AutoModelForSequenceClassification`` of the encoder's config with the encoder's weights and the head."""
-    from transformers import AutoModelForSequenceClassification
-
     config = _plain_config(encoder)
     model_type = getattr(config, "model_type", type(encoder).__name__)
     config.num_labels = task.num_outputs
@@ -322,48 +322,6 @@ def _load_base(base, state: dict, encoder) -> None:
     base.load_state_dict({k: v.to(expected[k].device) for k, v in state.items()})
 
 
-def _task_vectors(model, target: str):
-    """The target's task vector [D] (``input``), else what it adds to every layer's query/key/value [L, 3, D]:
-    q_t^l (``attention``), W^l·e_t (``projected``; for ``activation`` before the activation)."""
-    embedding = model.backbone.task_embedding
-    if embedding is None:
-        raise MtlError("the backbone has task embeddings switched on but none configured")
-    index = embedding.tasks.index(target)
-    with torch.no_grad():
-        return embedding.vectors.detach()[index] if embedding.mode == "input" else embedding.target_shifts(index)
-
-
-def _task_attention_state(model, target: str) -> dict[str, Any]:
-    """What the target's inference needs of the ``activation`` task embedding: its W·e_t per layer and slot
-    (``shift`` [L, 3, D]), W' (``post`` [L, 3, D, D]) and the activation's name."""
-    embedding = model.backbone.task_embedding
-    shift = _task_vectors(model, target)
-    state = {"shift": shift.float().cpu().clone(), "post": embedding.post.detach().float().cpu().clone()}
-    return {"state": state, "activation": embedding.activation}
-
-
-def _fold(base, mode: str, vectors) -> str:
-    """Fold the target's task vectors into plain encoder weights; returns a description of what was changed."""
-    from mtl.model.task_embedding import attention_projections, input_embeddings
-
-    with torch.no_grad():
-        if mode == "input":
-            table = input_embeddings(base)
-            table.weight += vectors.to(table.weight)[None, :]
-            return "input task embedding added to every row of the word-embedding matrix"
-        layers = attention_projections(base, mode)
-        if len(layers) != vectors.shape[0]:
-            raise MtlError(f"{mode} task embeddings for {vectors.shape[0]} layers, the encoder has {len(layers)}")
-        for i, projections in enumerate(layers):
-            for j, linear in enumerate(projections):
-                if linear.bias is None:
-                    raise MtlError(f"{mode} task embeddings cannot be folded into query/key/value without a bias")
-                linear.bias += vectors[i, j].to(linear.bias)
-    if mode == "projected":
-        return "projected task embedding (W·e_t of each layer) added to the query/key/value biases of every layer"
-    return "attention task embeddings added to the query/key/value biases of every layer"
-
-
 def _verify(model, target: str, task, tokenizer, forward, max_length: int, device) -> None:
     """The exported model must give the trained model's logits (eval mode) on a few inputs."""
     first = ["A short sentence.", "Another, somewhat longer example sentence to make the batch need padding."]
@@ -390,26 +348,17 @@ def _verify(model, target: str, task, tokenizer, forward, max_length: int, devic
 def _run_info(run: RunFolder, target: str) -> dict[str, Any]:
     """What the manifest records about the source run (files that are missing are skipped), and the run's
     configuration (``config``, ``weighting_options``) that a feature-map export needs."""
-    info: dict[str, Any] = {"config_path": run.config_path}
-    record = run.record(missing_ok=True)
-    if record is not None:
-        try:
-            config = RunConfig.from_record(record)
-            routed = config.plugin_options()
-        except (TypeError, MtlError):  # a hand-edited config: the manifest just lacks the task's options
-            pass
-        else:
-            info["config"] = config
-            info["task_options"] = routed.get(("task", target), {})
-            info["weighting_options"] = routed.get(("weighting", config.weighting), {})
-        info["max_length"] = record.get("max_length")
-        info["eval_batch_size"] = record.get("eval_batch_size", 128)
-        info["weighting"] = record.get("weighting")
-        info["data"] = {"data_dir": record.get("data_dir"),
-                        "data": {k: v for k, v in (record.get("data") or {}).items() if k.partition(".")[0] == target},
-                        "eval_limit": record.get("eval_limit")}
-        info["source"] = {k: record.get(k) for k in ("target", "aux", "weighting", "sampler", "backbone", "options", "seed")}
-    info.setdefault("source", {})["run"] = str(run.path.resolve())
+    info: dict[str, Any] = {"config_path": run.config_path, "source": {"run": str(run.path.resolve())}}
+    read = run.run_record(missing_ok=True)
+    if read is not None:
+        config = read.config
+        routed = config.plugin_options()
+        info.update(config=config, task_options=routed.get(("task", target), {}),
+                    weighting_options=routed.get(("weighting", config.weighting), {}),
+                    max_length=config.max_length, eval_batch_size=config.eval_batch_size, weighting=config.weighting)
+        info["data"] = {"data_dir": config.data_dir, "eval_limit": config.eval_limit,
+                        "data": {k: v for k, v in config.data.items() if k.partition(".")[0] == target}}
+        info["source"].update({k: getattr(config, k) for k in SOURCE_KEYS})
     summary = run.summary()
     if isinstance(summary, dict):
         info["source"].update({k: summary.get(k) for k in ("best_epoch", "best_step", "selection")})

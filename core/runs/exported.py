@@ -24,9 +24,13 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers.utils import logging as hf_logging
 
+from mtl.contract import loader
 from mtl.errors import MtlError, UnknownNameError
+from mtl.model.task_embedding import TargetAttention
 from mtl.runs.folder import EXPORT_MANIFEST
+from mtl.runs.restore import load_state
 
 MANIFEST = EXPORT_MANIFEST
 HEAD_FILE = "mtl_head.safetensors"
@@ -55,7 +59,7 @@ def manifest_problem(manifest: dict[str, Any]) -> str | None:
         return f"'task' must be a task name (got {manifest.get('task')!r})"
     for key in ("max_length", "eval_batch_size"):
         value = manifest.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             return f"'{key}' must be an integer >= 1 (got {value!r})"
     labels = manifest.get("labels")
     if labels is not None and not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
@@ -102,9 +106,6 @@ def task_attention_spec(manifest: dict[str, Any]) -> dict[str, Any] | None:
 def task_attention(encoder: nn.Module, state: dict, activation: str, path: Path):
     """The target's ``activation`` task embedding rebuilt on ``encoder`` from ``state`` (``shift``, ``post``, as
     written to ``path``): :class:`mtl.model.task_embedding.TargetAttention`, its hooks installed."""
-    from mtl.model.task_embedding import TargetAttention
-    from mtl.runs.restore import load_state
-
     try:
         module = TargetAttention(encoder, activation)
     except ValueError as exc:
@@ -137,8 +138,6 @@ def inference_module(weighting, name: str, task: str, hidden_size: int, feature_
 
 def create_weighting(name: str, options: dict[str, Any], where: str):
     """The weighting ``name`` built with ``options`` (not set up), to ask it for its inference module."""
-    from mtl.contract import loader
-
     try:
         return loader.create("weighting", name, **options)
     except UnknownNameError as exc:
@@ -153,8 +152,6 @@ def inputs(batch: dict) -> dict:
 
 def quiet_transformers():
     """Silence transformers' notices and progress bars; returns the function that restores them."""
-    from transformers.utils import logging as hf_logging
-
     verbosity = hf_logging.get_verbosity()
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()

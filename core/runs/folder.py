@@ -1,145 +1,59 @@
-"""The run folder of DESIGN.md ("Runs"): the one module that reads and writes it.
+"""The run folder of DESIGN.md ("Runs"): the one module that names its files and reads and writes them.
 
 ``RunFolder(path)`` names every file of a run (``config.json``, ``metrics.jsonl``, ``eval.json``,
 ``predictions.safetensors``, ``summary.json``, ``checkpoint/``, ``model/``) and reads and writes them; the trainer,
 restore, export, the bench, the figures and the CLI all go through it. A finished run keeps one copy of its best
 model (``model/`` and, in ``checkpoint/best.safetensors``, what ``model/`` lacks: :mod:`mtl.runs.best`); ``--keep``
-drops more (:meth:`RunFolder.prune`). Files are written atomically (temp file in
-the same folder, fsync, rename) with the permissions any other program's files get (``0666 & ~umask``, 0644 under
-the usual umask). Crash-safe checkpoints are listed with their size and SHA-256 in ``checkpoint/checkpoints.json``;
-the last :data:`KEEP` are kept, and loading falls back to the previous one when the newest does not verify. A file
-that is missing or does not parse is a one-line :class:`mtl.errors.MtlError` naming it.
+drops more (:meth:`RunFolder.prune`). ``config.json`` is read by :mod:`mtl.runs.record`, the crash-safe
+checkpoints by :mod:`mtl.runs.checkpoint`; files are written atomically (:mod:`mtl.runs.files`). A file that is
+missing or does not parse is a one-line :class:`mtl.errors.MtlError` naming it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
 from mtl.errors import MtlError, not_utf8, warn
-from mtl.runs import checkpoint, storage
-from mtl.runs.checkpoint import CheckpointError
+from mtl.runs import best, checkpoint, storage
+from mtl.runs.checkpoint import MANIFEST, CheckpointError, load_state, save_state
+from mtl.runs.config import RunConfig
+from mtl.runs.files import (
+    load_predictions,
+    load_tensors,
+    read_json,
+    save_predictions,
+    save_tensors,
+    write_atomic,
+    write_folder_atomically,
+    write_json,
+)
+from mtl.runs.record import CONFIG, RunRecord, parse_record, read_config_object, read_record
 
-CONFIG = "config.json"
+# the file operations callers reach through this module (``from mtl.runs import folder as run_files``)
+__all__ = ["CONFIG", "CHECKPOINTS", "EVAL", "EXPORT_MANIFEST", "MANIFEST", "METRICS", "MODEL", "PREDICTIONS",
+           "SOFT_TARGETS", "SUMMARY", "CheckpointError", "RunFolder", "check_empty", "default_name", "load_state",
+           "load_tensors", "read_json", "save_state", "save_tensors", "unique", "write_atomic",
+           "write_folder_atomically", "write_json"]
+
 METRICS = "metrics.jsonl"
 EVAL = "eval.json"
 PREDICTIONS = "predictions.safetensors"  # the best evaluation's predictions and labels, per task.split
-LABELS_SUFFIX = ":labels"  # predictions.safetensors: "<task>.<split>" predictions, "<task>.<split>:labels" labels
 SUMMARY = "summary.json"
 CHECKPOINTS = "checkpoint"
 BEST = "best.safetensors"
 WEIGHTING_STATE = "weighting.safetensors"
-MANIFEST = "checkpoints.json"
 MODEL = "model"
 SOFT_TARGETS = "soft-targets.safetensors"  # --teacher: the teachers' soft targets (mtl.training.distill)
 EXPORT_MANIFEST = "mtl_export.json"  # what `mtl export` writes (mtl.runs.exported.MANIFEST); an export has config.json too
-KEEP = 2
 
 
-# ---------------------------------------------------------------------------------------------- files
-def umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: a reader never sees a half-written file. A fault (no space, no
-    permission, a path that is a file) is a one-line :class:`~mtl.errors.StorageError`; the temp file is removed and
-    the file it would have replaced is untouched."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if len(data) > storage.MARGIN:  # a large write (checkpoint, model): refuse it before it half-fills the disk
-            storage.check_free(path, len(data))
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise storage.error(path, exc, len(data)) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~umask())  # mkstemp makes it private; a result is an ordinary file
-            storage.write_bytes(f, data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        storage.remove_quietly(tmp)
-        raise storage.error(path, exc, len(data)) from None
-    except BaseException:
-        storage.remove_quietly(tmp)
-        raise
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8"))
-
-
-def read_json(path: Path, what: str, *, missing_ok: bool = False) -> Any:
-    """A JSON file; None when it is missing and ``missing_ok``, else a one-line MtlError naming it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        if missing_ok:
-            return None
-        raise MtlError(f"{path}: missing ({what})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MtlError(f"{path}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MtlError(f"{path}:{exc.lineno}: invalid JSON in {what}: {exc.msg}") from None
-
-
-def write_folder_atomically(out_dir: Path, write, needed: int | None = None) -> list[str]:
-    """``write(folder)`` into a temporary sibling folder, then put it in place of ``out_dir``; the files written.
-    ``needed``: about how many bytes it writes, checked against the free space first."""
-    parent = out_dir.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise storage.error(out_dir, exc, needed) from None
-    try:
-        if needed is not None:
-            storage.check_free(out_dir, needed)
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
-    except OSError as exc:
-        raise storage.error(out_dir, exc, needed) from None
-    try:
-        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; the folder is an ordinary one
-        write(tmp)
-        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-        _replace_folder(tmp, out_dir)
-    except OSError as exc:  # e.g. save_pretrained on a full disk: nothing half-written is left
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise storage.error(out_dir, exc, needed) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return files
-
-
-def _replace_folder(new: Path, out_dir: Path) -> None:
-    """Put folder ``new`` in place of ``out_dir``: the old one is renamed aside first and removed last, so
-    ``out_dir`` is never half-deleted (a run's ``model/`` holds part of its best model)."""
-    if not out_dir.exists():
-        os.replace(new, out_dir)
-        return
-    old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".old"))
-    os.replace(out_dir, old)
-    try:
-        os.replace(new, out_dir)
-    except BaseException:
-        os.replace(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
+# ---------------------------------------------------------------------------------------------- folders
 def check_empty(path: Path, overwrite: bool, flag: str = "--output", reads: Iterable[str | Path] = ()) -> None:
     """Refuse to write into a folder that already holds something (no data is ever lost); with ``overwrite``, refuse
     a folder whose deletion would take the current folder or what the command reads (``reads``: its run, its parent
@@ -169,46 +83,6 @@ def default_name(target: str | None, weighting: str, sampler: str, seed: int) ->
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = f"{stamp}-{target or 'multi'}-{weighting}-{sampler}-s{seed}"
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
-    from safetensors.torch import save
-
-    write_atomic(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
-
-
-def load_tensors(path: Path, what: str = "checkpoint", missing: str = "") -> dict[str, Any]:
-    """The tensors of a safetensors file; MtlError naming it when missing (``missing`` says why it may be),
-    truncated or corrupted."""
-    if not path.is_file():
-        raise MtlError(f"{path}: missing ({missing or what})")
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except Exception as exc:  # SafetensorError, OSError ...: a truncated or overwritten file
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise MtlError(f"{path}: not a readable safetensors {what} ({reason[:160]})") from None
-
-
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    """A plugin's ``state_dict()`` as safetensors: tensors as tensors (at any depth: nested dicts and lists are
-    kept), everything else as JSON metadata."""
-    tensors, tree = checkpoint.pack(state)
-    save_tensors(path, tensors, {"format": "pt", "tree": json.dumps(tree)})
-
-
-def load_state(path: Path) -> dict[str, Any]:
-    """The inverse of :func:`save_state` (no pickle); also reads the flat files older versions wrote (top-level
-    tensors under their own names, the rest as JSON under "state")."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        tensors = {key: f.get_tensor(key) for key in f.keys()}
-        metadata = f.metadata() or {}
-    if "tree" in metadata:
-        return checkpoint.unpack(tensors, json.loads(metadata["tree"]))
-    return {**tensors, **json.loads(metadata.get("state", "{}"))}
 
 
 # ---------------------------------------------------------------------------------------------- the folder
@@ -310,24 +184,18 @@ class RunFolder:
         write_json(self.config_path, record)
 
     def record(self, *, missing_ok: bool = False) -> dict[str, Any] | None:
-        """The whole ``config.json`` (options, plugins, sizes, versions ...); None when missing and ``missing_ok``."""
-        record = read_json(self.config_path, "the run's configuration", missing_ok=missing_ok)
-        if record is not None and not isinstance(record, dict):
-            raise MtlError(f"{self.config_path}: not a run configuration (expected a JSON object)")
-        return record
+        """The whole ``config.json`` as its JSON object, unchecked; None when missing and ``missing_ok``."""
+        return read_config_object(self.config_path, missing_ok=missing_ok)
 
-    def config(self):
-        """The run's :class:`mtl.runs.config.RunConfig` and its whole ``config.json`` record."""
-        from mtl.runs.config import RunConfig
+    def run_record(self, *, missing_ok: bool = False) -> RunRecord | None:
+        """``config.json`` read and checked (:func:`mtl.runs.record.read_record`); None when missing and
+        ``missing_ok``."""
+        return read_record(self.config_path, missing_ok=missing_ok)
 
-        record = self.record()
-        try:
-            config = RunConfig.from_record(record).check_values()
-        except TypeError as exc:
-            raise MtlError(f"{self.config_path}: not a run configuration: {exc}") from None
-        except MtlError as exc:
-            raise MtlError(f"{self.config_path}: {exc}") from None
-        return config, record
+    def config(self) -> tuple[RunConfig, dict[str, Any]]:
+        """The run's :class:`mtl.runs.config.RunConfig` and its whole ``config.json`` object."""
+        values = self.record()
+        return parse_record(values, self.config_path).config, values
 
     def require_started(self, flag: str) -> None:
         """A one-line error naming ``flag`` unless :meth:`started_by_run`."""
@@ -411,48 +279,13 @@ class RunFolder:
         return read_json(self.eval_path, "the run's evaluation", missing_ok=missing_ok)
 
     def write_predictions(self, predictions: dict[str, tuple[Any, Any]], *, epoch: int, step: int) -> None:
-        """``predictions.safetensors``: per ``"<task>.<split>"`` the evaluation's predictions (class indices, or
-        scores for regression) in the order of the split's file, and its labels under ``"<task>.<split>:labels"``;
-        the epoch and step evaluated in the metadata (no pickle)."""
-        tensors = {}
-        for key, (values, labels) in predictions.items():
-            tensors[key] = values
-            tensors[key + LABELS_SUFFIX] = labels
-        save_tensors(self.predictions_path, tensors, {"format": "pt", "kind": "mtl-predictions",
-                                                      "epoch": str(epoch), "step": str(step)})
+        """``predictions.safetensors`` (:func:`mtl.runs.files.save_predictions`)."""
+        save_predictions(self.predictions_path, predictions, epoch=epoch, step=step)
 
     def predictions(self) -> dict[str, Any] | None:
-        """The stored evaluation predictions: ``{"epoch", "step", "splits": {"<task>.<split>": {"predictions",
-        "labels"}}}`` (numpy arrays, read with safetensors' numpy loader: torch is not imported); None for a run
-        without the file (runs of older versions of mtl)."""
-        path = self.predictions_path
-        if not path.is_file():
-            return None
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="np") as f:
-                meta = dict(f.metadata() or {})
-                arrays = {key: f.get_tensor(key) for key in f.keys()}
-        except Exception as exc:  # a truncated or overwritten file
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise MtlError(f"{path}: not a readable safetensors predictions file ({reason[:160]})") from None
-        splits: dict[str, Any] = {}
-        for key, values in arrays.items():
-            if key.endswith(LABELS_SUFFIX):
-                continue
-            labels = arrays.get(key + LABELS_SUFFIX)
-            if labels is None or labels.shape != values.shape:
-                raise MtlError(f"{path}: {key!r} has no labels of its length")
-            splits[key] = {"predictions": values, "labels": labels}
-
-        def number(name: str) -> int | None:
-            try:
-                return int(meta[name])
-            except (KeyError, ValueError):
-                return None
-
-        return {"epoch": number("epoch"), "step": number("step"), "splits": splits}
+        """The stored evaluation predictions (:func:`mtl.runs.files.load_predictions`); None for a run without the
+        file."""
+        return load_predictions(self.predictions_path)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.summary_path, summary)
@@ -470,15 +303,14 @@ class RunFolder:
     def best(self) -> dict[str, Any]:
         """The tensors of the best model: ``checkpoint/best.safetensors``, with the tensors it refers to in ``model/``
         once the run has finished (:mod:`mtl.runs.best`)."""
-        from mtl.runs import best
-
         self.require_weights()
         return best.load(self.path, self.best_path,
                          missing="the run has no best checkpoint; did it finish an evaluation?")
 
     def kept(self) -> str:
-        """The run's ``--keep`` (``all`` for runs of older versions)."""
-        return str((self.record(missing_ok=True) or {}).get("keep") or "all")
+        """The run's ``--keep`` (``all`` when config.json is missing)."""
+        read = self.run_record(missing_ok=True)
+        return read.config.keep if read is not None else "all"
 
     def require_weights(self) -> None:
         """A one-line error for a finished run that kept no weights (``--keep none``)."""
@@ -489,8 +321,6 @@ class RunFolder:
     def deduplicate_best(self) -> tuple[int, int]:
         """Once ``model/`` is written: ``best.safetensors`` keeps only what ``model/`` lacks (:mod:`mtl.runs.best`);
         (tensors referred to, tensors kept)."""
-        from mtl.runs import best
-
         return best.deduplicate(self.path, self.best_path, self.model_dir)
 
     def prune(self, keep: str) -> list[str]:
@@ -518,91 +348,21 @@ class RunFolder:
 
     def weighting_state_names(self) -> list[str]:
         """Names of the weighting state kept beside the model (``checkpoint/weighting.safetensors``), e.g. ``bank``."""
-        path = self.weighting_state_path
-        if not path.is_file():
-            return []
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                metadata = f.metadata() or {}
-                if "tree" in metadata:  # save_state's format: the state's top-level names
-                    return [str(key) for key, _ in json.loads(metadata["tree"])["__dict__"]]
-                names = list(f.keys())
-                names += list(json.loads(metadata.get("state", "{}")))
-        except Exception:
-            return ["(unreadable weighting state)"]
-        return names
+        return checkpoint.state_names(self.weighting_state_path)
 
     # -------------------------------------------------------------------------------- crash-safe checkpoints
-    def _listed(self) -> list[dict[str, Any]]:
-        path = self.checkpoints / MANIFEST
-        if not path.exists():
-            return []
-        try:
-            entries = json.loads(path.read_text(encoding="utf-8"))["checkpoints"]
-            return [e for e in entries if {"step", "file", "sha256", "bytes"} <= set(e)]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{path}: unreadable checkpoint list ({exc})") from None
-
     def save_checkpoint(self, step: int, state: dict[str, Any]) -> Path:
-        """Write the checkpoint of ``step`` (steps done), list it, and delete all but the last :data:`KEEP`."""
-        folder = self.checkpoints
-        data = checkpoint.serialise(state)
-        name = f"step-{step:08d}.safetensors"
-        write_atomic(folder / name, data)
-        entries = [e for e in self._listed() if e["file"] != name]
-        entries.append({"step": step, "file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
-        entries = entries[-KEEP:]
-        write_json(folder / MANIFEST, {"checkpoints": entries})
-        kept = {e["file"] for e in entries}
-        for old in folder.glob("step-*.safetensors"):  # older ones, and any written but never listed (a kill)
-            if old.name not in kept:
-                try:
-                    old.unlink(missing_ok=True)
-                except OSError as exc:  # the new checkpoint is written and listed: only space is not freed
-                    warn(f"{old} could not be deleted ({exc.strerror or exc}); it is no longer needed")
-        return folder / name
+        """Write the checkpoint of ``step`` (steps done), list it, and delete all but the last ones."""
+        return checkpoint.save(self.checkpoints, step, state)
 
     def clear_checkpoints(self) -> None:
-        """Delete the resume checkpoints (and their list) of a finished run; ``best.safetensors`` stays. A file that
-        cannot be deleted (a read-only disk) is a warning: the run's results are written, only space is not freed."""
-        try:
-            for path in self.checkpoints.glob("step-*.safetensors"):
-                path.unlink(missing_ok=True)
-            (self.checkpoints / MANIFEST).unlink(missing_ok=True)
-        except OSError as exc:
-            warn(f"the resume checkpoints in {self.checkpoints} could not be deleted ({exc.strerror or exc}); the "
-                 f"run is complete: delete step-*.safetensors and {MANIFEST} there to free the space")
+        """Delete the resume checkpoints (and their list) of a finished run; ``best.safetensors`` stays."""
+        checkpoint.clear(self.checkpoints)
 
     def latest_checkpoint(self) -> Path | None:
         """The newest listed checkpoint file (not verified), or None."""
-        entries = self._listed()
-        return self.checkpoints / entries[-1]["file"] if entries else None
+        return checkpoint.latest(self.checkpoints)
 
     def load_checkpoint(self) -> tuple[dict[str, Any], Path]:
         """The newest checkpoint whose size and SHA-256 match the list; a bad one is skipped with a warning."""
-        folder = self.checkpoints
-        entries = self._listed()
-        if not entries:
-            raise CheckpointError(f"{folder}: no checkpoint to resume from")
-        problems = []
-        for entry in reversed(entries):
-            path = folder / entry["file"]
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                problem = f"{path}: cannot be read ({exc.strerror})"
-            else:
-                if len(data) != entry["bytes"]:
-                    problem = f"{path}: truncated ({len(data)} of {entry['bytes']} bytes)"
-                elif hashlib.sha256(data).hexdigest() != entry["sha256"]:
-                    problem = f"{path}: corrupted (SHA-256 does not match)"
-                else:
-                    try:
-                        return checkpoint.deserialise(data), path
-                    except Exception as exc:  # a listed file that still does not parse
-                        problem = f"{path}: unreadable ({type(exc).__name__}: {exc})"
-            problems.append(problem)
-            warn(problem + ("; using the previous checkpoint" if entry is not entries[0] else ""))
-        raise CheckpointError(f"{folder}: no usable checkpoint ({'; '.join(problems)})")
+        return checkpoint.load(self.checkpoints)

@@ -13,9 +13,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mtl.errors import MtlError
+import torch
+from safetensors import safe_open
+from torch import nn
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+from mtl.contract import loader
+from mtl.contract.task import Task
+from mtl.data.batching import encode, sorted_batches
+from mtl.data.examples import Examples
+from mtl.errors import MtlError, UnknownNameError, unknown
 from mtl.runs import folder as run_folder
 from mtl.runs.exported import (
     MANIFEST,
@@ -32,9 +41,6 @@ from mtl.runs.exported import (
 )
 from mtl.runs.folder import RunFolder
 from mtl.runs.restore import load_run, load_state
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = ["Predictor", "load_predictor", "parse_lines"]
 
@@ -54,10 +60,6 @@ class Predictor:
 
     def logits(self, encoded) -> "torch.Tensor":
         """Logits [N, C] of an :class:`mtl.batching.Encoded` split, in its order (length-sorted batches)."""
-        import torch
-
-        from mtl.data.batching import sorted_batches
-
         out = None
         with torch.no_grad():
             for positions in sorted_batches(encoded.lengths, self.batch_size):
@@ -69,9 +71,6 @@ class Predictor:
         return out if out is not None else torch.empty(0, self.task.num_outputs)
 
     def encode(self, texts: list[tuple[str, ...]], labels: list | None = None):
-        from mtl.data.batching import encode
-        from mtl.data.examples import Examples
-
         return encode(Examples(list(texts), list(labels or []), "input"), self.tokenizer, self.max_length,
                       self.task.is_regression)
 
@@ -97,8 +96,6 @@ class Predictor:
         Data comes from ``data`` (``task.split=FILE`` or ``task=FOLDER``), else ``data_dir``, else the run's own
         sources; ``limit`` defaults to the run's ``--eval-limit``.
         """
-        import torch
-
         name = self.task.name
         if data_dir is not None and not Path(data_dir).is_dir():  # given: a task with packaged data would ignore it
             raise MtlError(f"--data-dir {data_dir}: no such folder")
@@ -138,8 +135,6 @@ def _run_predictor(run: RunFolder, task: str | None) -> Predictor:
     config, model, tasks = load_run(run.path)
     name = task or config.target
     if name not in tasks:
-        from mtl.errors import unknown
-
         raise MtlError(f"{run.path}: " + unknown("task of this run", name, list(tasks)))
     data = {"data_dir": config.data_dir,
             "data": {k: v for k, v in config.data.items() if k.partition(".")[0] == name},
@@ -166,8 +161,6 @@ def _export_predictor(path: Path, task: str | None) -> Predictor:
     _check_files(path)
     hf = quiet_transformers()
     try:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         if spec is not None or attention is not None:
             forward = _encoder_model(path, spec, attention, name, task_obj)
@@ -182,15 +175,13 @@ def _export_predictor(path: Path, task: str | None) -> Predictor:
     finally:
         hf()
     return Predictor(task_obj, tokenizer, forward, kind="export", path=path,
-                     max_length=int(manifest.get("max_length") or 512),
-                     batch_size=int(manifest.get("eval_batch_size") or 128), data=manifest.get("data") or {})
+                     max_length=manifest["max_length"], batch_size=manifest["eval_batch_size"],
+                     data=manifest.get("data") or {})
 
 
 def _check_files(path: Path) -> None:
     """A damaged JSON or safetensors file of an export (its folder and ``encoder/``): a one-line error naming the
     file, which transformers' own message does not. Safetensors files are checked by their header and size only."""
-    from safetensors import safe_open
-
     for file in sorted([*path.glob("*.json"), *path.glob("*/*.json"), *path.glob("*.safetensors"),
                         *path.glob("*/*.safetensors")]):
         if file.suffix == ".json":
@@ -207,9 +198,6 @@ def _check_files(path: Path) -> None:
 def _encoder_model(path: Path, spec: dict | None, attention: dict | None, name: str, task):
     """An export that is not a plain classifier: the encoder (with the ``activation`` task embedding rebuilt on it
     where ``attention``), the module the manifest's weighting rebuilds (where ``spec``), the classifier."""
-    from torch import nn
-    from transformers import AutoModel
-
     files = spec if spec is not None else attention
     head = path / files["head"]
     head_state = run_folder.load_tensors(head, "export head", missing="the export's module and classifier")
@@ -235,10 +223,6 @@ def _encoder_model(path: Path, spec: dict | None, attention: dict | None, name: 
 
 def export_task(manifest: dict):
     """The task of an export: the registered plugin with the run's options, else one rebuilt from the manifest."""
-    from mtl.contract import loader
-    from mtl.contract.task import Task
-    from mtl.errors import UnknownNameError
-
     name = manifest["task"]
     try:
         return loader.create("task", name, **(manifest.get("task_options") or {}))

@@ -16,10 +16,16 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from huggingface_hub import create_repo, upload_folder
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
 from mtl.data import hub
 from mtl.errors import MtlError
-from mtl.runs import card, folder as run_folder
-from mtl.runs.exported import MANIFEST
+from mtl.runs import card
+from mtl.runs import folder as run_folder
+from mtl.runs.export import export_model
+from mtl.runs.exported import MANIFEST, manifest_problem
+from mtl.runs.restore import load_run, read_config
 
 RUN, EXPORT = "run", "export"
 
@@ -40,8 +46,6 @@ def classify(path: str | Path) -> str:
 
 
 def check_repo(repo: str) -> str:
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
     try:
         validate_repo_id(repo)
     except HFValidationError as exc:
@@ -78,9 +82,6 @@ def push(path: str | Path, repo: str, *, private: bool = False, token: str | Non
 
 
 def _export_run(run: Path, out: Path, repo: str) -> dict[str, Any]:
-    from mtl.runs.export import export_model
-    from mtl.runs.restore import load_run, read_config
-
     config, _ = read_config(run)  # a one-line error for a broken config before the model is loaded
     if not config.target:
         raise MtlError(f"{run}: the run has no target task, so there is no model to push")
@@ -94,6 +95,9 @@ def _copy_export(export: Path, out: Path, repo: str) -> dict[str, Any]:
     manifest = run_folder.read_json(export / MANIFEST, f"the export's {MANIFEST}")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("task"), str):
         raise MtlError(f"{export / MANIFEST}: not an mtl export manifest (no task)")
+    problem = manifest_problem(manifest)
+    if problem:
+        raise MtlError(f"{export / MANIFEST}: {problem}")
 
     def link(source: str, destination: str) -> None:
         try:
@@ -120,8 +124,6 @@ def _forget_local_paths(out: Path) -> None:
 
 
 def _upload(folder: Path, repo: str, *, private: bool, token: str | None, target: str) -> tuple[str, str | None]:
-    from huggingface_hub import create_repo, upload_folder
-
     try:
         url = create_repo(repo, private=private, token=token, exist_ok=True, repo_type="model")
         info = upload_folder(repo_id=repo, folder_path=str(folder), token=token, repo_type="model",

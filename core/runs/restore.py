@@ -15,7 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from mtl.contract import loader
 from mtl.errors import MtlError
+from mtl.model.context import Run
+from mtl.model.multitask import MultiTaskModel
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
 
@@ -34,11 +39,6 @@ def read_config(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
 def build_model(config: RunConfig):
     """A freshly initialised :class:`MultiTaskModel` of ``config``, its tasks and the weighting's options:
     ``(model, tasks, weighting_options)``."""
-    import torch
-
-    from mtl.contract import loader
-    from mtl.model.multitask import MultiTaskModel
-
     routed = config.plugin_options()
     tasks = {name: loader.create("task", name, **routed.get(("task", name), {})) for name in config.tasks}
     with torch.random.fork_rng(devices=[]):  # a random backbone (tiny) must not move the caller's generator
@@ -51,14 +51,8 @@ def build_model(config: RunConfig):
 
 def _add_feature_map(config: RunConfig, model, tasks, options: dict, checkpoint: Path) -> None:
     """Recreate the module the run's weighting installed as ``model.feature_map``, by its own setup."""
-    from mtl.contract import loader
-
     weighting = loader.create("weighting", config.weighting, **options)
     try:
-        import torch
-
-        from mtl.model.context import Run
-
         # what setup sees when a model is rebuilt for inference: the model and tasks, no training data
         weighting.setup(Run(config, model, tasks, config.target, train={}, device=torch.device("cpu"),
                             rng=torch.Generator().manual_seed(config.seed)))

@@ -93,7 +93,7 @@ class Trainer:
         """A trainer that continues the killed run in ``run_dir`` from its last good checkpoint."""
         folder = RunFolder(run_dir)
         folder.require_started("--resume")
-        wanted = (folder.record() or {}).get("resume_command", Trainer.RESUME_COMMAND)
+        wanted = folder.run_record().resume_command or Trainer.RESUME_COMMAND
         if wanted != cls.RESUME_COMMAND:
             raise MtlError(f"--resume {folder.path}: this run continues with `{wanted} {folder.path}`")
         if folder.finished():
