@@ -22,12 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def package_tree(into: Path) -> None:
-    """Links to every .py file of the project under ``into``, at its installed module path."""
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+def package_tree(into: Path, root: Path = ROOT) -> None:
+    """Links to every .py file of the project in ``root`` under ``into``, at its installed module path."""
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     mapping = config["tool"]["setuptools"]["package-dir"]
     for package, folder in mapping.items():
-        source = ROOT / folder
+        source = root / folder
         for path in source.rglob("*.py"):
             relative = path.relative_to(source)
             if "build" in relative.parts or "__pycache__" in relative.parts:

@@ -18,6 +18,9 @@ to ``config.json`` (transformers does not serialise ``_attn_implementation``).
 from __future__ import annotations
 
 import torch
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.modeling_utils import AttentionInterface
 
 from mtl.model.dropout import dropout as kernel_dropout
 from mtl.model.dropout import uses_kernel
@@ -36,8 +39,6 @@ def attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.T
         is_causal if is_causal is not None else getattr(module, "is_causal", True))
     if (not module.training or not uses_kernel(query, dropout) or causal or query.dtype != key.dtype
             or key.dtype != value.dtype or any(kwargs.get(name) is not None for name in _UNSUPPORTED)):
-        from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     groups = getattr(module, "num_key_value_groups", 1)
@@ -59,9 +60,6 @@ def attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.T
 
 def register() -> None:
     """Make :data:`NAME` a transformers attention implementation (with sdpa's attention masks); idempotent."""
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-    from transformers.modeling_utils import AttentionInterface
-
     AttentionInterface.register(NAME, attention_forward)
     AttentionMaskInterface.register(NAME, sdpa_mask)
 

@@ -7,11 +7,17 @@ A backbone gives ``tokenizer``, ``hidden_size`` and ``forward(batch) -> (pooled 
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.repocard import metadata_load
 from torch import nn
+from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
+from mtl.data import hub
 from mtl.errors import MtlError
 from mtl.model.task_embedding import DEFAULT_ACTIVATION, TaskEmbedding, check_activation, check_encoder
 
@@ -103,8 +109,6 @@ class HFBackbone(Backbone):
 
 
 def _forward_arguments(module: nn.Module) -> set[str]:
-    import inspect
-
     return set(inspect.signature(module.forward).parameters)
 
 
@@ -115,11 +119,6 @@ def from_pretrained(name_or_path: str, label: str, task_embedding: str = "none",
     ``task_embedding`` that the loaded architecture cannot take is a ValueError (before any training);
     ``task_activation`` is the activation of ``task_embedding='activation'``.
     """
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    from mtl.data import hub
-
     local = Path(name_or_path).expanduser()
     source = str(local) if local.exists() else name_or_path
     # without a usable hub, look only in the local cache: an error in seconds, not a minute of retries
@@ -156,9 +155,6 @@ def card_metadata(name_or_path: str) -> tuple[str | None, str | None]:
     local = Path(name_or_path).expanduser()
     base = None if local.exists() else name_or_path
     try:
-        from huggingface_hub import try_to_load_from_cache
-        from huggingface_hub.repocard import metadata_load
-
         card = local / "README.md" if local.exists() else try_to_load_from_cache(name_or_path, "README.md")
         metadata = metadata_load(card) if isinstance(card, (str, Path)) and Path(card).is_file() else None
     except Exception:  # no card, an unreadable card, a name the cache does not take: nothing is known

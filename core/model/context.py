@@ -10,6 +10,7 @@ import torch
 from mtl.contract.task import Task
 from mtl.data.batching import Encoded, sorted_batches
 from mtl.model.multitask import MultiTaskModel
+from mtl.model.perturbation import perturbed, word_embeddings
 
 
 def cls_features(hidden_states: tuple[torch.Tensor, ...], layers: int = 1) -> torch.Tensor:
@@ -47,8 +48,6 @@ class Run:
     @property
     def embedding_size(self) -> int:
         """Width E of the backbone's word embeddings (ValueError where it has no word-embedding table)."""
-        from mtl.model.perturbation import word_embeddings
-
         return word_embeddings(self.model).embedding_dim
 
     def forward(self, task: str, batch: dict[str, torch.Tensor], *,
@@ -56,8 +55,6 @@ class Run:
         """``task``'s outputs for ``batch``; with ``embedding_delta`` [B, S, E], on word embeddings x + δ."""
         if embedding_delta is None:
             return self.model(task, batch)[0]
-        from mtl.model.perturbation import perturbed, word_embeddings
-
         with perturbed(word_embeddings(self.model), embedding_delta):
             return self.model(task, batch)[0]
 

@@ -32,6 +32,7 @@ one forward only. :class:`TargetAttention` is the ``activation`` mode frozen on 
 
 from __future__ import annotations
 
+import inspect
 from contextlib import contextmanager
 
 import torch
@@ -64,8 +65,6 @@ def input_embeddings(encoder: nn.Module) -> nn.Embedding:
     table = getter() if callable(getter) else None
     if not isinstance(table, nn.Embedding):
         raise ValueError(f"task_embedding='input' needs an encoder with a word-embedding table; {name} has none")
-    import inspect
-
     if "inputs_embeds" not in inspect.signature(encoder.forward).parameters:
         raise ValueError(f"task_embedding='input' needs an encoder that accepts inputs_embeds; {name} does not")
     return table
