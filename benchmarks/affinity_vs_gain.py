@@ -5,11 +5,11 @@ NeurIPS 2021), and the measured gain of training T with A = the mean over seeds 
 one its eval.json lists: F1 for MRPC, accuracy for RTE) in the pair's runs minus the same mean in T's single-task
 runs, with its paired bootstrap 95 % interval (:func:`mtl.study.statistics.paired_bootstrap`: the pair's and the
 single-task run of the same seed scored on the same resampled dev examples, from their ``predictions.safetensors``;
-``*`` where it excludes 0). Pairwise runs are read from a folder laid out as ``mtl bench --pairs`` writes it: ``DIR/<T>/single/seed-*``
-for T alone and ``DIR/<T>+<A>/<strategy>/seed-*`` for the pair (``DIR/<A>+<T>`` is used when there is no
-``<T>+<A>``; then T was not the pair's selection target). Prints, per target, the auxiliary tasks ranked by
-affinity next to their measured gain, and Spearman's rank correlation between the two (scipy), per target and
-over all (target, auxiliary) pairs.
+``*`` where it excludes 0). Pairwise runs are read from a folder laid out as ``mtl bench --pairs`` writes it:
+``DIR/<T>/single/seed-*`` for T alone and ``DIR/<T>+<A>/<strategy>/seed-*`` for the pair (``DIR/<A>+<T>`` is
+used when there is no ``<T>+<A>``; then T was not the pair's selection target). Prints, per target, the auxiliary
+tasks ranked by affinity next to their measured gain, and Spearman's rank correlation between the two (scipy), per
+target and over all (target, auxiliary) pairs.
 
     python benchmarks/affinity_vs_gain.py --affinity RUN_DIR --pairs DIR [--targets mrpc,rte]
 """

@@ -29,7 +29,8 @@ Protocols:
 
 All use batch 32, max length 128, learning rate 5e-5. ``--dry-run`` prints the `mtl bench` commands and
 the time estimate (about 2 s per training step of random batches of 32 with minilm at max length 128 on two cores,
-pessimistic; 0.8 s for batches of similar lengths) without running anything. Re-running continues a stopped benchmark: finished runs are kept.
+pessimistic; 0.8 s for batches of similar lengths) without running anything. Re-running continues a stopped
+benchmark: finished runs are kept.
 
     python benchmarks/glue.py [--protocol quick|medium|full] [--glue-dir DIR] [--output DIR] [--dry-run]
 """

@@ -65,8 +65,14 @@ def run_mtl(task_name: str, seed: int, data_dir: str, group_by_length: bool, max
 
 def run_trainer(task_name: str, seed: int, data_dir: str, group_by_length: bool, max_steps: int | None = None) -> dict:
     import numpy as np
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainerCallback, set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainerCallback,
+        set_seed,
+    )
     from transformers.utils import logging as hf_logging
 
     import mtl
@@ -96,8 +102,8 @@ def run_trainer(task_name: str, seed: int, data_dir: str, group_by_length: bool,
     timer = StepTimer()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        args = training_arguments(tmp, seed, group_by_length=group_by_length, max_steps=max_steps, eval_strategy="epoch",
-                                  save_strategy="epoch", load_best_model_at_end=True,
+        args = training_arguments(tmp, seed, group_by_length=group_by_length, max_steps=max_steps,
+                                  eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
                                   metric_for_best_model=primary, greater_is_better=True, save_total_limit=1,
                                   logging_strategy="no")
         set_seed(seed)  # the classifier's initial weights follow the seed, as mtl's head does

@@ -59,7 +59,8 @@ def main() -> None:
     else:
         data = "the demo suite (no GLUE folder)"
     out = options.output or Path(tempfile.mkdtemp(prefix="mtl-scaling-"))
-    print(f"{options.steps} steps of batch 32, {options.backbone}, max length 128, {data}; {cores} cores; runs in {out}")
+    print(f"{options.steps} steps of batch 32, {options.backbone}, max length 128, {data}; {cores} cores; "
+          f"runs in {out}")
     rows = [
         run(f"1 process, {cores} threads", args, cores, out),
         run("1 process, 1 thread", args, 1, out),

@@ -66,6 +66,6 @@ def encode_for_transformers(task, split: str, data_dir: str, tokenizer):
     import datasets
 
     examples = task.load(split, data_dir=data_dir)
-    columns = list(zip(*examples.texts))
+    columns = list(zip(*examples.texts, strict=True))
     enc = tokenizer(*[list(c) for c in columns], truncation=True, max_length=SETTINGS["max_length"])
     return datasets.Dataset.from_dict({**enc, "labels": examples.labels}), examples.labels

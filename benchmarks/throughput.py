@@ -69,8 +69,13 @@ def bench_mtl(data_dir: str, steps: int | None, group_by_length: bool, precision
 
 
 def bench_hf(data_dir: str, steps: int | None, group_by_length: bool, precision: str) -> tuple[float, int]:
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainerCallback)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainerCallback,
+    )
     from transformers.utils import logging as hf_logging
 
     import mtl

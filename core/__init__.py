@@ -38,7 +38,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "DataError", "Examples", "GlueLayout", "GradientWeighting", "Launcher", "MtlError", "OptionError", "Regularizer", "Running", "Sampler", "Step", "Task", "TrainingError", "Tracker",
+    "DataError", "Examples", "GlueLayout", "GradientWeighting", "Launcher", "MtlError", "OptionError", "Regularizer",
+    "Running", "Sampler", "Step", "Task", "TrainingError", "Tracker",
     "UnknownNameError", "Weighting", "available", "create", "hookimpl", "hookspec", "normalise", "__version__",
     *_LAZY,
 ]

@@ -109,7 +109,7 @@ def test_z_is_one_minus_the_loss_ratio_after_the_optimizers_step_written_out_by_
     assert losses == {t: pytest.approx(hand_loss(data, t, w0, a[t]), rel=1e-12) for t in ("t1", "t2")}
     assert matrix["t1"]["t1"] > 0 and matrix["t2"]["t2"] > 0  # a step on a task's own loss lowers it
     # nothing of the run is touched: parameters, their gradients, the optimizer's state, the random generator
-    for p, saved in zip([w, *heads.values()], before_params):
+    for p, saved in zip([w, *heads.values()], before_params, strict=True):
         assert torch.equal(p.detach(), saved) and p.grad is None
     assert all(torch.equal(optimizer.state[w][k], v) for k, v in before_state.items())
     assert torch.equal(torch.get_rng_state(), rng_state)
@@ -231,7 +231,8 @@ def test_resume_continues_the_measurements_to_the_uninterrupted_result(runs, tmp
     assert f"continue with `mtl affinity --resume {out}`" in result.stderr  # before: `mtl run --resume`
     monkeypatch.undo()
     # `mtl run --resume` would finish it as a plain run and lose the measurements: refused, pointing to the command
-    assert_one_line_error(invoke_cli("run", "--resume", str(out)), f"this run continues with `mtl affinity --resume {out}`")
+    assert_one_line_error(invoke_cli("run", "--resume", str(out)),
+                          f"this run continues with `mtl affinity --resume {out}`")
     result = invoke_cli("affinity", "--resume", str(out), "--quiet")
     assert result.exit_code == 0, result.output
     assert "Affinity onto demo-paraphrase" in result.stdout and "affinity.png" in result.stdout

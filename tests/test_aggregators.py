@@ -121,7 +121,7 @@ def test_upgrad_is_the_mean_of_the_rows_projected_onto_the_dual_cone():
         assert np.allclose(np.array([weights[t] for t in TASKS]) @ jacobian, direction, atol=1e-5)
         # preference weights: the projections combined with them instead of the mean
         preferred, _ = combine(make("upgrad", reg_eps=0.0, pref_vector={"a": 2.0, "b": 0.5, "c": 1.0}), jacobian)
-        expected = sum(w * cone_projection(g, jacobian) for w, g in zip((2.0, 0.5, 1.0), jacobian))
+        expected = sum(w * cone_projection(g, jacobian) for w, g in zip((2.0, 0.5, 1.0), jacobian, strict=True))
         assert np.allclose(preferred, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -338,7 +338,7 @@ def test_excess_mtl_follows_the_exponentiated_excess_risk_update_and_keeps_its_s
     resumed = through_checkpoint(weighting, "excess-mtl", robust_step_size=step_size)
     for w in (weighting, resumed):
         rest = [combine(w, jacobian) for jacobian in steps[1:]]
-        for (direction, recorded), jacobian, alpha in zip(got + rest, steps, expected):
+        for (direction, recorded), jacobian, alpha in zip(got + rest, steps, expected, strict=True):
             assert np.allclose([recorded[t] for t in TASKS], alpha, rtol=1e-5)
             assert np.allclose(direction, alpha @ jacobian, rtol=1e-6, atol=1e-9)
 

@@ -11,6 +11,7 @@ import statistics
 
 import pytest
 import torch
+
 from mtl.data.batching import Encoded, TaskStream, length_grouped_batches, random_batches, sorted_batches
 from mtl.runs.config import RunConfig
 

@@ -103,7 +103,9 @@ def stored(run_folder):
 
 
 def pearson(predictions, labels):
-    return 0.0 if np.ptp(predictions) == 0 else float(np.corrcoef(predictions.astype(float), labels.astype(float))[0, 1])
+    if np.ptp(predictions) == 0:
+        return 0.0
+    return float(np.corrcoef(predictions.astype(float), labels.astype(float))[0, 1])
 
 
 def test_each_difference_has_the_paired_bootstrap_interval_of_the_stored_predictions(bench):
@@ -184,7 +186,8 @@ def test_a_difference_whose_interval_excludes_zero_is_marked_and_no_difference_i
 
     rows, markdown = report_rows(same)
     entry = rows["uniform"]["metrics"]["pearson"]
-    assert (entry["interval"]["low"], entry["interval"]["high"]) == (0.0, 0.0) and not entry["interval"]["excludes_zero"]
+    interval = entry["interval"]
+    assert (interval["low"], interval["high"]) == (0.0, 0.0) and not interval["excludes_zero"]
     assert "| +0.0000 [+0.0000, +0.0000] |" in markdown
 
 
@@ -225,7 +228,7 @@ def test_the_figure_draws_each_difference_with_its_interval_and_seeds(bench, mon
     titles = [ax.get_title(loc="left") for ax in axes]
     assert len(axes) == 2 and "(dev pearson)" in titles[0] and "(dev spearman)" in titles[1]
     uniform = {row["strategy"]: row for row in table["rows"]}["uniform"]["metrics"]
-    for ax, metric in zip(axes, ("pearson", "spearman")):
+    for ax, metric in zip(axes, ("pearson", "spearman"), strict=True):
         entry = uniform[metric]
         assert [t.get_text() for t in ax.get_xticklabels()] == ["uniform"]  # the reference is the 0 line
         assert any(list(line.get_ydata()) == [0.0, 0.0] for line in ax.get_lines())
@@ -465,7 +468,8 @@ def primary_metric(run_folder, task):
 def test_pairs_trains_every_task_alone_and_every_pair(pairs_bench):
     out, result = pairs_bench
     similarity, sentiment = PAIR
-    folders = {(similarity,): out / similarity / "single" / "seed-0", (sentiment,): out / sentiment / "single" / "seed-0",
+    folders = {(similarity,): out / similarity / "single" / "seed-0",
+               (sentiment,): out / sentiment / "single" / "seed-0",
                PAIR: out / f"{similarity}+{sentiment}" / "uniform" / "seed-0"}
     for network, folder in folders.items():
         config = json.loads((folder / "config.json").read_text())
@@ -554,7 +558,8 @@ def test_a_pairs_bench_and_a_plain_one_do_not_mix(pairs_bench, tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "bench.json").write_text(json.dumps({
-        "format": "mtl-bench/1", "target": "demo-similarity", "seeds": [0], "run_options": {"target": "demo-similarity"},
+        "format": "mtl-bench/1", "target": "demo-similarity", "seeds": [0],
+        "run_options": {"target": "demo-similarity"},
         "strategies": [{"label": "uniform", "weighting": "uniform", "sampler": "proportional"}]}))
     assert_one_line_error(invoke("bench", "--pairs", *TASKS, *TINY, "-o", plain), "holds a bench without --pairs")
 

@@ -24,8 +24,8 @@ def direct_interval(score, mine, reference, labels, resamples, seed=0):
     for _ in range(resamples):
         index = rng.integers(0, n, n)
         y = labels[index]
-        diffs.append(np.mean([score(a[index], y) - score(b[index], y) for a, b in zip(mine, reference)]))
-    observed = np.mean([score(a, labels) - score(b, labels) for a, b in zip(mine, reference)])
+        diffs.append(np.mean([score(a[index], y) - score(b[index], y) for a, b in zip(mine, reference, strict=True)]))
+    observed = np.mean([score(a, labels) - score(b, labels) for a, b in zip(mine, reference, strict=True)])
     low, high = np.percentile(diffs, [2.5, 97.5])
     return observed, low, high
 
@@ -102,7 +102,7 @@ def test_the_vectorised_metrics_are_the_tasks_own_metrics_including_the_undefine
     scores[3] = 1.5  # a constant row: the correlations are undefined, 0
     for metric, p, y in (("accuracy", rows, labels), ("f1", rows, labels), ("mcc", rows, labels),
                          ("pearson", scores, labels), ("spearman", scores, labels)):
-        expected = [compute([metric], a, b)[metric] for a, b in zip(p, y)]
+        expected = [compute([metric], a, b)[metric] for a, b in zip(p, y, strict=True)]
         assert metric_scores(metric, p, y) == pytest.approx(expected, abs=1e-12), metric
     custom = metric_scores(lambda a, b: float((a != b).sum()), rows, labels)  # any other metric: per resample
     assert custom.tolist() == (rows != labels).sum(axis=1).tolist()
@@ -217,7 +217,8 @@ def test_predictions_are_what_mtl_predict_and_mtl_eval_give_on_the_dev_set(tiny_
         task = loader.create("task", name)
         examples = task.load("dev", limit=TINY["eval_limit"])
         lines = tmp_path / f"{name}.jsonl"
-        lines.write_text("".join(json.dumps(dict(zip(task.text_columns, texts))) + "\n" for texts in examples.texts))
+        lines.write_text("".join(json.dumps(dict(zip(task.text_columns, texts, strict=True))) + "\n"
+                                 for texts in examples.texts))
         result = invoke_cli("predict", str(tiny_run), "--task", name, "--input", str(lines))
         assert result.exit_code == 0, result.output
         rows = [json.loads(line) for line in result.stdout.splitlines()]

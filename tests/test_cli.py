@@ -138,7 +138,8 @@ def test_misspelled_split_in_data(tmp_path):
     data = tmp_path / "train.tsv"
     data.write_text("sentence\tlabel\nnice\t1\n")
     out = tmp_path / "run"
-    result = invoke("run", *TINY, "-o", str(out), "--target", "demo-sentiment", "--data", f"demo-sentiment.trian={data}")
+    result = invoke("run", *TINY, "-o", str(out), "--target", "demo-sentiment",
+                    "--data", f"demo-sentiment.trian={data}")
     assert_one_line_error(result, "--data demo-sentiment.trian: a run of 'demo-sentiment' reads the splits train, dev",
                           "(got 'trian')")
     assert not out.exists()
@@ -281,7 +282,8 @@ def test_tasks_lists_every_glue_task():
     names = {r["name"] for r in data}
     assert {"cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "snli"} <= names
     mnli = next(r for r in data if r["name"] == "mnli")
-    assert mnli["eval_splits"] == ["dev_matched", "dev_mismatched"] and mnli["labels"] == ["entailment", "neutral", "contradiction"]
+    assert mnli["eval_splits"] == ["dev_matched", "dev_mismatched"]
+    assert mnli["labels"] == ["entailment", "neutral", "contradiction"]
     assert next(r for r in data if r["name"] == "stsb")["type"] == "regression"
     assert "cola" in invoke("tasks").stdout
 
@@ -291,7 +293,7 @@ def test_third_party_plugin_trains_through_mtl_run(example_plugin_path, tmp_path
     result = run_mtl("run", *TINY, "-o", str(out), "--weighting", "target-boost", "--set", "target-boost.factor=3",
                      "--sampler", "target-every", env={"PYTHONPATH": str(example_plugin_path)})
     assert result.returncode == 0, result.stderr
-    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if '"tasks"' in l]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"tasks"' in line]
     assert records[0]["tasks"] == ["demo-paraphrase"] and records[0]["weight.demo-paraphrase"] == 3.0
     assert records[1]["tasks"] != ["demo-paraphrase"]
     config = json.loads((out / "config.json").read_text())

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 import mtl
-from mtl.data import files as data
 from mtl.data import hub
 from mtl.errors import DataError
 
@@ -46,7 +45,8 @@ def test_tsv_file_columns_by_name_in_any_order(tmp_path):
 
 
 def test_csv_file_with_quotes_and_commas(tmp_path):
-    path = write(tmp_path / "sst.csv", 'sentence,label\n"good, really good",positive\nbad film,0\n"he said ""meh""",1\n')
+    path = write(tmp_path / "sst.csv",
+                 'sentence,label\n"good, really good",positive\nbad film,0\n"he said ""meh""",1\n')
     examples = task("sst2").load("train", file=path)
     assert examples.texts == [("good, really good",), ("bad film",), ('he said "meh"',)]
     assert examples.labels == [1, 0, 1]

@@ -93,8 +93,9 @@ def test_soft_targets_are_the_mean_of_the_teachers_probabilities(student, teache
     torch.testing.assert_close(targets["demo-similarity"], sim[:, 0], atol=1e-5, rtol=0)
     assert set(targets) == {"demo-paraphrase", "demo-similarity"}  # demo-sentiment has no teacher
     config = json.loads((student / "config.json").read_text())
-    assert config["teachers"] == {"demo-paraphrase": [str(teachers["a"].resolve()), str((teachers["b"] / "model").resolve())],
-                                  "demo-similarity": [str(teachers["sim"].resolve())]}
+    assert config["teachers"] == {
+        "demo-paraphrase": [str(teachers["a"].resolve()), str((teachers["b"] / "model").resolve())],
+        "demo-similarity": [str(teachers["sim"].resolve())]}
     assert json.loads(metadata["teachers"]) == config["teachers"]
     assert json.loads((student / "eval.json").read_text()).keys() == {"demo-paraphrase", "demo-similarity",
                                                                        "demo-sentiment"}
@@ -196,7 +197,7 @@ def test_a_student_on_shuffled_labels_learns_its_teachers_predictions(tmp_path):
 
     def write(path: Path, texts, labels) -> str:
         with open(path, "w", encoding="utf-8") as f:
-            f.write("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for (t,), y in zip(texts, labels)))
+            f.write("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for (t,), y in zip(texts, labels, strict=True)))
         return str(path)
 
     rule_train = write(tmp_path / "rule_train.tsv", train.texts, [rule(t) for (t,) in train.texts])
@@ -256,7 +257,8 @@ ERRORS = [
     (["--teacher", "nope={a}"], ["task 'nope' is not in this run", "demo-paraphrase"]),
     (["--teacher", "demo-paraphrase={sim}"], ["is a model of task 'demo-similarity', not 'demo-paraphrase'"]),
     (["--teacher", "demo-paraphrase={odd}/labels"], ["labels no, maybe, yes", "labels not_paraphrase, paraphrase"]),
-    (["--teacher", "demo-paraphrase={a},{odd}/regression"], ["the teacher is a regression", "labels not_paraphrase, paraphrase"]),
+    (["--teacher", "demo-paraphrase={a},{odd}/regression"],
+     ["the teacher is a regression", "labels not_paraphrase, paraphrase"]),
     (["--teacher", "demo-paraphrase={odd}/unfinished"], ["is not finished (no summary.json)"]),
     (["--teacher", "demo-paraphrase={odd}/plain"], ["is neither a run folder", "nor an `mtl export` folder"]),
     (["--teacher", "demo-paraphrase={odd}/missing"], ["does not exist"]),

@@ -290,7 +290,7 @@ def test_training_attention_is_the_formula_with_the_kernel_mask(mask_kind):
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     grads = torch.autograd.grad(out.sum(), (q, k, v))
     expected_grads = torch.autograd.grad(expected.sum(), (q, k, v))
-    for got, want in zip(grads, expected_grads):
+    for got, want in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 

@@ -74,7 +74,7 @@ def exports(runs, tmp_path_factory):
 def trained_logits(trainer, texts=PAIRS):
     """The trained model's target logits on ``texts``, tokenised as one padded batch (eval mode)."""
     tokenizer = trainer.model.backbone.tokenizer
-    columns = list(zip(*texts))
+    columns = list(zip(*texts, strict=True))
     second = list(columns[1]) if len(trainer.tasks[trainer.config.target].text_columns) > 1 else None
     batch = tokenizer(list(columns[0]), second, padding=True, truncation=True, max_length=32, return_tensors="pt")
     with torch.no_grad():
@@ -198,7 +198,7 @@ def test_mmoe_export_is_not_plain_loadable_but_mtl_predict_matches(runs, exports
     lines = "".join(json.dumps({"sentence1": a, "sentence2": b}) + "\n" for a, b in PAIRS)
     result = invoke("predict", folder, input=lines)
     assert result.exit_code == 0, result.output
-    rows = [json.loads(l) for l in result.stdout.splitlines()]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
     expected = trained_logits(runs["mmoe"][1])
     assert torch.allclose(torch.tensor([r["logits"] for r in rows]), expected, atol=1e-5)
 
@@ -269,10 +269,10 @@ def test_predict_on_a_run_and_on_its_export_agree(runs, exports, tmp_path):
     from_run = invoke("predict", run, "--input", lines)
     from_export = invoke("predict", exports["mamt"][0], "--input", "-", input=lines.read_text())
     assert from_run.exit_code == 0 and from_export.exit_code == 0, (from_run.output, from_export.output)
-    a = [json.loads(l) for l in from_run.stdout.splitlines()]
-    b = [json.loads(l) for l in from_export.stdout.splitlines()]
+    a = [json.loads(line) for line in from_run.stdout.splitlines()]
+    b = [json.loads(line) for line in from_export.stdout.splitlines()]
     assert len(a) == len(b) == 3  # the blank line is skipped
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert x["label"] == y["label"] and x["score"] == pytest.approx(y["score"], abs=1e-5)
         assert x["logits"] == pytest.approx(y["logits"], abs=1e-5)
         assert x["label"] in ("not_paraphrase", "paraphrase") and 0.5 <= x["score"] <= 1.0

@@ -83,7 +83,7 @@ def test_predict_on_the_run_and_on_the_export_agree(gated):
     a = [json.loads(line) for line in from_run.stdout.splitlines()]
     b = [json.loads(line) for line in from_export.stdout.splitlines()]
     assert len(a) == len(b) == len(PAIRS)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert x["label"] == y["label"] and x["logits"] == pytest.approx(y["logits"], abs=1e-5)
 
 

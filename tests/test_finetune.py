@@ -58,7 +58,7 @@ def test_finetune_starts_from_exactly_the_parents_weights(tmp_path, task_embeddi
     for name, tensor in child.model.state_dict().items():
         expected = theirs[name]
         if expected.shape != tensor.shape:  # a task vector: the target's, task 0 (the parent had three)
-            axis = next(i for i, (a, b) in enumerate(zip(expected.shape, tensor.shape)) if a != b)
+            axis = next(i for i, (a, b) in enumerate(zip(expected.shape, tensor.shape, strict=True)) if a != b)
             expected = expected.narrow(axis, 0, 1)
         assert torch.equal(tensor.cpu(), expected), name
     if task_embedding == "attention":  # the target's task vectors, the others left out
@@ -81,7 +81,7 @@ def test_mtl_finetune_trains_the_target_alone_with_a_regularizer(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["parent"] == str(parent.resolve()) and config["aux"] == [] and config["weighting"] == "uniform"
     assert config["regularizer"] == "smart" and config["lr"] == 2e-4 and config["max_length"] == 32
-    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if '"tasks"' in l]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"tasks"' in line]
     assert {t for r in records for t in r["tasks"]} == {"demo-paraphrase"} and "smart.adversarial" in records[0]
     assert list(json.loads((out / "eval.json").read_text())) == ["demo-paraphrase"]
     assert (out / "model" / "config.json").exists()  # an ordinary run: its target model is exported

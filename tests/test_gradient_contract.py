@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import invoke_cli
 
 from mtl import GradientWeighting, Step, Weighting, hookimpl
-from conftest import invoke_cli
 
 TINY = ["--backbone", "tiny", "--max-steps", "3", "--batch-size", "8", "--max-length", "32", "--limit", "24",
         "--eval-limit", "8", "-q"]

@@ -53,7 +53,7 @@ def assert_same_results(got: dict, expected: dict) -> None:
     # one thread per run at --jobs 1 here, cores // 2 at --jobs 2: equal up to the order of float additions
     for strategy in RUNS:
         assert got[strategy]["losses"] and len(got[strategy]["losses"]) == len(expected[strategy]["losses"])
-        for a, b in zip(got[strategy]["losses"], expected[strategy]["losses"]):
+        for a, b in zip(got[strategy]["losses"], expected[strategy]["losses"], strict=True):
             assert a == pytest.approx(b, rel=1e-4, abs=1e-6)
         for task, splits in expected[strategy]["eval"].items():
             for split, metrics in splits.items():
@@ -204,7 +204,7 @@ def test_sigterm_stops_every_running_run_and_the_bench_then_finishes(tmp_path, l
 
     again = run_mtl(*args, env=ENV)
     assert again.returncode == 0, again.stderr
-    for strategy, run in zip(RUNS, runs):
+    for strategy, run in zip(RUNS, runs, strict=True):
         assert f"{strategy} seed 0: resuming (stopped before): mtl run --resume" in again.stderr
         summary = json.loads((run / "summary.json").read_text())
         assert summary["steps"] == 400 and summary.get("resumed_from")  # continued from its checkpoint

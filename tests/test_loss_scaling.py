@@ -55,9 +55,9 @@ def test_a_step_with_a_grad_scaler_updates_as_without(tmp_path, weighting):
     params_s, own_s, weights_s, logged_s = scaled
     moved = max(float((params[n] - p).abs().max()) for n, p in params_s.items())
     assert moved < 1e-5, f"{weighting}: parameters differ by {moved} with a grad scaler"
-    for a, b in zip(own, own_s):
+    for a, b in zip(own, own_s, strict=True):
         torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
-    for a, b in zip(weights, weights_s):
+    for a, b in zip(weights, weights_s, strict=True):
         assert a.keys() == b.keys()
         for task in a:
             assert b[task] == pytest.approx(a[task], rel=1e-4, abs=1e-6), f"{weighting}: weight of {task}"

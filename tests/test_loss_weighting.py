@@ -134,7 +134,8 @@ def test_uw_loss_model_gradient_and_log_variance_gradient():
     grads, L = task_gradients(model, xs), mean_losses(model, xs)
     step, loss = backward(weighting, model, xs)
     # Kendall et al. (common form of Eq. 7): Σ ½e^{-s}L + ½s;  d/ds = ½(1 − e^{-s}L);  the model sees ½e^{-s}∇L
-    assert float(loss.detach()) == pytest.approx(sum(0.5 * math.exp(-s[t]) * L[t] + 0.5 * s[t] for t in TASKS), rel=1e-6)
+    expected = sum(0.5 * math.exp(-s[t]) * L[t] + 0.5 * s[t] for t in TASKS)
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-6)
     expected = [0.5 * (1 - math.exp(-s[t]) * L[t]) for t in TASKS]
     assert torch.allclose(log_var.grad, torch.tensor(expected), atol=1e-6)
     half_precision = {t: 0.5 * math.exp(-s[t]) for t in TASKS}
@@ -151,8 +152,8 @@ def test_uw_with_a_subset_of_tasks_trains_only_their_log_variances():
         log_var.copy_(torch.tensor([0.2, 0.4, -0.3]))
     L = mean_losses(model, xs)
     _, loss = backward(weighting, model, xs)
-    assert float(loss.detach()) == pytest.approx(0.5 * math.exp(-0.2) * L["a"] + 0.1 + 0.5 * math.exp(0.3) * L["c"] - 0.15,
-                                        rel=1e-6)
+    expected = 0.5 * math.exp(-0.2) * L["a"] + 0.1 + 0.5 * math.exp(0.3) * L["c"] - 0.15
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-6)
     expected = [0.5 * (1 - math.exp(-0.2) * L["a"]), 0.0, 0.5 * (1 - math.exp(0.3) * L["c"])]
     assert torch.allclose(log_var.grad, torch.tensor(expected), atol=1e-6)
 
@@ -262,7 +263,7 @@ def famo_reference_update(logits, before, after, lr, decay, state):
 def famo_step(weighting, model, xs, after: torch.Tensor):
     """One FAMO step: backward on this step's losses, then after_step with ``after`` as the updated losses."""
     step, loss = backward(weighting, model, xs)
-    step.recompute_fn = lambda: dict(zip(TASKS, after.unbind()))
+    step.recompute_fn = lambda: dict(zip(TASKS, after.unbind(), strict=True))
     weighting.after_step(step)
     return step, loss
 
@@ -412,13 +413,13 @@ def gradnorm_by_hand(net, xs, ys, weights, initial, alpha):  # initial None: L(0
             h = net.heads[t].weight[0]  # [2]
             grad_w = (2 / len(y)) * torch.einsum("n,i,nj->ij", residual, h, u)  # [2, 4]
             norms.append(float(grad_w.norm()))
-    G = [w * n for w, n in zip(weights, norms)]
+    G = [w * n for w, n in zip(weights, norms, strict=True)]
     initial = losses if initial is None else initial
-    ratios = [L / L0 for L, L0 in zip(losses, initial)]
+    ratios = [L / L0 for L, L0 in zip(losses, initial, strict=True)]
     r = [q / (sum(ratios) / 2) for q in ratios]
     targets = [(sum(G) / 2) * ri ** alpha for ri in r]
-    gradient = [math.copysign(1.0, g - tgt) * n for g, tgt, n in zip(G, targets, norms)]
-    balance = sum(abs(g - tgt) for g, tgt in zip(G, targets))
+    gradient = [math.copysign(1.0, g - tgt) * n for g, tgt, n in zip(G, targets, norms, strict=True)]
+    balance = sum(abs(g - tgt) for g, tgt in zip(G, targets, strict=True))
     return gradient, balance, losses, norms
 
 
@@ -451,11 +452,11 @@ def test_gradnorm_weight_gradient_on_a_two_task_model_computed_by_hand():
     assert torch.allclose(w.grad, torch.tensor(gradient), atol=1e-5)
     assert weighting.log()["gradnorm.balance"] == pytest.approx(balance, rel=1e-5)
     assert step.weights == {"a": 1.0, "b": 1.0}
-    assert weighting.state_dict() == {"initial_losses": pytest.approx(dict(zip("ab", initial)))}
+    assert weighting.state_dict() == {"initial_losses": pytest.approx(dict(zip("ab", initial, strict=True)))}
     # the network trains on Σ w_t·L_t with w constant: shared and head gradients as plain autograd gives them
     reference = TwoTaskNet()
     sum(((reference(t, x) - ys[t]) ** 2).mean() for t, x in xs.items()).backward()
-    for (name, p), q in zip(net.named_parameters(), reference.parameters()):
+    for (name, p), q in zip(net.named_parameters(), reference.parameters(), strict=True):
         assert torch.allclose(p.grad, q.grad, atol=1e-6), name
 
     # a later step: other weights and other losses (r ≠ 1), gradients of W averaged over ranks (here doubled)
@@ -478,8 +479,9 @@ def test_gradnorm_weight_gradient_on_a_two_task_model_computed_by_hand():
     reference = TwoTaskNet()
     with torch.no_grad():
         reference.heads["b"].bias += 0.5
-    sum(wt * ((reference(t, x) - ys[t]) ** 2).mean() for wt, (t, x) in zip((1.3, 0.7), xs.items())).backward()
-    for (name, p), q in zip(net.named_parameters(), reference.parameters()):
+    pairs = zip((1.3, 0.7), xs.items(), strict=True)
+    sum(wt * ((reference(t, x) - ys[t]) ** 2).mean() for wt, (t, x) in pairs).backward()
+    for (name, p), q in zip(net.named_parameters(), reference.parameters(), strict=True):
         assert torch.allclose(p.grad, q.grad, atol=1e-6), name
 
     # after the update the weights are renormalised to Σ w = T

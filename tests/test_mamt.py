@@ -99,7 +99,7 @@ def test_same_seed_same_memory_and_weights(tmp_path):
     assert ra["eval"] == rb["eval"]
     la = (tmp_path / "a" / "run" / "metrics.jsonl").read_text()
     assert la == (tmp_path / "b" / "run" / "metrics.jsonl").read_text()
-    records = [json.loads(l) for l in la.splitlines() if '"tasks"' in l]
+    records = [json.loads(line) for line in la.splitlines() if '"tasks"' in line]
     assert any("mamt.similarity" in r for r in records) and any("mamt.replaced" in r for r in records)
     final = records[-1]
     assert final["mamt.replacements_argmin"] + final["mamt.replacements_random"] == 8 * sum(

@@ -222,7 +222,8 @@ def test_weights_with_precomputed_mean(isa):
 
 @pytest.mark.parametrize("metric", METRICS)
 @pytest.mark.parametrize("psi", [0.0, 0.5, 0.8, 1.0])
-@pytest.mark.parametrize("B,M,D", [(1, 1, 4), (1, 9, 5), (8, 1, 3), (32, 5, 8), (32, 32, 64), (32, 160, 100), (9, 224, 17)])
+@pytest.mark.parametrize("B,M,D", [(1, 1, 4), (1, 9, 5), (8, 1, 3), (32, 5, 8), (32, 32, 64), (32, 160, 100),
+                                   (9, 224, 17)])
 def test_replace_matches_sequential_loop(isa, metric, psi, B, M, D):
     z, A = data(B + M + D, B, M, D)
     u, r = draws(B * M, B, M)

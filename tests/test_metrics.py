@@ -22,15 +22,15 @@ from mtl.data.metrics import METRICS, compute
 
 def ref_confusion(pred, ref):
     """(TP, FP, FN, TN) with 1 as the positive class."""
-    tp = sum(1 for p, r in zip(pred, ref) if p == 1 and r == 1)
-    fp = sum(1 for p, r in zip(pred, ref) if p == 1 and r != 1)
-    fn = sum(1 for p, r in zip(pred, ref) if p != 1 and r == 1)
-    tn = sum(1 for p, r in zip(pred, ref) if p != 1 and r != 1)
+    tp = sum(1 for p, r in zip(pred, ref, strict=True) if p == 1 and r == 1)
+    fp = sum(1 for p, r in zip(pred, ref, strict=True) if p == 1 and r != 1)
+    fn = sum(1 for p, r in zip(pred, ref, strict=True) if p != 1 and r == 1)
+    tn = sum(1 for p, r in zip(pred, ref, strict=True) if p != 1 and r != 1)
     return tp, fp, fn, tn
 
 
 def ref_accuracy(pred, ref):
-    return sum(1 for p, r in zip(pred, ref) if p == r) / len(ref)
+    return sum(1 for p, r in zip(pred, ref, strict=True) if p == r) / len(ref)
 
 
 def ref_f1(pred, ref):
@@ -52,7 +52,7 @@ def ref_gorodkin_mcc(pred, ref):
     0.0 where the denominator is 0."""
     labels = sorted(set(pred) | set(ref))
     matrix = {(t, p): 0 for t in labels for p in labels}
-    for p, r in zip(pred, ref):
+    for p, r in zip(pred, ref, strict=True):
         matrix[r, p] += 1
     c = sum(matrix[k, k] for k in labels)
     s = sum(matrix.values())
@@ -67,7 +67,7 @@ def ref_pearson(x, y):
     """r = Σ(x−x̄)(y−ȳ) / sqrt(Σ(x−x̄)² · Σ(y−ȳ)²), exactly; 0.0 where an input is constant."""
     x, y = [Fraction(v) for v in x], [Fraction(v) for v in y]
     mx, my = sum(x) / len(x), sum(y) / len(y)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
     sxx = sum((a - mx) ** 2 for a in x)
     syy = sum((b - my) ** 2 for b in y)
     if sxx == 0 or syy == 0:
@@ -145,7 +145,7 @@ def test_pearson_by_hand_from_the_definition():
     # a monotone but non-linear relation: Pearson < 1 while Spearman = 1
     x, y = [1.0, 2.0, 3.0, 4.0], [1.0, 4.0, 9.0, 16.0]
     mx, my = sum(x) / len(x), sum(y) / len(y)  # 2.5 and 7.5
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))  # 25
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))  # 25
     sxx = sum((a - mx) ** 2 for a in x)  # 5
     syy = sum((b - my) ** 2 for b in y)  # 129
     assert (sxy, sxx, syy) == (25.0, 5.0, 129.0)

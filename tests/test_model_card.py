@@ -59,7 +59,8 @@ def test_the_runs_model_folder_has_a_hub_model_card(run):
                      "| Weighting | `uniform` |", "| Sampler | `temperature` (T=2.0) |", "| Seed | 7 |",
                      "| Peak learning rate | 0.001 |", "| Steps | 2 |", "| Backbone | `tiny` (hidden_size=32) |",
                      "AutoModelForSequenceClassification.from_pretrained(", "```python",
-                     f"| dev | f1 | {target_metrics['dev']['f1']:.4f} |", "auxiliary heads: demo-similarity, demo-sentiment",
+                     f"| dev | f1 | {target_metrics['dev']['f1']:.4f} |",
+                     "auxiliary heads: demo-similarity, demo-sentiment",
                      "`not_paraphrase`, `paraphrase`"):
         assert fragment in text, fragment
 
@@ -105,7 +106,8 @@ def test_glue_tasks_name_their_hub_dataset_and_a_known_licence():
     assert (result.metric_type, result.metric_name, result.metric_value) == ("accuracy", "accuracy", 0.75)
     assert "| Weighting | `mamt` (psi=0.5) |" in parsed.text and "| Epochs | 2 |" in parsed.text
     assert "Teachers | rte=runs/a" in parsed.text and "Teacher temperature" in parsed.text
-    assert "[sentence-transformers/all-MiniLM-L6-v2](https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2)" in parsed.text
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    assert f"[{name}](https://huggingface.co/{name})" in parsed.text
 
 
 def test_regression_and_feature_map_exports_say_how_they_load(run):
@@ -119,7 +121,8 @@ def test_regression_and_feature_map_exports_say_how_they_load(run):
                                       "note": "weighting 'mmoe' puts a module between the pooler and the classifier"}
     parsed = ModelCard(card.render(mmoe, "me/mmoe"))
     assert parsed.data.library_name is None and "```python" not in parsed.text
-    assert "Not a plain `transformers` classifier: weighting 'mmoe'" in parsed.text and "mtl predict FOLDER" in parsed.text
+    assert "Not a plain `transformers` classifier: weighting 'mmoe'" in parsed.text
+    assert "mtl predict FOLDER" in parsed.text
 
 
 def test_a_backbone_card_gives_the_licence_and_a_hub_name_is_its_own_base_model(tmp_path):

@@ -13,7 +13,7 @@ from mtl.errors import OptionError
 
 
 class Configurable(Weighting):
-    def __init__(self, psi: float = 0.8, k: Optional[int] = None, metric: Literal["cosine", "maxnorm"] = "cosine",
+    def __init__(self, psi: float = 0.8, k: int | None = None, metric: Literal["cosine", "maxnorm"] = "cosine",
                  weights: dict[str, float] | None = None, layers: int = 1, tag: str = "x", on: bool = False,
                  tasks: list[str] = ()):
         super().__init__()

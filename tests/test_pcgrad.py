@@ -24,7 +24,7 @@ from mtl.runs.config import RunConfig
 from mtl.training.trainer import Trainer
 
 
-def project(grads: "list[torch.Tensor]", orders: Sequence[Sequence[int]] | None = None) -> "list[torch.Tensor]":
+def project(grads: list[torch.Tensor], orders: Sequence[Sequence[int]] | None = None) -> list[torch.Tensor]:
     """PCGrad's projection (Alg. 1) of flat per-task gradients; ``orders[i]`` is the order in which task i
     visits the other tasks (indices; i itself is skipped; default: index order). Returns new tensors."""
     out = []
@@ -40,7 +40,7 @@ def project(grads: "list[torch.Tensor]", orders: Sequence[Sequence[int]] | None 
     return out
 
 
-def conflicts(grads: "list[torch.Tensor]") -> int:
+def conflicts(grads: list[torch.Tensor]) -> int:
     """The number of task pairs whose original gradients conflict (negative inner product)."""
     return sum(int(grads[i].dot(grads[j]) < 0) for i in range(len(grads)) for j in range(i + 1, len(grads)))
 
@@ -62,7 +62,7 @@ def test_two_conflicting_gradients_are_projected_onto_each_others_normal_plane()
 def test_gradients_without_conflict_are_unchanged():
     grads = [t(1, 2, 0), t(0, 1, 1), t(3, 0, 1)]
     assert conflicts(grads) == 0
-    assert all(torch.equal(p, g) for p, g in zip(project(grads), grads))
+    assert all(torch.equal(p, g) for p, g in zip(project(grads), grads, strict=True))
     assert torch.equal(project([t(1, -2)])[0], t(1, -2))
 
 
@@ -93,7 +93,7 @@ def plugin_step(grads: list[torch.Tensor], seed: int):
     names = [f"task{i}" for i in range(len(grads))]
     w.setup(types.SimpleNamespace(model=None, rng=torch.Generator().manual_seed(seed), tasks=names, target=names[0]))
     shared = torch.zeros(grads[0].shape[0], dtype=torch.float64, requires_grad=True)
-    losses = {name: (g @ shared).reshape(1) for name, g in zip(names, grads)}  # ∇ = g_i
+    losses = {name: (g @ shared).reshape(1) for name, g in zip(names, grads, strict=True)}  # ∇ = g_i
     step = Step(losses=losses, features={}, target=names[0], index=0, epoch=0, progress=0.0, shared_parameters=[shared])
     w.backward(step)
     return w, shared.grad, step.weights
@@ -194,7 +194,7 @@ def test_a_real_step_gives_the_shared_parameters_the_sum_of_projected_gradients(
     assert log["pcgrad.conflicts"] == negative_pairs
     # logged as weight.<task>: the coefficients of the original gradients in the update
     assert set(step.weights) == set(names) and any(abs(step.weights[n] - 1.0) > 1e-3 for n in names)
-    combined = sum(step.weights[n] * f for n, f in zip(names, flat))
+    combined = sum(step.weights[n] * f for n, f in zip(names, flat, strict=True))
     assert np.allclose(actual, combined, rtol=1e-3, atol=1e-4 * scale)
 
 

@@ -56,7 +56,7 @@ def test_uniform_run_draws_its_figures_and_skips_absent_ones(runs, tmp_path):
 
 
 def test_mamt_run_has_the_similarity_figure(runs, tmp_path):
-    records = [json.loads(l) for l in (runs["mamt"] / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (runs["mamt"] / "metrics.jsonl").read_text().splitlines()]
     assert any("mamt.similarity" in r for r in records)  # the premise: auxiliary steps were logged
     result = plot(runs["mamt"], "-o", tmp_path)
     assert result.exit_code == 0, result.output
@@ -85,7 +85,7 @@ def test_default_folder_is_inside_the_run(runs):
 def test_not_a_run_folder_is_a_one_line_error(tmp_path, make, fragment):
     result = plot(make(tmp_path))
     assert result.exit_code == 1
-    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], result.stderr
 
 
@@ -105,7 +105,8 @@ def test_metrics_that_are_not_utf8_name_file_and_line(tmp_path):
 def test_an_invalid_json_line_says_where_in_the_line(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 0, "loss.a": 1.0}\n{"step": "a\tb"}\n')
     result = plot(tmp_path)
-    assert result.exit_code == 1 and "metrics.jsonl:2: invalid JSON: Invalid control character at (column" in result.stderr
+    assert result.exit_code == 1
+    assert "metrics.jsonl:2: invalid JSON: Invalid control character at (column" in result.stderr
 
 
 def test_an_out_folder_of_other_files_needs_overwrite_and_keeps_them(runs, tmp_path):
@@ -200,13 +201,14 @@ def test_a_plugin_figure_is_drawn_from_its_own_scalar_and_listed(tmp_path):
         assert f"wrote {tmp_path / 'out' / 'probe.png'}" in result.stdout
         assert_png(tmp_path / "out" / "probe.png")
         lines = result.stdout.splitlines()  # core's figures first, then the plugins' in name order
-        order = [l.split()[-1].rpartition("/")[2] if l.startswith("wrote") else l.split()[1].rstrip(":")
-                 for l in lines]
+        order = [line.split()[-1].rpartition("/")[2] if line.startswith("wrote") else line.split()[1].rstrip(":")
+                 for line in lines]
         assert order[:4] == ["loss.png", "weights.png", "sampler.png", "eval.png"]
         assert order[4:] == sorted(order[4:]) and "probe.png" in order[4:]
         # no records of its scalar: skipped with the plugin's own reason
         other = fake_run(tmp_path / "other")
-        assert "skipped probe.png: no probe.factor records (not a probe run)" in plot(other, "-o", tmp_path / "o2").stdout
+        skipped = plot(other, "-o", tmp_path / "o2").stdout
+        assert "skipped probe.png: no probe.factor records (not a probe run)" in skipped
 
         listed = json.loads(invoke_cli("plugins", "--json", "--kind", "figure").stdout)["plugins"]
         row = next(r for r in listed if r["name"] == "probe")

@@ -163,5 +163,6 @@ def test_a_refused_upload_is_one_line_saying_how_to_log_in(run, hub, monkeypatch
 
     monkeypatch.setattr(huggingface_hub, "create_repo", create_repo)
     result = invoke_cli("push", str(run[1]), "--repo", "someone/model")
-    assert_one_line_error(result, "the Hub refused to create or write 'someone/model' (401)", "hf auth login", "--token")
+    assert_one_line_error(result, "the Hub refused to create or write 'someone/model' (401)", "hf auth login",
+                          "--token")
     assert hub["upload"] == []

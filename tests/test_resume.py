@@ -287,7 +287,8 @@ def nan_at(monkeypatch, trainer, at: int) -> None:
 def test_non_finite_loss_names_step_task_and_last_checkpoint(tmp_path, monkeypatch):
     trainer = Trainer(config(tmp_path / "run")).prepare()
     nan_at(monkeypatch, trainer, 6)
-    with pytest.raises(TrainingError, match=r"non-finite loss at step 6 on task 'demo-[a-z]+' \(weighting '[a-z]+'\); last checkpoint "
+    with pytest.raises(TrainingError, match=r"non-finite loss at step 6 on task 'demo-[a-z]+' "
+                                            r"\(weighting '[a-z]+'\); last checkpoint "
                                             r".*step-00000004.safetensors \(continue with `mtl run --resume"):
         trainer.train()
     assert (tmp_path / "run" / "checkpoint" / "step-00000004.safetensors").exists()
@@ -362,7 +363,8 @@ def test_resume_without_the_checkpoint_list_keeps_its_files_and_does_not_advise_
     (tmp_path / "run" / "checkpoint" / "checkpoints.json").unlink()
     files = sorted((tmp_path / "run" / "checkpoint").glob("step-*.safetensors"))
     assert files
-    with pytest.raises(MtlError, match="checkpoints.json, the list that verifies the checkpoint files, is missing") as info:
+    missing = "checkpoints.json, the list that verifies the checkpoint files, is missing"
+    with pytest.raises(MtlError, match=missing) as info:
         Trainer.resuming(tmp_path / "run")
     assert "start it again (same options, --overwrite)" not in str(info.value)
     assert sorted((tmp_path / "run" / "checkpoint").glob("step-*.safetensors")) == files

@@ -102,7 +102,7 @@ class _OldStyle(Weighting):
 
     def loss(self, step):
         self.applied = {t: 3.0 if t == step.target else 0.5 for t in step.losses}
-        return torch.cat([self.applied[t] * l for t, l in step.losses.items()]).mean()
+        return torch.cat([self.applied[t] * loss for t, loss in step.losses.items()]).mean()
 
 
 @pytest.mark.parametrize("cls", [_NewStyle, _OldStyle])

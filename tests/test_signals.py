@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import default_sigint, live_processes, run_mtl
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

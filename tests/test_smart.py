@@ -55,7 +55,7 @@ def direct_outputs(trainer, task, batch, delta):
 def test_symmetric_kl_equals_scipy():
     p, q = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
     pp, qq = torch.softmax(p, -1).numpy(), torch.softmax(q, -1).numpy()
-    expected = [entropy(a, b) + entropy(b, a) for a, b in zip(pp, qq)]
+    expected = [entropy(a, b) + entropy(b, a) for a, b in zip(pp, qq, strict=True)]
     assert np.allclose(symmetric_kl(p, q).numpy(), expected, atol=1e-6)
     assert torch.allclose(symmetric_kl(p, p), torch.zeros(5, dtype=torch.float64))
     # regression: the squared error of the outputs
@@ -150,7 +150,8 @@ def test_the_momentum_copy_follows_beta(prepared):
         other = Smart(adversarial=False, proximal=True)
         other.setup(prepared.run)
         other.load_state_dict(smart.state_dict())
-        assert all(torch.equal(a, b) for a, b in zip(other.momentum.parameters(), smart.momentum.parameters()))
+        pairs = zip(other.momentum.parameters(), smart.momentum.parameters(), strict=True)
+        assert all(torch.equal(a, b) for a, b in pairs)
     finally:
         model.load_state_dict(saved)
 
@@ -161,7 +162,7 @@ def test_smart_trains_through_mtl_run_and_logs_both_terms(tmp_path):
     result = invoke_cli("run", *TINY_RUN, "--regularizer", "smart", "--set", "smart.steps=2", "--log-every", "1",
                         "-o", str(out))
     assert result.exit_code == 0, result.output
-    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if '"tasks"' in l]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"tasks"' in line]
     assert all(r["smart.adversarial"] > 0 and r["smart.proximal"] >= 0 for r in records)
     config = json.loads((out / "config.json").read_text())
     assert config["regularizer"] == "smart" and config["options"] == {"smart": {"steps": "2"}}
@@ -184,7 +185,8 @@ def test_a_regularizer_changes_the_training(tmp_path):
 def test_regularizer_errors_are_one_line(tmp_path):
     result = invoke_cli("run", *TINY_RUN, "--regularizer", "smrt", "-o", str(tmp_path / "a"))
     assert_one_line_error(result, "smrt", "smart")
-    result = invoke_cli("run", *TINY_RUN, "--regularizer", "smart", "--set", "smart.steps=-1", "-o", str(tmp_path / "b"))
+    result = invoke_cli("run", *TINY_RUN, "--regularizer", "smart", "--set", "smart.steps=-1",
+                        "-o", str(tmp_path / "b"))
     assert_one_line_error(result, "smart", "steps must be >= 0")
     result = invoke_cli("run", *TINY_RUN, "--regularizer", "smart", "--set", "smart.adversarial=false",
                         "--set", "smart.proximal=false", "-o", str(tmp_path / "c"))
@@ -210,7 +212,7 @@ def test_a_third_party_regularizer_trains(example_plugin_path, tmp_path):
     result = run_mtl("run", *TINY_RUN, "--regularizer", "head-l2", "--set", "head-l2.strength=0.5", "--log-every",
                      "1", "-o", str(out), env={"PYTHONPATH": str(example_plugin_path)})
     assert result.returncode == 0, result.stderr
-    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if '"tasks"' in l]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"tasks"' in line]
     assert all(r["head-l2.norm"] > 0 for r in records)
 
 

@@ -11,14 +11,15 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import assert_one_line_error, invoke_cli
+
 from mtl.errors import StorageError
 from mtl.runs import folder as run_files
 from mtl.runs import storage
 from mtl.runs.folder import RunFolder
 
-RUN = ["--target", "demo-paraphrase", "--aux", "demo-similarity", "--backbone", "tiny", "--max-steps", "8", "--batch-size", "8", "--max-length", "32", "--limit", "16",
+RUN = ["--target", "demo-paraphrase", "--aux", "demo-similarity", "--backbone", "tiny", "--max-steps", "8",
+       "--batch-size", "8", "--max-length", "32", "--limit", "16",
        "--eval-limit", "8", "--checkpoint-every", "2", "--log-every", "1", "--epochs", "1", "-q"]
 
 

@@ -109,7 +109,7 @@ def test_zero_vectors_give_exactly_the_plain_backbone(mode):
         for task in OUTPUTS:
             pooled_t, hidden_t = embedded.encode(task, batch)
             assert torch.equal(pooled, pooled_t)
-            assert all(torch.equal(a, b) for a, b in zip(hidden, hidden_t))
+            assert all(torch.equal(a, b) for a, b in zip(hidden, hidden_t, strict=True))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -385,7 +385,7 @@ def new_runs(tmp_path_factory):
 
 
 def pair_batch(tokenizer):
-    first, second = zip(*PAIRS)
+    first, second = zip(*PAIRS, strict=True)
     return dict(tokenizer(list(first), list(second), padding=True, truncation=True, max_length=32,
                           return_tensors="pt"))
 

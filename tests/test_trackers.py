@@ -33,7 +33,7 @@ TRACKIO_PROJECT = "mtl-tests"
 class Recorder(Tracker):
     """A third-party tracker: records every call."""
 
-    made: list["Recorder"] = []
+    made: list[Recorder] = []
 
     def __init__(self, label: str = ""):
         self.label, self.calls = label, []
@@ -52,7 +52,7 @@ class Recorder(Tracker):
 class Broken(Tracker):
     """A tracker whose service fails on the first log: it is dropped, the run and the other trackers go on."""
 
-    made: list["Broken"] = []
+    made: list[Broken] = []
 
     def __init__(self):
         self.calls = []
@@ -381,13 +381,15 @@ def test_mlflow_uses_mlflow_tracking_uri_and_experiment(tmp_path, monkeypatch):
     tracker.log(1, {"loss.a": 0.5})
     tracker.finish("interrupted")
     (found,) = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("study").experiment_id])
-    assert found.info.status == "KILLED" and found.data.metrics == {"loss.a": 0.5} and found.data.params == {"lr": "0.1"}
+    assert found.info.status == "KILLED"
+    assert found.data.metrics == {"loss.a": 0.5} and found.data.params == {"lr": "0.1"}
     assert not (tmp_path / "run" / "mlruns").exists()
 
 
 def test_listing_trackers_imports_no_tracker_package():
     code = ("import sys, mtl\nprint(mtl.available('tracker'))\n"
-            "print([m for m in ('torch', 'tensorboardX', 'tensorboard', 'mlflow', 'wandb', 'trackio') if m in sys.modules])")
+            "print([m for m in ('torch', 'tensorboardX', 'tensorboard', 'mlflow', 'wandb', 'trackio') "
+            "if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     listed, imported = out.stdout.splitlines()
     assert set(BUILTIN) <= set(eval(listed)) and imported == "[]"

@@ -84,7 +84,7 @@ def test_same_seed_gives_the_same_run(tmp_path):
     assert a["eval"] == b["eval"]
     strip = lambda rs: [{k: v for k, v in r.items()} for r in rs]  # noqa: E731
     assert strip(read_metrics(tmp_path / "a" / "run")) == strip(read_metrics(tmp_path / "b" / "run"))
-    c = Trainer(tiny_config(tmp_path / "c", max_steps=10, seed=1)).train()
+    Trainer(tiny_config(tmp_path / "c", max_steps=10, seed=1)).train()
     assert read_metrics(tmp_path / "c" / "run") != read_metrics(tmp_path / "a" / "run")
 
 
@@ -123,7 +123,8 @@ def test_non_finite_loss_stops_with_the_step_and_task(tmp_path, monkeypatch):
     trainer = Trainer(tiny_config(tmp_path, max_steps=3)).prepare()
     task = trainer.tasks["demo-paraphrase"]
     monkeypatch.setattr(type(task), "loss", lambda self, logits, y: torch.full((len(y),), float("nan")))
-    with pytest.raises(MtlError, match=r"non-finite loss at step \d+ on task 'demo-paraphrase' \(weighting 'uniform'\); no checkpoint"):
+    with pytest.raises(MtlError, match=r"non-finite loss at step \d+ on task 'demo-paraphrase' "
+                                       r"\(weighting 'uniform'\); no checkpoint"):
         trainer.train()
     # stopped on purpose, not a user mistake: the folder (config, metrics so far) is kept for inspection
     assert (tmp_path / "run" / "config.json").exists() and not (tmp_path / "run" / "eval.json").exists()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from mtl.errors import MtlError, UnknownNameError, unknown
 
@@ -28,8 +29,8 @@ HOOKS = {
 
 @dataclass
 class Entry:
-    """One registered plugin object: a weighting, sampler, backbone, task, regularizer, tracker, launcher, or figure (its ``factory`` is the
-    figure's ``draw(run)``)."""
+    """One registered plugin object: a weighting, sampler, backbone, task, regularizer, tracker, launcher, or
+    figure (its ``factory`` is the figure's ``draw(run)``)."""
 
     kind: str
     name: str

@@ -23,10 +23,10 @@ class Regularizer:
     #: False for a regularizer that cannot train under torchrun (e.g. extra forward/backward passes outside DDP).
     supports_distributed: bool = True
 
-    def setup(self, run: "Run") -> None:
+    def setup(self, run: Run) -> None:
         """Called once before training, after the weighting's ``setup`` (the model is complete)."""
 
-    def loss(self, step: "Step") -> "torch.Tensor | None":
+    def loss(self, step: Step) -> torch.Tensor | None:
         """The term added to this step's loss (a scalar with a graph to the model), or None for none.
 
         ``step.logits`` holds each task's outputs on its clean batch (``step.batches``), with their graph;

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class Sampler:
     """Base class: draws one task per step from ``probabilities(progress)`` with the run's generator."""
 
-    def setup(self, sizes: dict[str, int], target: str | None, total_steps: int, rng: "torch.Generator") -> None:
+    def setup(self, sizes: dict[str, int], target: str | None, total_steps: int, rng: torch.Generator) -> None:
         self.sizes = dict(sizes)
         self.names = list(sizes)
         self.target = target

@@ -53,7 +53,7 @@ class Task:
         (demo tasks), else the Hugging Face hub. Raises :class:`mtl.errors.DataError` naming the file."""
         return files.load_split(self, split, data_dir=data_dir, file=file, limit=limit)
 
-    def loss(self, logits: "torch.Tensor", targets: "torch.Tensor") -> "torch.Tensor":
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-instance loss (unreduced): cross-entropy, or squared error for regression."""
         import torch.nn.functional as F
 
@@ -61,7 +61,7 @@ class Task:
             return F.mse_loss(logits.view(-1).float(), targets.float(), reduction="none")
         return F.cross_entropy(logits.float(), targets, reduction="none")
 
-    def predict(self, logits: "torch.Tensor") -> "torch.Tensor":
+    def predict(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.view(-1) if self.is_regression else logits.argmax(dim=-1)
 
     def compute_metrics(self, predictions, references) -> dict[str, float]:

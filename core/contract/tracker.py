@@ -55,7 +55,8 @@ class Tracker:
                            f"({type(exc).__name__}: {exc})") from None
 
     @staticmethod
-    def flatten(config: dict[str, Any], *, sep: str = ".", max_length: int = 500) -> dict[str, str | int | float | bool]:
+    def flatten(config: dict[str, Any], *, sep: str = ".",
+                max_length: int = 500) -> dict[str, str | int | float | bool]:
         """``config`` as flat hyper-parameters for services that take only scalars: nested mappings joined with
         ``sep`` (``options.mamt.psi``), lists as comma-separated text, None as ``"none"``, long texts cut to
         ``max_length`` characters."""

@@ -37,7 +37,7 @@ class Encoded:
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros((len(rows), width), dtype=torch.long)
         types = torch.zeros((len(rows), width), dtype=torch.long) if self.token_type_ids is not None else None
-        for j, (i, row) in enumerate(zip(indices, rows)):
+        for j, (i, row) in enumerate(zip(indices, rows, strict=True)):
             input_ids[j, : len(row)] = torch.tensor(row)
             attention[j, : len(row)] = 1
             if types is not None:
@@ -51,7 +51,7 @@ class Encoded:
 
 
 def encode(examples: Examples, tokenizer, max_length: int, regression: bool) -> Encoded:
-    columns = list(zip(*examples.texts)) if examples.texts else [[]]
+    columns = list(zip(*examples.texts, strict=True)) if examples.texts else [[]]
     first = list(columns[0])
     second = list(columns[1]) if len(columns) > 1 else None
     enc = tokenizer(first, second, truncation=True, max_length=max_length)

@@ -18,7 +18,7 @@ class Examples:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def head(self, n: int | None) -> "Examples":
+    def head(self, n: int | None) -> Examples:
         if n is None or n >= len(self.texts):
             return self
         return Examples(self.texts[:n], self.labels[:n], self.source)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import math
 import os
 import sys
-from pathlib import Path
+from collections.abc import Iterable
 from importlib import resources
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any
 
 from mtl.data.examples import Examples, TaskData
 from mtl.data.hub import read_hub

@@ -110,7 +110,7 @@ def _from_hub(task: TaskData, split: str, dataset: Any, source: str, limit: int 
     labels: list[Any] = []
     n_classes = task.num_outputs
     labels_of = Labels(task)
-    for i, row in enumerate(zip(*columns)):
+    for i, row in enumerate(zip(*columns, strict=True)):
         if limit is not None and len(texts) >= limit:
             break
         if raw is not None:

@@ -132,8 +132,8 @@ def from_pretrained(name_or_path: str, label: str, task_embedding: str = "none",
         encoder = AutoModel.from_pretrained(source, local_files_only=no_hub is not None)
     except Exception as exc:
         where = "the local folder" if local.exists() else (
-            f"the local cache (the hub is not usable: {no_hub})" if no_hub else "the Hugging Face hub or the local cache"
-        )
+            f"the local cache (the hub is not usable: {no_hub})" if no_hub
+            else "the Hugging Face hub or the local cache")
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MtlError(
             f"backbone {label!r}: could not load {name_or_path!r} from {where}: {reason[:200]}"

@@ -20,10 +20,11 @@ Initialisation. ``input`` and ``attention`` vectors start at zero. ``projected``
 encoder's ``initializer_range``, 0.02 for BERT), so W·e_t = 0 and training starts exactly from the pretrained
 encoder; e_t gets a gradient (Wᵀ·∂L/∂Q̂ ≠ 0) from the first step and W from the second (∂L/∂W = ∂L/∂Q̂·e_tᵀ is 0
 until e_t has moved). The reverse (W = 0, e_t random) would equally start from the encoder; e_t = 0 is chosen so
-that all tasks start alike and what tells them apart is learned, not drawn. ``activation``: the same e_t and W, and W' = I, so at start Q̂ = act(Q): *not* the
-pretrained encoder (no non-linear act is the identity), only as close as ``act`` is to it. The default ``tanh``
-keeps the sign and is the identity near 0; on all-MiniLM-L6-v2 the pooled outputs at start have a mean cosine
-similarity to the pretrained ones of 0.89 with tanh, 0.79 with gelu, 0.71 with relu (six sentences).
+that all tasks start alike and what tells them apart is learned, not drawn. ``activation``: the same e_t and W, and
+W' = I, so at start Q̂ = act(Q): *not* the pretrained encoder (no non-linear act is the identity), only as close as
+``act`` is to it. The default ``tanh`` keeps the sign and is the identity near 0; on all-MiniLM-L6-v2 the pooled
+outputs at start have a mean cosine similarity to the pretrained ones of 0.89 with tanh, 0.79 with gelu, 0.71 with
+relu (six sentences).
 
 The parameters belong to the module (trained by the optimizer, saved with the model). The task of each row comes
 from the ``task_ids`` [B] of the batch, which the backbone sets with :meth:`TaskEmbedding.use` for the duration of
@@ -115,7 +116,7 @@ class _TaskHook:
     A small object (not a closure) so that ``copy.deepcopy`` of the model points the copy's hooks at the copy.
     """
 
-    def __init__(self, owner: "TaskEmbedding", layer: int, slot: int) -> None:
+    def __init__(self, owner: TaskEmbedding, layer: int, slot: int) -> None:
         self.owner, self.layer, self.slot = owner, layer, slot
 
     def __call__(self, module, inputs, output):
@@ -213,7 +214,7 @@ class TaskEmbedding(nn.Module):
 class _TargetHook:
     """Forward hook of one projection of an exported ``activation`` model: W'·act(Q + s), s the target's."""
 
-    def __init__(self, owner: "TargetAttention", layer: int, slot: int) -> None:
+    def __init__(self, owner: TargetAttention, layer: int, slot: int) -> None:
         self.owner, self.layer, self.slot = owner, layer, slot
 
     def __call__(self, module, inputs, output):

@@ -76,7 +76,8 @@ def render(manifest: dict[str, Any], model_id: str) -> str:
                 metric_type=METRIC_IDS.get(metric, metric), metric_name=metric, metric_value=float(value)))
     hub_datasets = list(dict.fromkeys(d["path"] for n, d in datasets.items() if d.get("path") and n in [target, *aux]))
     tags = ["mtl", "multi-task", "multi-task-learning", "text-classification"]
-    tags += [t for t in (f"weighting-{weighting}" if weighting else None, f"sampler-{sampler}" if sampler else None) if t]
+    tags += [t for t in (f"weighting-{weighting}" if weighting else None,
+                         f"sampler-{sampler}" if sampler else None) if t]
     data = ModelCardData(
         license=info.get("license") or None,
         library_name="transformers" if plain else None,
@@ -189,7 +190,7 @@ def _usage(manifest: dict, model_id: str, plain: bool) -> list[str]:
     max_length = manifest["max_length"]
     examples = ["A first sentence.", "A second sentence."][: min(len(columns), 2)]
     predict = [f"A local copy also works with `mtl predict FOLDER` (one JSON line in, one out: "
-               f"`echo '{json.dumps(dict(zip(columns, examples)))}' | mtl predict FOLDER`)."]
+               f"`echo '{json.dumps(dict(zip(columns, examples, strict=True)))}' | mtl predict FOLDER`)."]
     if plain:
         last = ("score = logits[0, 0].item()  # regression: the predicted score" if manifest.get("labels") is None
                 else "print(model.config.id2label[int(logits.argmax(-1))])")

@@ -133,7 +133,8 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
         forward = forward.to(device).eval()
     _verify(model, target, task, tokenizer, forward, max_length, device)
 
-    plugged_out = [f"auxiliary heads: {', '.join(n for n in model.heads if n != target)}"] if len(model.heads) > 1 else []
+    others = [n for n in model.heads if n != target]
+    plugged_out = [f"auxiliary heads: {', '.join(others)}"] if others else []
     if spec is not None and spec["unused"]:
         plugged_out.append(f"feature-map parameters of weighting {spec['weighting']!r} that {target} does not use: "
                            + ", ".join(spec["unused"]))

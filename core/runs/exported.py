@@ -129,7 +129,8 @@ def inference_module(weighting, name: str, task: str, hidden_size: int, feature_
                        "(Weighting.inference_module), so it cannot be exported; `mtl predict RUN` still works")
     if feature_map is not None:
         trained = feature_map.state_dict()
-        extra = [k for k, v in module.state_dict().items() if k not in trained or tuple(trained[k].shape) != tuple(v.shape)]
+        extra = [k for k, v in module.state_dict().items()
+                 if k not in trained or tuple(trained[k].shape) != tuple(v.shape)]
         if extra:
             raise MtlError(f"weighting {name!r}: inference_module({task!r}) has parameters that are not in the trained "
                            f"feature map ({', '.join(extra[:3])}); `mtl predict RUN` still works")

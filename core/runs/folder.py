@@ -16,8 +16,9 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from mtl.errors import MtlError, not_utf8, warn
 from mtl.runs import best, checkpoint, storage
@@ -50,7 +51,7 @@ BEST = "best.safetensors"
 WEIGHTING_STATE = "weighting.safetensors"
 MODEL = "model"
 SOFT_TARGETS = "soft-targets.safetensors"  # --teacher: the teachers' soft targets (mtl.training.distill)
-EXPORT_MANIFEST = "mtl_export.json"  # what `mtl export` writes (mtl.runs.exported.MANIFEST); an export has config.json too
+EXPORT_MANIFEST = "mtl_export.json"  # `mtl export`'s manifest (mtl.runs.exported.MANIFEST); an export has a config.json
 
 
 # ---------------------------------------------------------------------------------------------- folders
@@ -207,7 +208,8 @@ class RunFolder:
     def require_run(self) -> None:
         """A one-line error unless this is a folder written by ``mtl run``."""
         if not self.path.is_dir():
-            raise MtlError(f"not a run folder: {self.path} " + ("is a file" if self.path.exists() else "does not exist"))
+            what = "is a file" if self.path.exists() else "does not exist"
+            raise MtlError(f"not a run folder: {self.path} {what}")
         if not self.is_run():
             missing = CONFIG if not self.config_path.is_file() else f"{CHECKPOINTS}/ or {SUMMARY}"
             raise MtlError(f"not a run folder: {self.path} has no {missing} (a folder written by `mtl run`)")

@@ -58,7 +58,7 @@ class Predictor:
         self.kind, self.path, self.max_length, self.batch_size = kind, path, max_length, batch_size
         self.data = data or {}
 
-    def logits(self, encoded) -> "torch.Tensor":
+    def logits(self, encoded) -> torch.Tensor:
         """Logits [N, C] of an :class:`mtl.batching.Encoded` split, in its order (length-sorted batches)."""
         out = None
         with torch.no_grad():
@@ -83,7 +83,7 @@ class Predictor:
             return [{"score": float(row[0])} for row in logits]
         probabilities = logits.softmax(dim=-1)
         rows = []
-        for row, p in zip(logits, probabilities):
+        for row, p in zip(logits, probabilities, strict=True):
             index = int(row.argmax())
             rows.append({"label": self.task.labels[index], "score": float(p[index]),
                          "logits": [float(v) for v in row]})
@@ -106,7 +106,8 @@ class Predictor:
             limit = self.data.get("eval_limit")
         file = data.get(f"{name}.{split}")
         folder = data.get(name) if file is None else None
-        examples = self.task.load(split, data_dir=folder or (data_dir if file is None else None), file=file, limit=limit)
+        source = folder or (data_dir if file is None else None)
+        examples = self.task.load(split, data_dir=source, file=file, limit=limit)
         if not examples.labels:
             raise MtlError(f"{examples.source}: split {split!r} of task {name!r} has no labels to evaluate against")
         encoded = self.encode(examples.texts, examples.labels)

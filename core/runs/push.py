@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from huggingface_hub import create_repo, upload_folder
 from huggingface_hub.utils import HFValidationError, validate_repo_id

@@ -18,7 +18,6 @@ import signal
 
 from mtl.errors import Stopped
 
-
 _installed = False
 _pending: int | None = None  # a SIGTERM whose Stopped has not reached stopping() yet
 

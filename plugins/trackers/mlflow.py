@@ -31,7 +31,8 @@ class MLflow(Tracker):
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
-        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or (Path(output_dir) / "mlruns").resolve().as_uri()
+        local = (Path(output_dir) / "mlruns").resolve().as_uri()
+        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or local
         allow = "MLFLOW_ALLOW_FILE_STORE"
         chosen_file_store = not (self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
         before = os.environ.get(allow)
@@ -45,7 +46,8 @@ class MLflow(Tracker):
         name = self.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or "mtl"
         experiment = self.client.get_experiment_by_name(name)
         experiment_id = experiment.experiment_id if experiment is not None else self.client.create_experiment(name)
-        self.run_id = self.client.create_run(experiment_id, run_name=run_name, tags={"mtl.output": str(output_dir)}).info.run_id
+        run = self.client.create_run(experiment_id, run_name=run_name, tags={"mtl.output": str(output_dir)})
+        self.run_id = run.info.run_id
         params = [Param(key, str(value)) for key, value in self.flatten(config).items() if key]
         for i in range(0, len(params), 100):  # MLflow's limit of parameters per call
             self.client.log_batch(self.run_id, params=params[i : i + 100])

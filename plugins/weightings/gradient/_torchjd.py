@@ -74,7 +74,7 @@ class TorchJDWeighting(GradientWeighting):
         if tasks:
             self.check(tasks, self.target)
 
-    def aggregate(self, jacobian: "torch.Tensor", tasks: list[str], step) -> "torch.Tensor":
+    def aggregate(self, jacobian: torch.Tensor, tasks: list[str], step) -> torch.Tensor:
         if len(tasks) == 1:  # nothing to combine
             step.record_weights({tasks[0]: 1.0})
             return jacobian[0]
@@ -113,7 +113,7 @@ class TorchJDWeighting(GradientWeighting):
     def _capture(self, module, inputs, output) -> None:
         self.captured = output.detach().clone()
 
-    def run_aggregator(self, order: tuple, matrix: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor | None"]:
+    def run_aggregator(self, order: tuple, matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The aggregator's output on ``matrix`` and the weights it applied (None where it has none), computed with
         the global generator forked and seeded from the run's generator."""
         import torch
@@ -197,7 +197,7 @@ class DualConeWeighting(TorchJDWeighting):
             projector=QuadprogProjector(norm_eps=self.norm_eps, reg_eps=self.reg_eps))
 
 
-def rows_in_first_order(weighting, jacobian: "torch.Tensor", tasks: list, plugin: str, what: str) -> "torch.Tensor":
+def rows_in_first_order(weighting, jacobian: torch.Tensor, tasks: list, plugin: str, what: str) -> torch.Tensor:
     """The Jacobian's rows in the order of the tasks of the first step (``weighting.tasks``, set here), for a method
     that keeps per-task state across steps; a step with other tasks is a one-line error (``what``: the state)."""
     if weighting.tasks is None:
@@ -224,7 +224,7 @@ class TwoSampleWeighting(TorchJDWeighting):
 
     def __init__(self) -> None:
         super().__init__()
-        self.previous: dict[tuple, "torch.Tensor"] = {}  # the last weights, per task order
+        self.previous: dict[tuple, torch.Tensor] = {}  # the last weights, per task order
 
     def objectives(self, step) -> dict:
         """Each task's two half-sums, keyed ``(task, 0)`` and ``(task, 1)``; the tasks' means where a task has fewer
@@ -241,7 +241,7 @@ class TwoSampleWeighting(TorchJDWeighting):
                       for task, losses in step.losses.items()}
         return halves
 
-    def aggregate(self, jacobian: "torch.Tensor", tasks: list, step) -> "torch.Tensor":
+    def aggregate(self, jacobian: torch.Tensor, tasks: list, step) -> torch.Tensor:
         import torch
 
         if not tasks or not isinstance(tasks[0], tuple):  # not split: one task, or a batch of one instance

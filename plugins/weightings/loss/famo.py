@@ -63,7 +63,7 @@ class Famo(Weighting):
         z = torch.softmax(self.logits().to(values.device), dim=0)
         shifted = values.detach() + 1e-8
         coefficients = (z / shifted) / (z / shifted).sum()  # c·z_i/L_i: the weight of ∇L_i in the update
-        step.record_weights(dict(zip(self.tasks, coefficients)))
+        step.record_weights(dict(zip(self.tasks, coefficients, strict=True)))
         return self.scalarizer(values)
 
     def after_step(self, step) -> None:

@@ -25,7 +25,7 @@ class GeometricLossStrategy(Weighting):
         values = torch.stack(list(losses.values()))
         total = GeometricMean()(values)
         gradient_weights = total.detach() / (len(values) * values.detach())  # d GLS / d L_i
-        step.record_weights(dict(zip(losses, gradient_weights)))
+        step.record_weights(dict(zip(losses, gradient_weights, strict=True)))
         return total
 
 

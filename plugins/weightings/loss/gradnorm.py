@@ -104,8 +104,8 @@ class GradNorm(Weighting):
             gradient, self.balance = self.balance_gradient(weights, norms, ratios)
             full = torch.zeros_like(self.task_weights).index_add_(0, index, gradient.to(self.task_weights.dtype))
             self.task_weights.grad = full if self.task_weights.grad is None else self.task_weights.grad + full
-        step.record_weights(dict(zip(names, weights)))
-        sum(weight * losses[task] for weight, task in zip(weights, names)).backward()
+        step.record_weights(dict(zip(names, weights, strict=True)))
+        sum(weight * losses[task] for weight, task in zip(weights, names, strict=True)).backward()
 
     def after_step(self, step) -> None:
         import torch

@@ -42,7 +42,7 @@ class ImpartialLossBalance(Weighting):
 
         losses = step.task_losses()
         scale = self.scalarizer.log_scale[[self.tasks.index(task) for task in losses]]  # the step's tasks, in order
-        step.record_weights({task: torch.exp(s.detach()) for task, s in zip(losses, scale)})
+        step.record_weights({task: torch.exp(s.detach()) for task, s in zip(losses, scale, strict=True)})
         return functional_call(self.scalarizer, {"log_scale": scale}, (torch.stack(list(losses.values())),))
 
 

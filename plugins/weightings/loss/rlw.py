@@ -34,8 +34,8 @@ class RandomLossWeighting(Weighting):
     def loss(self, step):
         losses = step.task_losses()
         weights = self.draw(len(losses))
-        step.record_weights(dict(zip(losses, weights)))
-        return sum(float(weight) * value for weight, value in zip(weights, losses.values()))
+        step.record_weights(dict(zip(losses, weights, strict=True)))
+        return sum(float(weight) * value for weight, value in zip(weights, losses.values(), strict=True))
 
 
 @hookimpl

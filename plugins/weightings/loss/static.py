@@ -48,7 +48,7 @@ class StaticWeights(Weighting):
         values = torch.stack(list(losses.values()))
         weights = torch.tensor([self.task_weights.get(task, 1.0) for task in losses], dtype=values.dtype,
                                device=values.device)
-        step.record_weights(dict(zip(losses, weights)))
+        step.record_weights(dict(zip(losses, weights, strict=True)))
         return Constant(weights)(values)
 
 

@@ -54,7 +54,7 @@ class SmoothTchebycheff(Weighting):
         preference = torch.full_like(values, 1.0 / len(values))
         total = STCH(self.mu, weights=preference, reference=reference)(values)
         gradient_weights = preference * torch.softmax(preference * (values.detach() - reference) / self.mu, dim=0)
-        step.record_weights(dict(zip(losses, gradient_weights)))
+        step.record_weights(dict(zip(losses, gradient_weights, strict=True)))
         return total
 
     def state_dict(self) -> dict:

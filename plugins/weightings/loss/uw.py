@@ -43,7 +43,7 @@ class UncertaintyWeighting(Weighting):
 
         losses = step.task_losses()
         log_var = self.scalarizer.log_var[[self.tasks.index(task) for task in losses]]  # the step's tasks, in order
-        step.record_weights({task: 0.5 * torch.exp(-s.detach()) for task, s in zip(losses, log_var)})
+        step.record_weights({task: 0.5 * torch.exp(-s.detach()) for task, s in zip(losses, log_var, strict=True)})
         return functional_call(self.scalarizer, {"log_var": log_var}, (torch.stack(list(losses.values())),))
 
 
