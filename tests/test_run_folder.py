@@ -10,6 +10,7 @@ import types
 import pytest
 import torch
 
+import mtl
 from mtl import Weighting, hookimpl
 from mtl.contract.weighting import Step
 from mtl.errors import MtlError
@@ -67,6 +68,37 @@ def test_json_files_name_the_file_and_line_when_broken(tmp_path):
     assert read_json(tmp_path / "bench.json", "the bench file", missing_ok=True) is None
     write_json(tmp_path / "x.json", {"a": [1, 2]})
     assert json.loads((tmp_path / "x.json").read_text()) == {"a": [1, 2]}
+
+
+@pytest.mark.slow
+def test_the_config_json_a_run_writes_reads_into_a_typed_record(tmp_path):
+    """Every key the trainer writes is an option of RunConfig or a typed field of RunRecord (nothing left over)."""
+    Trainer(tiny(tmp_path / "run", max_steps=2, eval_limit=8, limit=16)).train()
+    record = RunFolder(tmp_path / "run").run_record()
+    assert record.extra == {}
+    assert record.config.max_length == 32 and record.config.target == "demo-paraphrase"
+    assert record.sizes == {"demo-paraphrase": 16, "demo-similarity": 16} and record.total_steps == 2
+    assert record.resume_command == "mtl run --resume" and record.versions["mtl"] == mtl.__version__
+    assert set(record.plugins) >= {"weighting.uniform", "backbone.tiny", "task.demo-paraphrase"}
+
+
+def test_config_json_is_read_into_options_recorded_keys_and_the_rest(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"target": "demo-paraphrase", "max_length": 64, "sizes": {"demo-paraphrase": 10},
+                                "total_steps": 7, "affinity": {"every": 2}}))
+    record = RunFolder(tmp_path).run_record()
+    assert record.config.max_length == 64 and record.config.eval_batch_size == RunConfig().eval_batch_size
+    assert record.sizes == {"demo-paraphrase": 10} and record.total_steps == 7 and record.device is None
+    assert record.extra == {"affinity": {"every": 2}} and record.resume_command is None
+    assert RunFolder(tmp_path / "none").run_record(missing_ok=True) is None
+    for values, fragment in [({"total_steps": "7"}, "'total_steps' must be int (got '7')"),
+                             ({"sizes": [1]}, "'sizes' must be an object (got [1])"),
+                             ({"max_length": "long"}, "--max-length must be an integer"),
+                             ([1, 2], "not a run configuration (expected a JSON object)")]:
+        path.write_text(json.dumps(values))
+        with pytest.raises(MtlError) as info:
+            RunFolder(tmp_path).run_record()
+        assert str(info.value).startswith(f"{path}: ") and fragment in str(info.value), str(info.value)
 
 
 def test_a_folder_that_is_not_a_run_is_one_line(tmp_path):

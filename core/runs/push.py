@@ -17,16 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import create_repo, upload_folder
+import huggingface_hub
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from mtl.data import hub
 from mtl.errors import MtlError
-from mtl.runs import card
+from mtl.runs import card, restore
 from mtl.runs import folder as run_folder
 from mtl.runs.export import export_model
 from mtl.runs.exported import MANIFEST, manifest_problem
-from mtl.runs.restore import load_run, read_config
 
 RUN, EXPORT = "run", "export"
 
@@ -83,10 +82,10 @@ def push(path: str | Path, repo: str, *, private: bool = False, token: str | Non
 
 
 def _export_run(run: Path, out: Path, repo: str) -> dict[str, Any]:
-    config, _ = read_config(run)  # a one-line error for a broken config before the model is loaded
+    config, _ = restore.read_config(run)  # a one-line error for a broken config before the model is loaded
     if not config.target:
         raise MtlError(f"{run}: the run has no target task, so there is no model to push")
-    config, model, tasks = load_run(run)
+    config, model, tasks = restore.load_run(run)
     return export_model(model, tasks, config.target, out, run_dir=run, model_id=repo)
 
 
@@ -126,8 +125,8 @@ def _forget_local_paths(out: Path) -> None:
 
 def _upload(folder: Path, repo: str, *, private: bool, token: str | None, target: str) -> tuple[str, str | None]:
     try:
-        url = create_repo(repo, private=private, token=token, exist_ok=True, repo_type="model")
-        info = upload_folder(repo_id=repo, folder_path=str(folder), token=token, repo_type="model",
+        url = huggingface_hub.create_repo(repo, private=private, token=token, exist_ok=True, repo_type="model")
+        info = huggingface_hub.upload_folder(repo_id=repo, folder_path=str(folder), token=token, repo_type="model",
                              commit_message=f"Upload the {target} model (mtl)")
     except Exception as exc:  # HTTP errors, no connection, no token: one line, nothing half-done on our side
         raise MtlError(_upload_error(repo, exc)) from None

@@ -26,7 +26,7 @@ class RunRecord:
 
     config: RunConfig
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)  # "kind.name" -> {package, version}
-    sizes: dict[str, Any] = field(default_factory=dict)  # examples per task and split
+    sizes: dict[str, int] = field(default_factory=dict)  # training examples per task
     sources: dict[str, str] = field(default_factory=dict)  # "task" / "task.split" -> where its examples came from
     steps_per_epoch: int | None = None
     total_steps: int | None = None

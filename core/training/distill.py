@@ -109,7 +109,8 @@ def describe(path: str | Path, where: str) -> Teacher:
         run.require_weights()
     except MtlError as exc:
         raise MtlError(f"{where}: {exc}") from None
-    config, record = run.config()
+    record = run.run_record()
+    config = record.config
     if not config.target:
         raise MtlError(f"{where}: {run.config_path} names no target task")
     from mtl.contract import loader
@@ -118,7 +119,7 @@ def describe(path: str | Path, where: str) -> Teacher:
         task = loader.create("task", config.target, **config.plugin_options().get(("task", config.target), {}))
     except MtlError as exc:
         raise MtlError(f"{where}: {run.config_path}: {exc}") from None
-    size = (record.get("sizes") or {}).get(config.target)
+    size = record.sizes.get(config.target)
     return Teacher(path, "run", config.target, _labels(task.labels), task.num_outputs,
                    int(size) if size is not None else None)
 
