@@ -112,6 +112,8 @@ def convert(value: Any, annotation: Any) -> Any:
 def _parse_sequence(value: Any) -> list:
     if isinstance(value, (list, tuple, set, frozenset)):
         return list(value)
+    if isinstance(value, dict):
+        raise ValueError(f"expected a list, got {value!r}")
     text = str(value).strip()
     if text.startswith("["):
         try:
@@ -127,6 +129,8 @@ def _parse_sequence(value: Any) -> list:
 def _parse_mapping(value: Any) -> dict:
     if isinstance(value, dict):
         return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a mapping, got {value!r}")
     text = str(value).strip()
     if text.startswith("{"):
         try:

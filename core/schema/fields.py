@@ -90,7 +90,8 @@ def markdown_table(schema: type) -> str:
         for opt in (o for o in options if o.flag.group == group):
             flag = opt.flag_name + (f"/{opt.flag.short}" if opt.flag.short else "")
             value = opt.flag.metavar or ("|".join(map(str, opt.choices)) if opt.choices else _metavar(opt.type))
-            cells = (f"`{flag} {value}`".replace(" `", "`"), opt.shown_default, opt.flag.help)
+            default = f"`{opt.shown_default}`" if "<" in opt.shown_default else opt.shown_default
+            cells = (f"`{flag} {value}`".replace(" `", "`"), default, opt.flag.help)
             rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows) + "\n"
 

@@ -55,7 +55,7 @@ class RunConfig:
     sampler: str = option("proportional", short="-s", metavar="NAME", group=PLUGINS,
                           help="Task sampler (`mtl plugins --kind sampler`).")
     backbone: str = option("minilm", short="-b", metavar="NAME", group=PLUGINS,
-                           help="minilm (offline), tiny, or hf:<name-or-path>.")
+                           help="minilm (offline), tiny, or hf:NAME-OR-PATH (a Hugging Face encoder).")
     regularizer: str | None = option(None, short="-r", metavar="NAME", group=PLUGINS,
                                      help="A term added to every step's loss, e.g. smart.")
     options: dict[str, dict[str, Any]] = option(factory=dict, name="--set", metavar="NAME.KEY=VALUE", group=PLUGINS,
