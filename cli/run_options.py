@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import inspect
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, Optional, Union, get_args, get_origin
 
 import typer
 
-from mtl.runs.config import merge_options, parse_assignments, parse_data, parse_limits, read_config_file
+from mtl.runs.config import (
+    merge_options,
+    parse_assignments,
+    parse_data,
+    parse_limits,
+    read_config_file,
+)
 from mtl.schema import OPTIONS, RunOption
 from mtl.schema.fields import GROUPS
 
@@ -115,7 +122,8 @@ def _limit(values: dict[str, Any], name: str, items: list[str]) -> None:
 
 
 def _teachers(values: dict[str, Any], name: str, items: list[str]) -> None:
-    from mtl.training.distill import parse_teachers  # the training layer: loaded only when --teacher is given
+    # the training layer (torch): loaded only when --teacher is given
+    from mtl.training.distill import parse_teachers
 
     values["teachers"] = {**(values.get("teachers") or {}), **parse_teachers(items)}
 

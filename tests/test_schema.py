@@ -4,15 +4,18 @@ converter for config files, --set-style text, config.json and Python keywords, a
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
 import typer.main
+from conftest import invoke_cli as invoke
+from conftest import run_mtl
 
-from mtl.cli import app
 from mtl.cli import affinity as affinity_cmd
+from mtl.cli import app
 from mtl.cli import bench as bench_cmd
 from mtl.cli import finetune as finetune_cmd
 from mtl.cli import run as run_cmd
@@ -21,8 +24,6 @@ from mtl.contract.options import convert_options
 from mtl.errors import OptionError
 from mtl.runs.config import read_config_file
 from mtl.schema import BY_NAME, OPTIONS, RunConfig, markdown_table
-
-from conftest import invoke_cli as invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"run": run_cmd.run, "bench": bench_cmd.bench, "affinity": affinity_cmd.affinity,
@@ -111,7 +112,7 @@ def plugin_with(annotation: Any):
 @pytest.mark.parametrize("name, text, expected", SPELLED)
 def test_text_converts_alike_in_a_config_file_set_config_json_and_python_keywords(tmp_path, name, text, expected):
     config = tmp_path / "run.json"
-    config.write_text('{"%s": %s}' % (name.replace("_", "-"), _json(text)), encoding="utf-8")
+    config.write_text(json.dumps({name.replace("_", "-"): text}), encoding="utf-8")
     paths = {
         "config file": read_config_file(config)[name],
         "--set": convert_options("plugin", plugin_with(BY_NAME[name].type), {"value": text})["value"],
@@ -123,8 +124,6 @@ def test_text_converts_alike_in_a_config_file_set_config_json_and_python_keyword
 
 
 def _json(text: str) -> str:
-    import json
-
     return json.dumps(text)
 
 
@@ -192,3 +191,12 @@ def test_the_readme_holds_the_rendered_option_table():
 def test_removed_spellings_are_refused(args, line):
     result = invoke(*args)
     assert result.exit_code == 2 and line in result.output + result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["run", "bench", "affinity"])
+def test_a_value_outside_the_choices_is_one_line_naming_the_option(command):
+    """The real entry point: the choices of a Literal field are checked as the command line is parsed (exit 2)."""
+    result = run_mtl(command, "--precision", "fp8")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("Error: Invalid value for '--precision'") and "'fp8'" in result.stderr

@@ -30,5 +30,21 @@ def markdown_table() -> str:
     return fields.markdown_table(RunConfig)
 
 
-__all__ = ["BY_NAME", "FIELD_NAMES", "FLAGS", "Flag", "KEEPS", "LR_SCHEDULES", "OPTIMIZERS", "OPTIONS", "PRECISIONS",
-           "RunConfig", "RunOption", "convert", "convert_option", "markdown_table", "parse_report_to", "type_name"]
+__all__ = [
+    "BY_NAME",
+    "FIELD_NAMES",
+    "FLAGS",
+    "KEEPS",
+    "LR_SCHEDULES",
+    "OPTIMIZERS",
+    "OPTIONS",
+    "PRECISIONS",
+    "Flag",
+    "RunConfig",
+    "RunOption",
+    "convert",
+    "convert_option",
+    "markdown_table",
+    "parse_report_to",
+    "type_name",
+]

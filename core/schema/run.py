@@ -115,14 +115,14 @@ class RunConfig:
     def tasks(self) -> list[str]:
         return ([self.target] if self.target else []) + [a for a in self.aux if a != self.target]
 
-    def check_types(self) -> "RunConfig":
+    def check_types(self) -> RunConfig:
         """Every option converted to its type (:func:`convert_option`); a one-line error naming the first that fails."""
         for opt in OPTIONS:
             setattr(self, opt.name, convert_option(opt.name, getattr(self, opt.name)))
         self.report_to = parse_report_to(self.report_to)  # a list of tracker names, "none" and "all" read
         return self
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         """:meth:`check_values`, then what must hold between options (tasks, per-task limits)."""
         self.check_values()
         for task, value in self.task_limits.items():
@@ -139,7 +139,7 @@ class RunConfig:
             seen.add(name)
         return self
 
-    def check_values(self) -> "RunConfig":
+    def check_values(self) -> RunConfig:
         """Each option's type (:meth:`check_types`) and range, one at a time (a one-line error naming it)."""
         self.check_types()
         for name in ("epochs", "batch_size", "eval_batch_size", "max_length", "log_every", "grad_accum",
@@ -164,7 +164,7 @@ class RunConfig:
         return asdict(self)
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "RunConfig":
+    def from_record(cls, record: dict[str, Any]) -> RunConfig:
         """The options of a run's ``config.json`` record (its other keys, plugins, sizes, versions, are left out)."""
         return cls(**{k: v for k, v in record.items() if k in FIELD_NAMES})
 
