@@ -83,7 +83,8 @@ def run_options(schema: type) -> list[RunOption]:
 
 
 def markdown_table(schema: type) -> str:
-    """The README's table of run options: flag (with its short flag and metavar), default, meaning; by group."""
+    """The README's table of run options: flag (with its short flag and metavar), default, meaning (and the config
+    file's key where it is not the flag's name); by group."""
     rows = ["| option | default | meaning |", "|---|---|---|"]
     options = [o for o in run_options(schema) if o.flag.cli]
     for group in GROUPS:
@@ -91,7 +92,8 @@ def markdown_table(schema: type) -> str:
             flag = opt.flag_name + (f"/{opt.flag.short}" if opt.flag.short else "")
             value = opt.flag.metavar or ("|".join(map(str, opt.choices)) if opt.choices else _metavar(opt.type))
             default = f"`{opt.shown_default}`" if "<" in opt.shown_default else opt.shown_default
-            cells = (f"`{flag} {value}`".replace(" `", "`"), default, opt.flag.help)
+            meaning = opt.flag.help + (f" Config file key: `{opt.name}`." if opt.flag.name else "")
+            cells = (f"`{flag} {value}`".replace(" `", "`"), default, meaning)
             rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows) + "\n"
 
