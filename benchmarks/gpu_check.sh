@@ -48,7 +48,7 @@ if [ "$GPUS" -lt 1 ]; then echo "no CUDA GPU visible: nothing to check"; exit 2;
 for p in fp16 bf16; do
   part "$p demo" 60 mtl run --weighting mamt --sampler adaptive --precision $p --epochs 1 -o "$OUT/$p-demo" --overwrite
   part "$p mrpc" 90 mtl run --target mrpc --aux stsb --data-dir "$GLUE" --precision $p --epochs 1 \
-       --task-limit stsb=2000 -o "$OUT/$p-mrpc" --overwrite
+       --limit stsb=2000 -o "$OUT/$p-mrpc" --overwrite
 done
 python - "$OUT" <<'EOF'
 import json, math, sys
@@ -90,7 +90,7 @@ fi
 
 # 2. nccl, one process per GPU
 part "nccl x$GPUS" 120 mtl run --nproc "$GPUS" --target mrpc --aux stsb --data-dir "$GLUE" --epochs 1 \
-     --task-limit stsb=1000 -o "$OUT/nccl" --overwrite
+     --limit stsb=1000 -o "$OUT/nccl" --overwrite
 
 # 3. throughput in both precisions, against transformers.Trainer
 part "throughput" 120 python benchmarks/throughput.py --data-dir "$GLUE" --precision fp32,bf16

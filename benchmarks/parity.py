@@ -202,9 +202,9 @@ def main() -> int:
     parser.add_argument("--reference", default="trainer", help="the label the others are compared with")
     parser.add_argument("--report", action="store_true", help="only print the table of the runs in OUT")
     parser.add_argument("--max-steps", type=int, default=None, help="a quick check of the script, not a measurement")
-    parser.add_argument("-o", "--out", default="parity-out")
+    parser.add_argument("-o", "--output", default="parity-out")
     args = parser.parse_args()
-    out, data_dir = Path(args.out), glue_dir(args.data_dir)
+    out, data_dir = Path(args.output), glue_dir(args.data_dir)
     tasks = [t for t in args.tasks.split(",") if t]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     frameworks = [f for f in args.frameworks.split(",") if f]

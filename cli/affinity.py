@@ -3,105 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from mtl.errors import MtlError
 
 from .common import console, err, split_list, user_errors
-from .options import (
-    AuxOpt,
-    BackboneOpt,
-    BatchSizeOpt,
-    CheckpointEveryOpt,
-    ClipOpt,
-    ConfigOpt,
-    DataDirOpt,
-    DataOpt,
-    DropoutOpt,
-    EpochsOpt,
-    EvalBatchSizeOpt,
-    EvalLimitOpt,
-    GroupByLengthOpt,
-    KeepOpt,
-    LimitOpt,
-    LogEveryOpt,
-    LrOpt,
-    MaxLengthOpt,
-    MaxStepsOpt,
-    OptimizerOpt,
-    PrecisionOpt,
-    RegularizerOpt,
-    ReportToOpt,
-    SetOpt,
-    SkipNonfiniteOpt,
-    TargetOpt,
-    TaskLimitOpt,
-    WarmupOpt,
-    WeightDecayOpt,
-    WeightingOpt,
-)
-from .run import (
-    TeacherOpt,
-    TeacherTemperatureOpt,
-    locals_given,
-    make_config,
-    print_results,
-    run_values,
-    scalar_options,
-)
+from .run import print_results, refuse_with_resume
+from .run_options import given, make_config, run_options, run_values
 
 TasksOpt = Annotated[Optional[list[str]], typer.Option(
-    "--tasks", help="Tasks measured together without a target (instead of --target/--aux); repeat or comma-separate.")]
+    "--tasks", help="Tasks measured together without a target (instead of --target/--aux); repeat or comma-separate.",
+    rich_help_panel="Tasks and data")]
 EveryOpt = Annotated[Optional[int], typer.Option(
-    help="Measure the affinities every N steps, from step 0 (default: 10).")]
+    help="Measure the affinities every N steps, from step 0.", show_default="10")]
 AffinitySamplerOpt = Annotated[Optional[str], typer.Option(
-    "--sampler", "-s", help="Task sampler (default here: all, every task each step, so the measured batches are "
-                            "the ones the run trains on).")]
+    "--sampler", "-s", help="Task sampler; here all (every task each step, so the measured batches are the ones the "
+                            "run trains on).", show_default="all", rich_help_panel="Plugins")]
 
 
+@run_options()
 def affinity(
-    target: TargetOpt = None,
-    aux: AuxOpt = None,
     tasks: TasksOpt = None,
     every: EveryOpt = None,
-    weighting: WeightingOpt = None,
     sampler: AffinitySamplerOpt = None,
-    backbone: BackboneOpt = None,
-    regularizer: RegularizerOpt = None,
-    set_: SetOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    data: DataOpt = None,
-    epochs: EpochsOpt = None,
-    max_steps: MaxStepsOpt = None,
-    batch_size: BatchSizeOpt = None,
-    eval_batch_size: EvalBatchSizeOpt = None,
-    max_length: MaxLengthOpt = None,
-    optimizer: OptimizerOpt = None,
-    lr: LrOpt = None,
-    weight_decay: WeightDecayOpt = None,
-    warmup: WarmupOpt = None,
-    clip: ClipOpt = None,
-    dropout: DropoutOpt = None,
-    limit: LimitOpt = None,
-    task_limit: TaskLimitOpt = None,
-    eval_limit: EvalLimitOpt = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed; the same seed gives the same run (default: 0).")] = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Run folder (default: runs/<time>-<target>-<weighting>-<sampler>-s<seed>).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.")] = False,
-    log_every: LogEveryOpt = None,
-    checkpoint_every: CheckpointEveryOpt = None,
-    precision: PrecisionOpt = None,
-    skip_nonfinite: SkipNonfiniteOpt = None,
-    group_by_length: GroupByLengthOpt = None,
-    report_to: ReportToOpt = None,
-    keep: KeepOpt = None,
-    teacher: TeacherOpt = None,
-    teacher_temperature: TeacherTemperatureOpt = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the stopped `mtl affinity` run in this folder (measurements included).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.", rich_help_panel="Output")] = False,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the stopped `mtl affinity` run in this folder "
+                                                        "(measurements included).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.", rich_help_panel="Output")] = False,
+    **options: Any,
 ) -> None:
     """Train the tasks together and measure the affinity of each task onto each other (TAG, Fifty et al. 2021).
 
@@ -110,15 +41,12 @@ def affinity(
     affinity.json and affinity.png into the run folder and ranks the auxiliary tasks by their affinity onto the
     target. With no task options, the built-in demo suite.
     """
-    options = dict(locals())  # the parameters only
     with user_errors():
         from mtl.study.affinity import DEFAULT_EVERY, AffinityTrainer
 
         if resume is not None:
-            extra = [k for k, v in locals_given(options).items() if v is not None and v is not False]
-            if extra:
-                raise MtlError(f"--resume continues {resume} with the options in its config.json; "
-                               f"drop --{extra[0].replace('_', '-')}")
+            refuse_with_resume(resume, given(options) | given(
+                {"tasks": tasks, "every": every, "sampler": sampler, "overwrite": overwrite}))
             result = AffinityTrainer.resuming(resume, progress=not quiet).prepare().train()
             print_results(result, result["affinity"]["target"])
             print_affinity(result)
@@ -128,14 +56,12 @@ def affinity(
         names = split_list(tasks)
         if tasks and not names:
             raise MtlError(f"--tasks {','.join(tasks)!r} names no task")
-        if names and (target or aux):
+        if names and (options.get("target") or options.get("aux")):
             raise MtlError("give either --target/--aux or --tasks, not both")
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
             raise MtlError(f"--tasks {','.join(names)}: task {twice[0]!r} is given twice")
-        given = scalar_options(options)
-        values = run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher, limit=limit,
-                            task_limit=task_limit)
+        values = run_values(options | {"sampler": sampler})
         if names:
             values["target"], values["aux"] = None, names
         values.setdefault("sampler", "all")

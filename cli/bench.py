@@ -3,50 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from mtl.errors import OptionError
 
 from .common import console, err, split_list, user_errors
-from .options import (
-    AuxOpt,
-    BackboneOpt,
-    BatchSizeOpt,
-    CheckpointEveryOpt,
-    ClipOpt,
-    ConfigOpt,
-    DataDirOpt,
-    DataOpt,
-    DropoutOpt,
-    EpochsOpt,
-    EvalBatchSizeOpt,
-    EvalLimitOpt,
-    KeepOpt,
-    LimitOpt,
-    TaskLimitOpt,
-    LogEveryOpt,
-    LrOpt,
-    MaxLengthOpt,
-    MaxStepsOpt,
-    OptimizerOpt,
-    PrecisionOpt,
-    RegularizerOpt,
-    ReportToOpt,
-    SetOpt,
-    SkipNonfiniteOpt,
-    GroupByLengthOpt,
-    TargetOpt,
-    WarmupOpt,
-    WeightDecayOpt,
-)
-from .run import TeacherOpt, TeacherTemperatureOpt, make_config, run_values, scalar_options
+from .run_options import make_config, run_options, run_values
 
 ListWeightingOpt = Annotated[Optional[list[str]], typer.Option(
-    "--weighting", "-w", help="Weighting strategies to compare (comma list or repeated); crossed with --sampler.")]
+    "--weighting", "-w", help="Weighting strategies to compare (comma list or repeated); crossed with --sampler.",
+    show_default="the run's", rich_help_panel="Plugins")]
 ListSamplerOpt = Annotated[Optional[list[str]], typer.Option(
-    "--sampler", "-s", help="Samplers to compare (comma list or repeated); crossed with --weighting.")]
+    "--sampler", "-s", help="Samplers to compare (comma list or repeated); crossed with --weighting.",
+    show_default="the run's", rich_help_panel="Plugins")]
 JobsOpt = Annotated[int, typer.Option(
     "--jobs", "-j", help="Runs at once (default 1: one after another). With the local launcher they share this machine: "
                          "each gets cores // N threads and, on a GPU machine, a GPU of its own.")]
@@ -59,49 +30,26 @@ StrategyOpt = Annotated[Optional[list[str]], typer.Option(
                        "These come first, then the --weighting × --sampler grid; the first is the reference.")]
 
 
+#: the run options a bench does not take: each run's seed comes from --seeds
+BENCH_EXCLUDE = ("seed",)
+
+
+@run_options(exclude=BENCH_EXCLUDE)
 def bench(
     strategy: StrategyOpt = None,
     weighting: ListWeightingOpt = None,
     sampler: ListSamplerOpt = None,
     seeds: Annotated[str, typer.Option(help="Seeds, comma list; every strategy runs each.")] = "0,1,2",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Bench folder (default: bench/<time>); "
-                                                   "an existing one is continued (finished runs are kept).")] = None,
-    target: TargetOpt = None,
-    aux: AuxOpt = None,
-    backbone: BackboneOpt = None,
-    regularizer: RegularizerOpt = None,
-    set_: SetOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    data: DataOpt = None,
-    epochs: EpochsOpt = None,
-    max_steps: MaxStepsOpt = None,
-    batch_size: BatchSizeOpt = None,
-    eval_batch_size: EvalBatchSizeOpt = None,
-    max_length: MaxLengthOpt = None,
-    optimizer: OptimizerOpt = None,
-    lr: LrOpt = None,
-    weight_decay: WeightDecayOpt = None,
-    warmup: WarmupOpt = None,
-    clip: ClipOpt = None,
-    dropout: DropoutOpt = None,
-    limit: LimitOpt = None,
-    task_limit: TaskLimitOpt = None,
-    eval_limit: EvalLimitOpt = None,
-    log_every: LogEveryOpt = None,
-    checkpoint_every: CheckpointEveryOpt = None,
-    precision: PrecisionOpt = None,
-    skip_nonfinite: SkipNonfiniteOpt = None,
-    group_by_length: GroupByLengthOpt = None,
-    report_to: ReportToOpt = None,
-    keep: KeepOpt = None,
-    teacher: TeacherOpt = None,
-    teacher_temperature: TeacherTemperatureOpt = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Bench folder; an existing one is continued "
+                                                   "(finished runs are kept).", show_default="bench/<time>",
+                                                   rich_help_panel="Output")] = None,
     pairs: Annotated[bool, typer.Option("--pairs", help="Train every task of --target/--aux alone and every pair of "
                                                         "them (with each strategy), for `mtl group`.")] = False,
     jobs: JobsOpt = 1,
     launcher: LauncherOpt = "local",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per run on stderr.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per run on stderr.",
+                                        rich_help_panel="Output")] = False,
+    **options: Any,
 ) -> None:
     """Compare strategies over seeds: a table of the target's metrics, bench.json, bench.md and bench.png.
 
@@ -116,10 +64,8 @@ def bench(
     with user_errors():
         from mtl.study import bench as core
 
-        # --weighting/--sampler are lists of strategies here and --output is the bench folder, not a run option
-        given = scalar_options(locals(), exclude=("weighting", "sampler", "output"))
-        values = run_values(config, given, aux=aux, set_=set_, data=data, teacher=teacher, limit=limit,
-                            task_limit=task_limit)
+        # --weighting/--sampler are lists of strategies here and --output is the bench folder, not run options
+        values = run_values(options)
         if jobs < 1:
             raise OptionError(f"--jobs {jobs}: give the number of runs at once, 1 or more")
         mine, values["options"] = core.launcher_options(values.get("options") or {}, launcher)
@@ -240,10 +186,11 @@ def print_pairs(record: dict) -> None:
 
 def plot(
     run: Annotated[Path, typer.Argument(help="A run folder (written by `mtl run`).")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the PNGs (default: RUN/plots).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for the PNGs.",
+                                                   show_default="RUN/plots")] = None,
     smoothing: Annotated[float, typer.Option(help="EMA weight for noisy curves, 0 = none.")] = 0.6,
-    overwrite: Annotated[bool, typer.Option(help="Draw into a --out that holds files (PNGs of the same names are "
-                                                 "replaced).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Draw into an --output that holds files (PNGs of the same names "
+                                                 "are replaced).")] = False,
 ) -> None:
     """PNG figures of a run's training curves from its metrics.jsonl.
 
@@ -253,7 +200,13 @@ def plot(
     with user_errors():
         from mtl.study.figures import plot_run
 
-        for name, path, why in plot_run(run, out, smoothing=smoothing, overwrite=overwrite):
+        if output is not None and output.exists():  # named as this command spells it, before anything is read
+            if not output.is_dir():
+                raise OptionError(f"--output {output} exists and is not a folder")
+            if any(output.iterdir()) and not overwrite:
+                raise OptionError(f"--output {output} already exists and is not empty; choose another folder or pass "
+                                  "--overwrite (which replaces the PNGs of the same names)")
+        for name, path, why in plot_run(run, output, smoothing=smoothing, overwrite=overwrite):
             if path is not None:
                 typer.echo(f"wrote {path}")
             else:

@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from mtl.schema import BY_NAME
+
 from .common import console, user_errors
 
 ModelArg = Annotated[Path, typer.Argument(help="A run folder (written by `mtl run`) or an exported model folder.",
@@ -19,9 +21,10 @@ TaskOpt = Annotated[Optional[str], typer.Option("--task", help="The task (defaul
 
 def export(
     run: Annotated[Path, typer.Argument(help="The run folder (written by `mtl run`).", show_default=False)],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder to write (default: RUN/model).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder to write.",
+                                                   show_default="RUN/model")] = None,
     task: TaskOpt = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace --out if it is not empty.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace --output if it is not empty.")] = False,
 ) -> None:
     """Write the deployable target model: backbone + target head, training-only parts (MAMT's memory,
     auxiliary heads) plugged out. BERT-family backbones load with plain transformers
@@ -32,9 +35,9 @@ def export(
         from mtl.runs.folder import check_empty
         from mtl.runs.restore import load_run, read_config
 
-        out = out if out is not None else run / "model"
+        out = output if output is not None else run / "model"
         read_config(run)  # a one-line error for a folder that is not a run, before anything is loaded
-        check_empty(out, overwrite, "--out", reads=[run])
+        check_empty(out, overwrite, "--output", reads=[run])
         config, model, tasks = load_run(run)
         name = task or config.target
         if name not in tasks:
@@ -104,9 +107,12 @@ def evaluate(
     model: ModelArg,
     task: TaskOpt = None,
     split: Annotated[Optional[str], typer.Option("--split", help="The split (default: the task's first evaluation split, dev).")] = None,
-    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="A GLUE-format folder (default: the run's data).")] = None,
-    data: Annotated[Optional[list[str]], typer.Option("--data", help="A file for a split, TASK.SPLIT=FILE (CSV/TSV/JSONL), or TASK=FOLDER.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="At most N examples (default: the run's --eval-limit).")] = None,
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help=BY_NAME["data_dir"].flag.help,
+                                                    show_default="the run's")] = None,
+    data: Annotated[Optional[list[str]], typer.Option("--data", metavar=BY_NAME["data"].flag.metavar,
+                                                      help=BY_NAME["data"].flag.help, show_default="the run's")] = None,
+    eval_limit: Annotated[Optional[int], typer.Option("--eval-limit", help="At most N examples.",
+                                                      show_default="the run's --eval-limit")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Re-evaluate a run's (or an export's) task on a split with the task's metrics."""
@@ -115,14 +121,14 @@ def evaluate(
         from mtl.runs.config import parse_data
         from mtl.runs.predict import load_predictor
 
-        if limit is not None and limit < 1:
-            raise OptionError(f"--limit must be >= 1 (got {limit})")
+        if eval_limit is not None and eval_limit < 1:
+            raise OptionError(f"--eval-limit must be >= 1 (got {eval_limit})")
         files = parse_data(data or [])
         predictor = load_predictor(model, task)
         for key in files:
             if key.partition(".")[0] != predictor.task.name:
                 raise OptionError(f"--data {key}: the task evaluated is {predictor.task.name!r}")
-        result = predictor.evaluate(split or predictor.task.eval_splits[0], data_dir=data_dir, data=files, limit=limit)
+        result = predictor.evaluate(split or predictor.task.eval_splits[0], data_dir=data_dir, data=files, limit=eval_limit)
         if as_json:
             typer.echo(json.dumps(result, indent=2))
             return

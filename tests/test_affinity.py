@@ -247,7 +247,7 @@ def test_the_command_without_a_target_prints_the_matrix(tmp_path):
     out = tmp_path / "run"
     result = invoke_cli("affinity", "--tasks", "demo-similarity,demo-sentiment", "--backbone", "tiny",
                         "--max-steps", "3", "--every", "2", "--batch-size", "8", "--max-length", "32", "--limit", "24",
-                        "--task-limit", "demo-sentiment=16", "--eval-limit", "16", "-o", str(out), "--quiet")
+                        "--limit", "demo-sentiment=16", "--eval-limit", "16", "-o", str(out), "--quiet")
     assert result.exit_code == 0, result.output
     assert "rows: source i, columns: target j" in result.stdout and "s per measurement" in result.stdout
     record = read(out)

@@ -345,7 +345,7 @@ def test_a_bench_continues_with_another_keep(bench, tmp_path):
     (["--strategy", "mamt", "--set", "mamt.psii=0.5"], ["unknown option 'psii'"]),
     (["--strategy", "uniform", "--target", "rtee"], ["unknown task 'rtee'"]),
     (["--strategy", "uniform", "--lr", "-1"], ["--lr must be a positive number"]),
-    (["--strategy", "uniform", "--precision", "fp8"], ["--precision must be one of"]),
+    (["--strategy", "uniform", "--grad-accum", "0"], ["--grad-accum must be >= 1 (got 0)"]),
     (["--strategy", "uniform", "--checkpoint-every", "0"], ["--checkpoint-every must be >= 1"]),
     (["--strategy", "uniform", "--data-dir", "/nonexistent/glue"], ["/nonexistent/glue"]),
     (["--strategy", "uniform", "--limit", "demo-similarity=x"], ["--limit 'demo-similarity=x'"]),

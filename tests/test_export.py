@@ -61,11 +61,11 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exports(runs, tmp_path_factory):
-    """Each run exported with `mtl export RUN --out DIR`: name -> (folder, stdout)."""
+    """Each run exported with `mtl export RUN --output DIR`: name -> (folder, stdout)."""
     root = tmp_path_factory.mktemp("exports")
     done = {}
     for name, (run, _) in runs.items():
-        result = invoke("export", run, "--out", root / name)
+        result = invoke("export", run, "--output", root / name)
         assert result.exit_code == 0, result.output
         done[name] = (root / name, result.stdout)
     return done
@@ -295,7 +295,7 @@ def test_eval_on_the_run_and_the_export_equals_eval_json(runs, exports):
             got = json.loads(result.stdout)
             assert got["task"] == target and got["split"] == "dev" and got["examples"] == 60  # the run's --eval-limit
             assert got["metrics"] == expected, (name, where)
-    table = invoke("eval", runs["mamt"][0], "--task", "demo-sentiment", "--limit", "20")
+    table = invoke("eval", runs["mamt"][0], "--task", "demo-sentiment", "--eval-limit", "20")
     assert table.exit_code == 0 and "demo-sentiment" in table.stdout and "accuracy" in table.stdout
 
 
@@ -316,10 +316,10 @@ def test_export_refuses_a_non_empty_out_without_overwrite(runs, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    result = invoke("export", runs["mamt"][0], "--out", out)
+    result = invoke("export", runs["mamt"][0], "--output", out)
     assert_one_line_error(result, "not empty", "--overwrite")
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    again = invoke("export", runs["mamt"][0], "--out", out, "--overwrite")
+    again = invoke("export", runs["mamt"][0], "--output", out, "--overwrite")
     assert again.exit_code == 0, again.output
     assert not (out / "keep.txt").exists() and (out / "model.safetensors").is_file()
 
@@ -328,7 +328,7 @@ def test_not_a_run_folder(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     out = tmp_path / "out"
-    assert_one_line_error(invoke("export", empty, "--out", out), "not a run folder", str(empty))
+    assert_one_line_error(invoke("export", empty, "--output", out), "not a run folder", str(empty))
     assert_one_line_error(invoke("predict", empty, input="x\n"), "neither a run folder")
     assert_one_line_error(invoke("eval", tmp_path / "missing"), "does not exist")
     assert not out.exists()
@@ -345,13 +345,13 @@ def test_truncated_or_mismatched_checkpoint(runs, tmp_path):
     run = runs["mamt"][0]
     broken = _broken_copy(run, tmp_path, lambda p: p.write_bytes(p.read_bytes()[:1000]))
     out = tmp_path / "out"
-    assert_one_line_error(invoke("export", broken, "--out", out), "best.safetensors", "not a readable safetensors")
+    assert_one_line_error(invoke("export", broken, "--output", out), "best.safetensors", "not a readable safetensors")
     assert_one_line_error(invoke("eval", broken), "best.safetensors")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
     shutil.rmtree(broken)
     (tmp_path / "garbage").mkdir()
     garbage = _broken_copy(run, tmp_path / "garbage", lambda p: p.write_bytes(b"garbage" * 10))
-    assert_one_line_error(invoke("export", garbage, "--out", out), "best.safetensors")
+    assert_one_line_error(invoke("export", garbage, "--output", out), "best.safetensors")
 
     from safetensors.torch import load_file, save_file
 
@@ -365,7 +365,7 @@ def test_truncated_or_mismatched_checkpoint(runs, tmp_path):
 
     (tmp_path / "keys").mkdir()
     mismatched = _broken_copy(run, tmp_path / "keys", drop_a_key)
-    assert_one_line_error(invoke("export", mismatched, "--out", out), "best.safetensors", "does not match",
+    assert_one_line_error(invoke("export", mismatched, "--output", out), "best.safetensors", "does not match",
                           "heads.demo-sentiment")
     assert not out.exists()
 
@@ -389,14 +389,14 @@ def test_predict_an_unknown_task_or_missing_input(runs, exports):
 
 
 def test_export_overwrite_never_deletes_the_run_it_reads(runs, tmp_path):
-    """`--out RUN --overwrite` (or a folder above RUN) would replace the run by its export: refused, run intact."""
+    """`--output RUN --overwrite` (or a folder above RUN) would replace the run by its export: refused, run intact."""
     holder = tmp_path / "holder"
     run = holder / "run"
     shutil.copytree(runs["mamt"][0], run)
     before = sorted(p.relative_to(holder) for p in holder.rglob("*"))
     for out in (run, holder):
-        assert_one_line_error(invoke("export", run, "--out", out, "--overwrite"),
-                              f"--out {out}: --overwrite would delete {run}, which this command reads")
+        assert_one_line_error(invoke("export", run, "--output", out, "--overwrite"),
+                              f"--output {out}: --overwrite would delete {run}, which this command reads")
     assert sorted(p.relative_to(holder) for p in holder.rglob("*")) == before
 
 

@@ -45,7 +45,7 @@ def gated(gated_plugin_path, tmp_path_factory):
                  "--set", "tiny.hidden_size=32", "--set", "gated-residual.rank=8", "--set", "gated-residual.init=0.5",
                  "--lr", "1e-2", "--eval-limit", "40", "--log-every", "1", "-o", run, plugin=gated_plugin_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    exported = mtl("export", run, "--out", out, plugin=gated_plugin_path)
+    exported = mtl("export", run, "--output", out, plugin=gated_plugin_path)
     assert exported.returncode == 0, exported.stderr[-3000:]
     return {"run": run, "export": out, "stdout": exported.stdout, "plugin": gated_plugin_path}
 
@@ -147,7 +147,7 @@ def test_a_feature_map_without_inference_module_is_a_one_line_error(register_plu
     Trainer(_tiny(tmp_path, weighting="shift")).train()
     run = tmp_path / "run"
     assert not (run / "model").exists()  # the trainer warned and kept the run
-    assert_one_line_error(invoke_cli("export", str(run), "--out", str(tmp_path / "out")),
+    assert_one_line_error(invoke_cli("export", str(run), "--output", str(tmp_path / "out")),
                           "'shift'", "inference_module", "`mtl predict RUN` still works")
     assert not (tmp_path / "out").exists()
     from mtl.runs.predict import load_predictor

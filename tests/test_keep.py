@@ -93,7 +93,7 @@ def test_a_run_folder_of_the_previous_layout_still_loads(finished, tmp_path):
     assert torch.equal(logits(model, trainer), logits(trainer.model, trainer))
     # exported again from the old layout: the same model.safetensors tensors as the new layout's model/
     out = tmp_path / "export"
-    assert invoke_cli("export", str(old), "--out", str(out)).exit_code == 0
+    assert invoke_cli("export", str(old), "--output", str(out)).exit_code == 0
     assert same_state(run_files.load_tensors(out / "model.safetensors"),
                       run_files.load_tensors(run / "model" / "model.safetensors"))
     shutil.rmtree(old / "model")  # an old run without model/ (or one whose export failed) needs none
@@ -104,7 +104,7 @@ def test_exporting_again_into_model_keeps_the_run_whole(finished, tmp_path):
     run, _ = finished
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    result = invoke_cli("export", str(copy), "--overwrite")  # default --out: RUN/model, which the run reads
+    result = invoke_cli("export", str(copy), "--overwrite")  # default --output: RUN/model, which the run reads
     assert result.exit_code == 0, result.output
     assert same_state(RunFolder(copy).best(), RunFolder(run).best())
     assert not [p for p in copy.iterdir() if p.name.startswith(".model.")]  # nothing left aside
@@ -121,7 +121,7 @@ def test_a_changed_or_missing_model_folder_is_one_line(finished, tmp_path):
     assert_one_line_error(invoke_cli("eval", str(changed)), str(path), "'classifier.bias'",
                           "changed after the run finished")
     shutil.rmtree(changed / "model")
-    assert_one_line_error(invoke_cli("export", str(changed), "--out", str(tmp_path / "x")), str(path), "missing",
+    assert_one_line_error(invoke_cli("export", str(changed), "--output", str(tmp_path / "x")), str(path), "missing",
                           "best.safetensors holds only what model/ lacks")
 
 
@@ -161,7 +161,7 @@ def test_a_run_kept_with_model_works_as_a_run_and_as_a_teacher(kept, tmp_path):
 
 def test_a_run_kept_with_none_says_so_in_one_line(kept, tmp_path):
     run = kept["none"]
-    for command in (["eval", str(run)], ["predict", str(run)], ["export", str(run), "--out", str(tmp_path / "x")],
+    for command in (["eval", str(run)], ["predict", str(run)], ["export", str(run), "--output", str(tmp_path / "x")],
                     ["finetune", str(run), "-o", str(tmp_path / "child")]):
         assert_one_line_error(invoke_cli(*command), str(run), "kept no weights", "--keep none")
     result = invoke_cli("run", *TINY, "--teacher", f"demo-paraphrase={run}", "-o", str(tmp_path / "student"))

@@ -20,7 +20,7 @@ DEMO = dict(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"])
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A tiny finished run (its model/ written by the trainer) and its `mtl export --out` folder."""
+    """A tiny finished run (its model/ written by the trainer) and its `mtl export --output` folder."""
     from mtl.training.trainer import Trainer
 
     root = tmp_path_factory.mktemp("card")
@@ -29,7 +29,7 @@ def run(tmp_path_factory):
                        options={"tiny": {"hidden_size": 32}, "temperature": {"T": 2.0}})
     Trainer(config).train()
     exported = root / "my-model"
-    result = invoke_cli("export", str(root / "run"), "--out", str(exported))
+    result = invoke_cli("export", str(root / "run"), "--output", str(exported))
     assert result.exit_code == 0, result.output
     return root / "run", exported
 

@@ -100,24 +100,30 @@ def test_tiny_backbone_validates_its_options():
 
 
 def test_run_config_values_are_checked_against_the_option_types():
-    """RunConfig's annotations decide: an int or a numeric string where a number goes becomes a float, a tuple a list;
-    anything else is a one-line OptionError naming the option (before: a TypeError deep in the run, or accepted)."""
+    """RunConfig's annotations decide, with the plugin options' converter: text that spells a value of the type is
+    that value, a tuple a list; anything else is a one-line OptionError naming the option."""
     from mtl.errors import OptionError
-    from mtl.runs.config import RunConfig, conform_option
+    from mtl.runs.config import RunConfig, convert_option
 
-    config = RunConfig(target="rte", aux=("mrpc",), lr=1, warmup="0.2", report_to=("tensorboard",)).validate()
+    config = RunConfig(target="rte", aux=("mrpc",), lr=1, warmup="0.2", report_to=("tensorboard",), epochs="2",
+                       skip_nonfinite="yes", task_limits={"rte": "10"}).validate()
     assert config.aux == ["mrpc"] and config.lr == 1.0 and isinstance(config.lr, float) and config.warmup == 0.2
-    assert config.report_to == ["tensorboard"]
+    assert config.report_to == ["tensorboard"] and config.epochs == 2 and config.skip_nonfinite is True
+    assert config.task_limits == {"rte": 10}
     for name, value, message in [
-        ("epochs", 2.0, "--epochs must be an integer (got 2.0)"),
-        ("epochs", True, "--epochs must be an integer (got True)"),
-        ("skip_nonfinite", "yes", "--skip-nonfinite must be true or false (got 'yes')"),
-        ("lr", "fast", "--lr must be a number (got 'fast')"),
-        ("task_limits", {"rte": "10"}, "--task-limit must be a mapping of strings to integers"),
-        ("teachers", {"rte": [1]}, "--teacher must be a mapping of strings to lists of strings or strings"),
+        ("epochs", 2.5, "--epochs: expected an integer, got 2.5"),
+        ("epochs", True, "--epochs: expected an integer, got True"),
+        ("skip_nonfinite", "maybe", "--skip-nonfinite: expected a boolean (true/false), got 'maybe'"),
+        ("lr", "fast", "--lr: expected a number, got 'fast'"),
+        ("task_limits", {"rte": "many"}, "--limit: expected an integer, got 'many'"),
+        ("teachers", {"rte": {"a": 1}}, "--teacher: expected a list, got {'a': 1}"),
+        ("weighting", None, "--weighting: expected str, got None"),
     ]:
         with pytest.raises(OptionError) as info:
-            conform_option(name, value)
-        assert str(info.value).startswith(message), str(info.value)
-    with pytest.raises(OptionError, match="run.yaml: max-steps must be an integer or null"):
-        conform_option("max_steps", "many", label="run.yaml: max-steps")
+            convert_option(name, value)
+        assert str(info.value) == message
+        with pytest.raises(OptionError) as info:
+            RunConfig(**{name: value})
+        assert str(info.value) == message
+    with pytest.raises(OptionError, match="^run.yaml: max-steps: expected an integer, got 'many'$"):
+        convert_option("max_steps", "many", label="run.yaml: max-steps")

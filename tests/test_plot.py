@@ -45,7 +45,7 @@ def plot(*args):
 
 
 def test_uniform_run_draws_its_figures_and_skips_absent_ones(runs, tmp_path):
-    result = plot(runs["uniform"], "--out", tmp_path)
+    result = plot(runs["uniform"], "--output", tmp_path)
     assert result.exit_code == 0, result.output
     for name in ("loss.png", "weights.png", "sampler.png", "eval.png"):
         assert f"wrote {tmp_path / name}" in result.stdout
@@ -114,17 +114,17 @@ def test_an_out_folder_of_other_files_needs_overwrite_and_keeps_them(runs, tmp_p
     out.mkdir()
     (out / "loss.png").write_bytes(b"mine")
     (out / "notes.txt").write_text("keep")
-    result = plot(runs["uniform"], "--out", out)
-    assert result.exit_code == 1 and f"--out {out} already exists and is not empty" in result.stderr
+    result = plot(runs["uniform"], "--output", out)
+    assert result.exit_code == 1 and f"--output {out} already exists and is not empty" in result.stderr
     assert (out / "loss.png").read_bytes() == b"mine"
-    result = plot(runs["uniform"], "--out", out, "--overwrite")
+    result = plot(runs["uniform"], "--output", out, "--overwrite")
     assert result.exit_code == 0, result.output
     assert_png(out / "loss.png")
     assert (out / "notes.txt").read_text() == "keep"
     file = tmp_path / "a-file"
     file.write_text("x")
-    result = plot(runs["uniform"], "--out", file)
-    assert result.exit_code == 1 and f"--out {file} exists and is not a folder" in result.stderr
+    result = plot(runs["uniform"], "--output", file)
+    assert result.exit_code == 1 and f"--output {file} exists and is not a folder" in result.stderr
     assert "Traceback" not in result.output
 
 

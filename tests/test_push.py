@@ -27,7 +27,7 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("push")
     Trainer(RunConfig(**DEMO, backbone="tiny", batch_size=8, max_length=32, max_steps=2, eval_limit=8,
                       options={"tiny": {"hidden_size": 32}}, output=str(root / "run"))).train()
-    result = invoke_cli("export", str(root / "run"), "--out", str(root / "export"))
+    result = invoke_cli("export", str(root / "run"), "--output", str(root / "export"))
     assert result.exit_code == 0, result.output
     return root / "run", root / "export"
 

@@ -164,7 +164,7 @@ def test_a_failed_metrics_append_leaves_no_half_line(tmp_path, monkeypatch):
 def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, whole):
     out = tmp_path / "export"
     monkeypatch.setattr(storage, "free_space", lambda path: 2 << 20)  # 2 MB: less than the tiny model needs
-    result = invoke_cli("export", str(whole), "--out", str(out))
+    result = invoke_cli("export", str(whole), "--output", str(out))
     assert_one_line_error(result, f"cannot write {out}: not enough space on the device", "the write needs")
     assert not out.exists() and no_temp_files(tmp_path)
     monkeypatch.undo()
@@ -175,11 +175,11 @@ def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypa
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(modeling_utils, "safe_save_file", full)
-    result = invoke_cli("export", str(whole), "--out", str(out))
+    result = invoke_cli("export", str(whole), "--output", str(out))
     assert_one_line_error(result, f"cannot write {out}: no space left on the device")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".export.")]
     monkeypatch.undo()
-    assert invoke_cli("export", str(whole), "--out", str(out)).exit_code == 0 and (out / "config.json").exists()
+    assert invoke_cli("export", str(whole), "--output", str(out)).exit_code == 0 and (out / "config.json").exists()
 
 
 class ShortWrites:
@@ -294,10 +294,10 @@ def test_checkpoints_that_cannot_be_deleted_at_the_end_are_a_warning(tmp_path, m
 
 def test_a_png_it_replaces_stays_whole_when_the_disk_is_full(whole, tmp_path, monkeypatch):
     out = tmp_path / "plots"
-    assert invoke_cli("plot", str(whole), "--out", str(out)).exit_code == 0
+    assert invoke_cli("plot", str(whole), "--output", str(out)).exit_code == 0
     before = (out / "loss.png").read_bytes()
     monkeypatch.setattr(storage, "write_bytes", lambda file, data: (_ for _ in ()).throw(
         OSError(errno.ENOSPC, "No space left on device")))
-    result = invoke_cli("plot", str(whole), "--out", str(out), "--overwrite")
+    result = invoke_cli("plot", str(whole), "--output", str(out), "--overwrite")
     assert_one_line_error(result, "cannot write", "loss.png", "no space left on the device")
     assert (out / "loss.png").read_bytes() == before and no_temp_files(out)

@@ -378,7 +378,7 @@ def new_runs(tmp_path_factory):
         result = invoke_cli("run", *TINY_RUN, "--sampler", "all", "--limit", "48", "--eval-limit", "40",
                             "--lr", "1e-2", "--warmup", "0", "--set", "tiny.hidden_size=32", *options, "-o", str(run))
         assert result.exit_code == 0, result.output
-        exported = invoke_cli("export", str(run), "--out", str(out))
+        exported = invoke_cli("export", str(run), "--output", str(out))
         assert exported.exit_code == 0, exported.output
         done[mode] = (run, out, exported.stdout)
     return done

@@ -1,5 +1,5 @@
-"""--limit TASK=N (and its older spelling --task-limit TASK=N): a limit for one task only (the full target with a
-limited auxiliary task), beside --limit N for every task, on mtl run, bench, finetune and affinity."""
+"""--limit TASK=N: a limit for one task only (the full target with a limited auxiliary task), beside --limit N for
+every task, on mtl run, bench, finetune and affinity."""
 
 from __future__ import annotations
 
@@ -11,23 +11,18 @@ from conftest import assert_one_line_error, invoke_cli
 TINY = ["--backbone", "tiny", "--max-steps", "2", "--batch-size", "8", "--max-length", "32", "--eval-limit", "8", "-q"]
 
 
-def test_task_limit_limits_only_that_task(tmp_path):
-    out = tmp_path / "run"
-    result = invoke_cli("run", "--target", "demo-paraphrase", "--aux", "demo-similarity,demo-sentiment",
-                        "--limit", "40", "--task-limit", "demo-similarity=12", *TINY, "-o", str(out))
-    assert result.exit_code == 0, result.output
-    config = json.loads((out / "config.json").read_text())
-    assert config["task_limits"] == {"demo-similarity": 12}
-    assert config["sizes"] == {"demo-paraphrase": 40, "demo-similarity": 12, "demo-sentiment": 40}
-
-
 def test_task_limit_errors_are_one_line(tmp_path):
-    for value, fragment in (("demo-similarity", "expected TASK=N"), ("demo-similarity=x", "expected TASK=N"),
+    for value, fragment in (("demo-similarity=x", "expected N or TASK=N"), ("=5", "expected N or TASK=N"),
                             ("rte=5", "task 'rte' is not in this run"), ("demo-similarity=0", "integer >= 1")):
-        result = invoke_cli("run", "--target", "demo-paraphrase", "--aux", "demo-similarity", "--task-limit", value,
+        result = invoke_cli("run", "--target", "demo-paraphrase", "--aux", "demo-similarity", "--limit", value,
                             *TINY, "-o", str(tmp_path / "r"))
         assert_one_line_error(result, fragment)
         assert not (tmp_path / "r").exists()
+
+
+def test_the_removed_task_limit_flag_is_refused(tmp_path):
+    result = invoke_cli("run", "--task-limit", "demo-similarity=12", "-o", str(tmp_path / "r"))
+    assert result.exit_code == 2 and "No such option: --task-limit" in result.output + result.stderr
 
 
 def test_a_bench_gives_each_strategy_only_its_tasks_limits(tmp_path):
@@ -40,7 +35,7 @@ def test_a_bench_gives_each_strategy_only_its_tasks_limits(tmp_path):
 
 
 def test_a_bench_with_a_fine_tuning_stage_accepts_the_auxiliary_tasks_limit_and_data(tmp_path):
-    """The stage trains the target alone: the auxiliary task's --task-limit and --data are not its options
+    """The stage trains the target alone: the auxiliary task's --limit TASK=N and --data are not its options
     (a regression: planning the bench failed with "task 'demo-similarity' is not in this run")."""
     from pathlib import Path
 
@@ -77,16 +72,16 @@ def test_limit_task_n_limits_only_that_task_beside_limit_n(limited_run):
     assert config["sizes"] == {"demo-paraphrase": 40, "demo-similarity": 12, "demo-sentiment": 40}
 
 
-def test_the_two_spellings_and_a_config_file_merge(tmp_path):
-    """--limit N, --limit TASK=N and --task-limit TASK=N together (the last N wins; a task's limit from either)."""
-    from mtl.cli.run import run_values
+def test_limits_and_a_config_file_merge(tmp_path):
+    """--limit N and --limit TASK=N together, over a config file (the last N wins; a task's limit from either)."""
+    from mtl.cli.run_options import run_values
 
     options = tmp_path / "options.yaml"
     options.write_text("limit: 100\ntask_limits: {demo-sentiment: 30}\n")
-    values = run_values(options, {}, limit=["500", "demo-similarity=2000", "300"], task_limit=["demo-paraphrase=7"])
+    values = run_values({"config": options, "limit": ["500", "demo-similarity=2000", "300", "demo-paraphrase=7"]})
     assert values["limit"] == 300
     assert values["task_limits"] == {"demo-sentiment": 30, "demo-similarity": 2000, "demo-paraphrase": 7}
-    assert run_values(options, {}, limit=["demo-similarity=5"])["limit"] == 100  # only TASK=N: the file's N stays
+    assert run_values({"config": options, "limit": ["demo-similarity=5"]})["limit"] == 100  # the file's N stays
 
 
 def test_finetune_takes_a_limit_for_its_target(limited_run, tmp_path):
