@@ -15,8 +15,8 @@ from typing import Any
 
 from mtl.errors import MtlError
 from mtl.runs.config import RunConfig
-from mtl.runs.folder import RunFolder, read_json
 from mtl.runs.exported import MANIFEST
+from mtl.runs.folder import RunFolder, read_json
 from mtl.runs.predict import Predictor, load_predictor
 from mtl.runs.restore import read_config
 

@@ -1,10 +1,10 @@
 """Python keyword arguments as run options: the names and values `mtl run` takes, with its one-line errors.
 
-Every keyword is a :class:`mtl.runs.config.RunConfig` field (``target=``, ``aux=``, ``max_steps=`` ...), checked by
-the converter config files go through (:func:`mtl.runs.config.conform_option`), so ``epochs="x"`` is the same
-``OptionError`` as ``--epochs x``. Besides the fields: ``config=`` (a YAML/JSON file of options that the keywords
-override, as ``--config``) and ``set=`` (plugin options, ``{"mamt": {"psi": 0.5}}`` or ``["mamt.psi=0.5"]``, as
-``--set``). ``None`` means "not given", as an option left off the command line.
+Every keyword is a :class:`mtl.runs.config.RunConfig` field (``target=``, ``aux=``, ``max_steps=`` ...), converted by
+RunConfig's own converter (:meth:`RunConfig.check_types`, the one config files go through), so ``epochs="x"`` is a
+one-line ``OptionError`` naming ``--epochs``. Besides the fields: ``config=`` (a YAML/JSON file of options that the
+keywords override, as ``--config``) and ``set=`` (plugin options, ``{"mamt": {"psi": 0.5}}`` or
+``["mamt.psi=0.5"]``, as ``--set``). ``None`` means "not given", as an option left off the command line.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mtl.errors import OptionError, unknown
-from mtl.runs.config import FIELD_NAMES, conform_option, merge_options, parse_assignments, read_config_file
+from mtl.runs.config import FIELD_NAMES, RunConfig, merge_options, parse_assignments, read_config_file
 
 EXTRA = ("config", "set")  # keywords that are not RunConfig fields: the --config file and --set's plugin options
 
@@ -30,8 +30,9 @@ def run_values(options: Mapping[str, Any], *, exclude: tuple[str, ...] = ()) -> 
     config = options.pop("config", None)
     values = read_config_file(_path(config)) if config is not None else {}
     assignments = options.pop("set", None)
-    for name, value in options.items():
-        values[name] = conform_option(name, _paths(value))
+    values.update({name: _paths(value) for name, value in options.items()})
+    converted = RunConfig(**values).check_types()  # each value in its option's type, or a one-line error naming it
+    values = {name: getattr(converted, name) for name in values}
     values["options"] = merge_options(values.get("options") or {}, _plugin_options(assignments))
     return values
 

@@ -14,7 +14,8 @@ from mtl.runs.config import RunConfig
 @dataclass
 class TrainResult:
     """A finished run: ``metrics`` (task -> split -> metric -> value, the best evaluation's, as ``eval.json``),
-    ``summary`` (``summary.json``), the ``target`` task, the run folder ``output`` and the run's ``config``."""
+    ``summary`` (``summary.json``), the ``target`` task, the run folder ``output`` (absolute: it stays right after a
+    change of directory) and the run's ``config``."""
 
     output: Path
     target: str
@@ -70,7 +71,7 @@ class BenchRow:
     metrics: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
-    def of(cls, row: dict[str, Any], metric: str) -> "BenchRow":
+    def of(cls, row: dict[str, Any], metric: str) -> BenchRow:
         entry = row["metrics"][metric]
         interval = entry.get("interval") or {}
         return cls(row["strategy"], row["weighting"], row["sampler"], row["n"], metric, entry.get("mean"),
@@ -81,17 +82,18 @@ class BenchRow:
 
 @dataclass
 class BenchResult:
-    """A finished bench: its ``rows`` (one per strategy, the first is the reference), the bench folder ``output``,
-    and ``record``, bench.json's content (``record["table"]`` the whole table, ``record["runs"]`` every run)."""
+    """A finished bench: its ``rows`` (one per strategy, the first is the reference), the bench folder ``output``
+    (absolute) and ``record``, bench.json's content (``record["table"]`` the whole table, ``record["runs"]`` every
+    run)."""
 
     output: Path
     rows: list[BenchRow]
     record: dict[str, Any] = field(repr=False)
 
     @classmethod
-    def of(cls, output: Path, record: dict[str, Any]) -> "BenchResult":
+    def of(cls, output: Path, record: dict[str, Any]) -> BenchResult:
         table = record["table"]
-        return cls(Path(output), [BenchRow.of(row, table["primary"]) for row in table["rows"]], record)
+        return cls(Path(output).absolute(), [BenchRow.of(row, table["primary"]) for row in table["rows"]], record)
 
     @property
     def target(self) -> str:
