@@ -35,6 +35,9 @@ _LAZY = {
     "from_pretrained": "mtl.model.backbone",
     "Run": "mtl.model.context",
     "cls_features": "mtl.model.context",
+    "train": "mtl.api.train",
+    "bench": "mtl.api.bench",
+    "load": "mtl.api.load",
 }
 
 __all__ = [

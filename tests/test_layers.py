@@ -29,6 +29,7 @@ def test_every_import_contract_is_kept():
     ("core/data/hub.py", "from mtl.training import rng", "mtl.data is not allowed to import mtl.training"),
     ("core/runs/export.py", "import mtl.plugins.weightings.uniform", "core never imports a plugin"),
     ("plugins/samplers/uniform.py", "from mtl.training import rng", "plugins use only the public API"),
+    ("core/study/statistics.py", "from mtl.api import results", "mtl.study is not allowed to import mtl.api"),
 ])
 def test_an_upward_or_plugin_import_breaks_a_contract(tmp_path, module, line, broken):
     """A copy of the sources with one forbidden import added fails the check (the check can fail)."""
