@@ -52,7 +52,7 @@ def test_a_wrong_option_is_the_one_line_error_of_the_command_line(options, args,
 @pytest.mark.parametrize("options, fragments", [
     (dict(epochs2=3), ["unknown option 'epochs2'. Did you mean 'epochs'"]),
     (dict(epochs="three"), ["--epochs", "'three'"]),
-    (dict(options={"mamt": 0.5}), ["options", "0.5"]),
+    (dict(options={"mamt": 0.5}), ["expected a mapping", "0.5"]),
     (dict(set={"mamt": 0.5}), ["set must map plugin names to mappings of options"]),
     (dict(set=["mamt.psi"]), ["set 'mamt.psi': expected NAME.KEY=VALUE"]),
 ])
