@@ -92,7 +92,7 @@ def test_glue_tasks_name_their_hub_dataset_and_a_known_licence():
     config = RunConfig(target="rte", aux=["mnli", "stsb"], weighting="mamt", sampler="adaptive", max_steps=None,
                        epochs=2, teachers={"rte": ["runs/a"]})
     manifest = {"task": "rte", "labels": ["entailment", "not_entailment"], "loadable_with_transformers": True,
-                "text_columns": ["sentence1", "sentence2"], "metrics": {"dev": {"accuracy": 0.75}},
+                "max_length": 96, "text_columns": ["sentence1", "sentence2"], "metrics": {"dev": {"accuracy": 0.75}},
                 "source": {"target": "rte", "aux": ["mnli", "stsb"], "weighting": "mamt", "sampler": "adaptive",
                            "backbone": "minilm", "options": {"mamt": {"psi": 0.5}}, "seed": 1},
                 "card": card.card_info(backbone, tasks, "rte", config)}
@@ -108,6 +108,7 @@ def test_glue_tasks_name_their_hub_dataset_and_a_known_licence():
     assert "Teachers | rte=runs/a" in parsed.text and "Teacher temperature" in parsed.text
     name = "sentence-transformers/all-MiniLM-L6-v2"
     assert f"[{name}](https://huggingface.co/{name})" in parsed.text
+    assert "truncation=True, max_length=96," in parsed.text  # the export's own limit in the loading example
 
 
 def test_regression_and_feature_map_exports_say_how_they_load(run):
