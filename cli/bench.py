@@ -131,11 +131,12 @@ def bench(
                                 echo=echo)
         if pairs:
             print_pairs(record)
-            echo(f"Wrote {out / 'bench.json'}, {out / 'bench.md'} and a bench in each network's folder; "
+            echo(f"Wrote {core.BenchFolder(out).json_path}, {core.BenchFolder(out).markdown_path} and a bench in each "
+                 "network's folder; "
                  f"`mtl group {out} --budget B` chooses the networks to train.")
             return
         print_table(record)
-        echo(f"Wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'}")
+        echo(written(core.BenchFolder(out)))
 
 
 def report(
@@ -148,14 +149,19 @@ def report(
         record = core.report(folder)
         if record.get("pairs"):
             print_pairs(record)
-            err(f"Wrote {folder / 'bench.json'}, {folder / 'bench.md'} and each network's bench")
+            err(f"Wrote {core.BenchFolder(folder).json_path}, {core.BenchFolder(folder).markdown_path} and each "
+                "network's bench")
             return
         print_table(record)
         missing = [r for r in record["runs"] if r["status"] != "finished"]
         if missing:
             err(f"{len(missing)} of {len(record['runs'])} runs are not finished; `mtl bench -o {folder} ...` "
                 "continues them.")
-        err(f"Wrote {folder / 'bench.json'}, {folder / 'bench.md'}, {folder / 'bench.png'}")
+        err(written(core.BenchFolder(folder)))
+
+
+def written(bench) -> str:
+    return f"Wrote {bench.json_path}, {bench.markdown_path}, {bench.figure_path}"
 
 
 def print_table(record: dict) -> None:

@@ -33,30 +33,33 @@ def run_config(values: dict[str, Any]) -> RunConfig:
         raise MtlError(f"invalid run options: {exc}") from None
 
 
-def strategy_values(base: dict[str, Any], strategy: Strategy) -> dict[str, Any]:
-    """The `mtl run` options of one strategy's runs (without seed and output).
+def strategy_config(base: RunConfig, strategy: Strategy) -> RunConfig:
+    """The options of one strategy's runs: ``base`` (the bench's) with the strategy's weighting and sampler (``single``:
+    no auxiliary tasks), and only the plugin options, --data, --limit TASK=N and teachers its runs use.
 
     Plugin options (``--set mamt.psi=0.5``) meant for a weighting, sampler or task that this strategy does
     not use are left out, so one bench can hold options for several strategies.
     """
+    aux = [] if strategy.single else list(base.aux)
+    tasks = [base.target, *aux]
+    unused = (set(loader.available("weighting")) | set(loader.available("sampler")) | set(base.aux)
+              | set(loader.available("regularizer"))) - {strategy.weighting, strategy.sampler, base.regularizer, *tasks}
+    return dataclasses.replace(
+        base, weighting=strategy.weighting, sampler=strategy.sampler, aux=aux,
+        options={k: v for k, v in base.options.items() if k in ("weighting", "sampler", "backbone") or k not in unused},
+        data={k: v for k, v in base.data.items() if k.partition(".")[0] in tasks},  # TASK=FOLDER or TASK.SPLIT=FILE
+        task_limits={k: v for k, v in base.task_limits.items() if k in tasks},
+        teachers={k: v for k, v in base.teachers.items() if k in tasks or k not in base.aux})  # single drops aux
+
+
+def strategy_values(base: dict[str, Any], strategy: Strategy) -> dict[str, Any]:
+    """The `mtl run` options of one strategy's runs (without seed and output) as its run-options.json holds them: the
+    options the bench was given and those the strategy sets (:func:`strategy_config`)."""
     values = {k: v for k, v in base.items() if k not in BENCH_KEYS}
-    values["weighting"], values["sampler"] = strategy.weighting, strategy.sampler
-    if strategy.single:
-        values["aux"] = []
-    tasks = [values.get("target")] + [t for t in values.get("aux") or []]
-    unused = (set(loader.available("weighting")) | set(loader.available("sampler")) | set(base.get("aux") or [])
-              | set(loader.available("regularizer"))) - {strategy.weighting, strategy.sampler, values.get("regularizer"),
-                                                          *tasks}
-    values["options"] = {k: v for k, v in (base.get("options") or {}).items()
-                         if k in ("weighting", "sampler", "backbone") or k not in unused}
-    if values.get("data"):  # --data of the tasks this strategy trains (TASK=FOLDER or TASK.SPLIT=FILE)
-        values["data"] = {k: v for k, v in values["data"].items() if k.partition(".")[0] in tasks}
-    if values.get("task_limits"):  # --limit TASK=N of the tasks this strategy trains
-        values["task_limits"] = {k: v for k, v in values["task_limits"].items() if k in tasks}
-    if values.get("teachers"):  # --teacher goes to every run that has the task (single drops the aux tasks)
-        values["teachers"] = {k: v for k, v in values["teachers"].items()
-                              if k in tasks or k not in (base.get("aux") or [])}
-    return values
+    config = strategy_config(run_config(values), strategy)
+    keys = [*values, *(k for k in ("weighting", "sampler", "options") + (("aux",) if strategy.single else ())
+                       if k not in values)]
+    return {k: getattr(config, k) for k in keys}
 
 
 def stage_values(base: dict[str, Any], strategy: Strategy) -> dict[str, Any]:

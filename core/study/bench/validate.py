@@ -9,7 +9,7 @@ from typing import Any
 from mtl.contract import loader
 from mtl.errors import MtlError, OptionError
 from mtl.runs.config import RunConfig
-from mtl.study.bench.options import run_config, stage_config, strategy_values
+from mtl.study.bench.options import run_config, stage_config, strategy_config
 from mtl.study.bench.strategy import Strategy, check_name
 from mtl.training import tracking
 
@@ -42,8 +42,9 @@ def validate(config: RunConfig) -> None:
 def validate_strategies(base: dict[str, Any], strategies: list[Strategy]) -> None:
     """Each strategy's runs (and a staged strategy's fine-tuning runs) checked with :func:`validate`."""
     check_task_limits(base)
+    config = run_config(base)
     for strategy in strategies:
-        validate(run_config(strategy_values(base, strategy)))
+        validate(strategy_config(config, strategy))
         if strategy.stage:
             validate(stage_config(base, strategy))
 
