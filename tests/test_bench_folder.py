@@ -10,11 +10,23 @@ import pytest
 
 from mtl.errors import MtlError
 from mtl.runs.config import RunConfig
-from mtl.study.bench import (BenchFolder, BenchPlan, Network, PairsPlan, RunPlan, Strategy, load_pairs_plan, make_pairs_plan,
-                             make_plan, parse_strategies, read_bench_file, run_bench)
+from mtl.study.bench import (
+    BenchFolder,
+    BenchPlan,
+    Network,
+    PairsPlan,
+    RunPlan,
+    Strategy,
+    load_pairs_plan,
+    make_pairs_plan,
+    make_plan,
+    parse_strategies,
+    read_bench_file,
+    run_bench,
+)
 from mtl.study.bench.options import stage_config, strategy_config
-from mtl.study.bench.strategy import ALONE
 from mtl.study.bench.record import write_pairs_file
+from mtl.study.bench.strategy import ALONE
 
 STRATEGY = {"label": "uniform", "weighting": "uniform", "sampler": "proportional", "single": False, "stage": "",
             "stage_regularizer": None}
