@@ -7,8 +7,6 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from mtl.errors import OptionError
-
 from .common import console, err, split_list, user_errors
 from .run_options import make_config, run_options, run_values
 
@@ -66,11 +64,7 @@ def bench(
 
         # --weighting/--sampler are lists of strategies here and --output is the bench folder, not run options
         values = run_values(options)
-        if jobs < 1:
-            raise OptionError(f"--jobs {jobs}: give the number of runs at once, 1 or more")
-        mine, values["options"] = core.launcher_options(values.get("options") or {}, launcher)
-        runner = core.make_launcher(launcher, mine)  # before anything is written: a wrong name or option is one line
-        defaults = make_config({k: v for k, v in values.items() if k not in ("seed", "output")})
+        defaults = make_config({k: v for k, v in values.items() if k not in ("seed", "output", "options")})
         specs = split_list(strategy)
         if pairs and not (specs or weighting or sampler):
             specs = [defaults.weighting]  # the pairs' strategy: the run's weighting and sampler
@@ -78,43 +72,17 @@ def bench(
                                            base_weighting=defaults.weighting, base_sampler=defaults.sampler)
         seed_list = core.parse_seeds(seeds)
         out = output if output is not None else core.default_output()
-        if pairs:
-            _bench_pairs(core, values, strategies, seed_list, out, quiet, (jobs, launcher, runner))
-            return
-        plan = core.make_plan(values, strategies, seed_list, out)
-
         echo = (lambda _: None) if quiet else err
-        echo(f"Bench {out}: {len(strategies)} strateg{'y' if len(strategies) == 1 else 'ies'} × "
-             f"{len(seed_list)} seed{'' if len(seed_list) == 1 else 's'} "
-             f"({', '.join(s.label for s in strategies)}){_at_once(jobs, launcher)}; run again with -o {out} to "
-             "continue if stopped.")
-        core.execute(plan, echo, jobs=jobs, launcher=runner)
-        record = core.finish(plan)
+        record = core.run_bench(values, strategies, seed_list, out, pairs=pairs, jobs=jobs, launcher=launcher,
+                                echo=echo)
+        if pairs:
+            print_pairs(record)
+            echo(f"Wrote {core.BenchFolder(out).json_path}, {core.BenchFolder(out).markdown_path} and a bench in each "
+                 "network's folder; "
+                 f"`mtl group {out} --budget B` chooses the networks to train.")
+            return
         print_table(record)
-        echo(f"Wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'}")
-
-
-def _at_once(jobs: int, launcher: str) -> str:
-    """`` (2 at once, launcher slurm)`` where the bench is not one local run after another."""
-    parts = ([f"{jobs} at once"] if jobs > 1 else []) + ([f"launcher {launcher}"] if launcher != "local" else [])
-    return f" ({', '.join(parts)})" if parts else ""
-
-
-def _bench_pairs(core, values: dict, strategies: list, seeds: list[int], out: Path, quiet: bool,
-                 launch: tuple) -> None:
-    """`mtl bench --pairs`: every task alone and every pair of tasks, then the table of both."""
-    jobs, launcher, runner = launch
-    plan = core.make_pairs_plan(values, strategies, seeds, out)
-    echo = (lambda _: None) if quiet else err
-    pairs = len(plan.plans) - len(plan.tasks)
-    echo(f"Bench {out} (--pairs): {len(plan.tasks)} tasks alone and {pairs} pair{'' if pairs == 1 else 's'} "
-         f"({', '.join(s.label for s in plan.strategies)}) × {len(seeds)} seed{'' if len(seeds) == 1 else 's'}, "
-         f"{plan.runs} runs{_at_once(jobs, launcher)}; run again with -o {out} to continue if stopped.")
-    core.execute_pairs(plan, echo, jobs=jobs, launcher=runner)
-    record = core.finish_pairs(plan)
-    print_pairs(record)
-    echo(f"Wrote {out / 'bench.json'}, {out / 'bench.md'} and a bench in each network's folder; "
-         f"`mtl group {out} --budget B` chooses the networks to train.")
+        echo(written(core.BenchFolder(out)))
 
 
 def report(
@@ -124,19 +92,22 @@ def report(
     with user_errors():
         from mtl.study import bench as core
 
-        if core.is_pairs(folder):
-            record = core.finish_pairs(core.load_pairs_plan(folder))
+        record = core.report(folder)
+        if record.get("pairs"):
             print_pairs(record)
-            err(f"Wrote {folder / 'bench.json'}, {folder / 'bench.md'} and each network's bench")
+            err(f"Wrote {core.BenchFolder(folder).json_path}, {core.BenchFolder(folder).markdown_path} and each "
+                "network's bench")
             return
-        plan = core.load_plan(folder)
-        record = core.finish(plan)
         print_table(record)
         missing = [r for r in record["runs"] if r["status"] != "finished"]
         if missing:
             err(f"{len(missing)} of {len(record['runs'])} runs are not finished; `mtl bench -o {folder} ...` "
                 "continues them.")
-        err(f"Wrote {folder / 'bench.json'}, {folder / 'bench.md'}, {folder / 'bench.png'}")
+        err(written(core.BenchFolder(folder)))
+
+
+def written(bench) -> str:
+    return f"Wrote {bench.json_path}, {bench.markdown_path}, {bench.figure_path}"
 
 
 def print_table(record: dict) -> None:

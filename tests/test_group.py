@@ -232,7 +232,11 @@ def write_pairs_bench(root: Path, tasks, seeds=(0, 1), strategy="uniform") -> Pa
         for seed in seeds:
             write_run(root / f"{a}+{b}" / strategy / f"seed-{seed}", a, [b], strategy, seed,
                       {a: pair_score(a, b, seed), b: pair_score(b, a, seed)})
-    (root / "bench.json").write_text(json.dumps({"format": "mtl-bench/1", "pairs": True, "tasks": list(tasks)}))
+    strategies = [{"label": strategy, "weighting": strategy, "sampler": "proportional", "single": False, "stage": "",
+                   "stage_regularizer": None}]
+    (root / "bench.json").write_text(json.dumps({
+        "format": "mtl-bench/1", "pairs": True, "tasks": list(tasks), "seeds": list(seeds), "strategies": strategies,
+        "run_options": {"backbone": "tiny"}, "networks": [], "table": None}))
     return root
 
 
@@ -422,7 +426,7 @@ def other_json(folder: Path) -> Path:
 
 @pytest.mark.parametrize("make, args, fragments", [
     (lambda d: d / "nope", [], ["unknown source", "no such file or folder"]),
-    (lambda d: d, [], ["unknown source", "neither affinity.json", "nor finished runs"]),
+    (lambda d: d, [], ["unknown source", "neither affinity.json", "nor bench.json"]),
     (other_json, [], ["unknown source", "neither 'networks'"]),
     (lambda d: d, ["--from", "bnch"], ["unknown source kind 'bnch'", "Did you mean 'bench'"]),
     (lambda d: d / "nope", ["--from", "bench"], ["unknown source", "no such file or folder"]),
@@ -452,8 +456,9 @@ def test_too_many_candidates_ask_for_a_smaller_higher_order(tmp_path):
 
 
 @pytest.mark.parametrize("damage, fragments", [
-    (lambda root: (root / "bench.json").write_text(json.dumps({"format": "mtl-bench/1", "pairs": True, "tasks": 5})),
-     ["bench.json: its tasks (or target and aux) must be task names"]),
+    (lambda root: _edit(root / "bench.json", tasks=5),
+     ["bench.json: a damaged bench file ('tasks' must be a list of two or more distinct task names)"]),
+    (lambda root: (root / "bench.json").unlink(), ["unknown source", "neither affinity.json", "nor bench.json"]),
     (lambda root: _edit(root / "rte+mrpc" / "uniform" / "seed-0" / "config.json", target=["a", "b"]),
      ["config.json: --target must be a string or null"]),
     (lambda root: _edit(root / "rte+mrpc" / "uniform" / "seed-0" / "config.json", aux=5),

@@ -28,6 +28,16 @@ VECTORISED = ("accuracy", "f1", "mcc", "pearson", "spearman")
 _CHUNK_ELEMENTS = 2_000_000  # resampled indices held at once (rows × examples): memory stays small for big dev sets
 
 
+LARGEST = 1e12  # scores, costs and budgets beyond it are mistakes, and their sums could overflow
+
+
+def bounded(value: Any) -> float | None:
+    """``value`` as a float when it is a number (not a bool) within ±:data:`LARGEST`, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= LARGEST:
+        return None
+    return float(value)
+
+
 def finite(value: Any) -> float | None:
     """``value`` as a float when it is a finite number, else None."""
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
