@@ -460,9 +460,9 @@ def test_too_many_candidates_ask_for_a_smaller_higher_order(tmp_path):
      ["bench.json: a damaged bench file ('tasks' must be a list of two or more distinct task names)"]),
     (lambda root: (root / "bench.json").unlink(), ["unknown source", "neither affinity.json", "nor bench.json"]),
     (lambda root: _edit(root / "rte+mrpc" / "uniform" / "seed-0" / "config.json", target=["a", "b"]),
-     ["config.json: --target must be a string or null"]),
+     ["config.json: --target: expected text"]),
     (lambda root: _edit(root / "rte+mrpc" / "uniform" / "seed-0" / "config.json", aux=5),
-     ["config.json: --aux must be a list of strings or a string"]),
+     ["config.json: --aux: expected a list, got 5"]),
 ])
 def test_a_damaged_bench_folder_is_one_line(tmp_path, damage, fragments):
     root = write_pairs_bench(tmp_path / "bench", ["rte", "mrpc"])

@@ -112,9 +112,9 @@ def convert(value: Any, annotation: Any) -> Any:
 def _parse_sequence(value: Any) -> list:
     if isinstance(value, (list, tuple, set, frozenset)):
         return list(value)
-    if isinstance(value, dict):
+    if not isinstance(value, str):
         raise ValueError(f"expected a list, got {value!r}")
-    text = str(value).strip()
+    text = value.strip()
     if text.startswith("["):
         try:
             parsed = json.loads(text)
