@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -13,12 +13,12 @@ from .common import console, err, split_list, user_errors
 from .run import print_results, refuse_with_resume
 from .run_options import given, make_config, run_options, run_values
 
-TasksOpt = Annotated[Optional[list[str]], typer.Option(
+TasksOpt = Annotated[list[str] | None, typer.Option(
     "--tasks", help="Tasks measured together without a target (instead of --target/--aux); repeat or comma-separate.",
     rich_help_panel="Tasks and data")]
-EveryOpt = Annotated[Optional[int], typer.Option(
+EveryOpt = Annotated[int | None, typer.Option(
     help="Measure the affinities every N steps, from step 0.", show_default="10")]
-AffinitySamplerOpt = Annotated[Optional[str], typer.Option(
+AffinitySamplerOpt = Annotated[str | None, typer.Option(
     "--sampler", "-s", help="Task sampler; here all (every task each step, so the measured batches are the ones the "
                             "run trains on).", show_default="all", rich_help_panel="Plugins")]
 
@@ -29,7 +29,7 @@ def affinity(
     every: EveryOpt = None,
     sampler: AffinitySamplerOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.", rich_help_panel="Output")] = False,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the stopped `mtl affinity` run in this folder "
+    resume: Annotated[Path | None, typer.Option(help="Continue the stopped `mtl affinity` run in this folder "
                                                         "(measurements included).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.", rich_help_panel="Output")] = False,
     **options: Any,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
+
+from mtl.errors import OptionError
 
 from .common import console, err, split_list, user_errors
 from .run_options import make_config, run_options, run_values
 
-ListWeightingOpt = Annotated[Optional[list[str]], typer.Option(
+ListWeightingOpt = Annotated[list[str] | None, typer.Option(
     "--weighting", "-w", help="Weighting strategies to compare (comma list or repeated); crossed with --sampler.",
     show_default="the run's", rich_help_panel="Plugins")]
-ListSamplerOpt = Annotated[Optional[list[str]], typer.Option(
+ListSamplerOpt = Annotated[list[str] | None, typer.Option(
     "--sampler", "-s", help="Samplers to compare (comma list or repeated); crossed with --weighting.",
     show_default="the run's", rich_help_panel="Plugins")]
 JobsOpt = Annotated[int, typer.Option(
@@ -23,7 +25,7 @@ LauncherOpt = Annotated[str, typer.Option(
     "--launcher", help="Where the runs execute: local (processes on this machine) or slurm (SLURM jobs through "
                        "submitit), or any registered launcher (`mtl plugins --kind launcher`). Options: "
                        "--set NAME.KEY=VALUE, e.g. --set slurm.partition=gpu.")]
-StrategyOpt = Annotated[Optional[list[str]], typer.Option(
+StrategyOpt = Annotated[list[str] | None, typer.Option(
     "--strategy", help="SPEC: single (target only), WEIGHTING or WEIGHTING+SAMPLER; comma list or repeated. "
                        "These come first, then the --weighting × --sampler grid; the first is the reference.")]
 
@@ -38,7 +40,7 @@ def bench(
     weighting: ListWeightingOpt = None,
     sampler: ListSamplerOpt = None,
     seeds: Annotated[str, typer.Option(help="Seeds, comma list; every strategy runs each.")] = "0,1,2",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Bench folder; an existing one is continued "
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Bench folder; an existing one is continued "
                                                    "(finished runs are kept).", show_default="bench/<time>",
                                                    rich_help_panel="Output")] = None,
     pairs: Annotated[bool, typer.Option("--pairs", help="Train every task of --target/--aux alone and every pair of "
@@ -157,7 +159,7 @@ def print_pairs(record: dict) -> None:
 
 def plot(
     run: Annotated[Path, typer.Argument(help="A run folder (written by `mtl run`).")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for the PNGs.",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the PNGs.",
                                                    show_default="RUN/plots")] = None,
     smoothing: Annotated[float, typer.Option(help="EMA weight for noisy curves, 0 = none.")] = 0.6,
     overwrite: Annotated[bool, typer.Option(help="Draw into an --output that holds files (PNGs of the same names "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,13 +15,13 @@ from .common import console, user_errors
 
 ModelArg = Annotated[Path, typer.Argument(help="A run folder (written by `mtl run`) or an exported model folder.",
                                           show_default=False)]
-TaskOpt = Annotated[Optional[str], typer.Option("--task", help="The task (default: the run's target); a run folder "
+TaskOpt = Annotated[str | None, typer.Option("--task", help="The task (default: the run's target); a run folder "
                                                               "has every task's head, an export only its own.")]
 
 
 def export(
     run: Annotated[Path, typer.Argument(help="The run folder (written by `mtl run`).", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder to write.",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder to write.",
                                                    show_default="RUN/model")] = None,
     task: TaskOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --output if it is not empty.")] = False,
@@ -106,12 +106,12 @@ def predict(
 def evaluate(
     model: ModelArg,
     task: TaskOpt = None,
-    split: Annotated[Optional[str], typer.Option("--split", help="The split (default: the task's first evaluation split, dev).")] = None,
-    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help=BY_NAME["data_dir"].flag.help,
+    split: Annotated[str | None, typer.Option("--split", help="The split (default: the task's first evaluation split, dev).")] = None,
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help=BY_NAME["data_dir"].flag.help,
                                                     show_default="the run's")] = None,
-    data: Annotated[Optional[list[str]], typer.Option("--data", metavar=BY_NAME["data"].flag.metavar,
+    data: Annotated[list[str] | None, typer.Option("--data", metavar=BY_NAME["data"].flag.metavar,
                                                       help=BY_NAME["data"].flag.help, show_default="the run's")] = None,
-    eval_limit: Annotated[Optional[int], typer.Option("--eval-limit", help="At most N examples.",
+    eval_limit: Annotated[int | None, typer.Option("--eval-limit", help="At most N examples.",
                                                       show_default="the run's --eval-limit")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -18,9 +18,9 @@ FROM_PARENT = ("target", "aux", "weighting", "sampler", "backbone", "teachers", 
 @run_options(exclude=FROM_PARENT)
 def finetune(
     run: Annotated[Path, typer.Argument(help="A finished `mtl run` folder (its target is fine-tuned).")],
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="The run folder.", show_default="RUN-finetune",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="The run folder.", show_default="RUN-finetune",
                                                   rich_help_panel="Output")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed; the same seed gives the same run.",
+    seed: Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same run.",
                                                 show_default="RUN's", rich_help_panel="Training")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.", rich_help_panel="Output")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.", rich_help_panel="Output")] = False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,13 +14,13 @@ from .common import user_errors
 def group(
     source: Annotated[Path, typer.Argument(help="A bench folder (mtl bench, best with --pairs), an affinity folder or "
                                                 "affinity.json (mtl affinity), or a networks file (JSON).")],
-    budget: Annotated[Optional[float], typer.Option(help="Total cost of the chosen networks (each network costs 1 "
+    budget: Annotated[float | None, typer.Option(help="Total cost of the chosen networks (each network costs 1 "
                                                          "unless a networks file says otherwise).")] = None,
-    higher_order: Annotated[Optional[int], typer.Option(
+    higher_order: Annotated[int | None, typer.Option(
         "--higher-order", help="Also consider groups of up to N tasks scored from pairs: a bench's or networks "
                                "file's pairs (Standley's approximation: mean of the pair scores), or an affinity "
                                "matrix's sums (default there: every size).")] = None,
-    kind: Annotated[Optional[str], typer.Option("--from", help="What SOURCE is: bench, affinity or networks "
+    kind: Annotated[str | None, typer.Option("--from", help="What SOURCE is: bench, affinity or networks "
                                                                "(default: told from its contents).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:

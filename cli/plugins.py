@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -43,7 +43,7 @@ def _rows(registry) -> list[dict]:
 def plugins(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    kind: Annotated[Optional[str], typer.Option(help="Only this kind: weighting, sampler, backbone, task, regularizer, tracker, launcher or figure.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind: weighting, sampler, backbone, task, regularizer, tracker, launcher or figure.")] = None,
 ) -> None:
     """List every registered plugin; failed plugins and name conflicts are listed too (exit 1)."""
     if ctx.invoked_subcommand is not None:
@@ -85,7 +85,7 @@ def plugins(
 @app.command()
 def show(
     name: Annotated[str, typer.Argument(help="Plugin name, e.g. uniform, mamt, rte, hf.")],
-    kind: Annotated[Optional[str], typer.Option(help="Only this kind (a name may be both a weighting and a sampler).")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind (a name may be both a weighting and a sampler).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a plugin's description and options (types and defaults); a figure has no options."""

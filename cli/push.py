@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,7 +17,7 @@ def push(
                                                      "OWNER/NAME; created if it does not exist.", show_default=False)],
     private: Annotated[bool, typer.Option("--private", help="Create the repository private (an existing one keeps "
                                                             "its visibility).")] = False,
-    token: Annotated[Optional[str], typer.Option("--token", help="A Hub token with write access (default: HF_TOKEN "
+    token: Annotated[str | None, typer.Option("--token", help="A Hub token with write access (default: HF_TOKEN "
                                                                  "or the one saved by `hf auth login`).",
                                                  show_default=False)] = None,
 ) -> None:

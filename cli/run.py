@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -17,9 +17,9 @@ from .run_options import given, make_config, run_options, run_values
 @run_options()
 def run(
     overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.", rich_help_panel="Output")] = False,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the stopped run in this folder from its last good "
+    resume: Annotated[Path | None, typer.Option(help="Continue the stopped run in this folder from its last good "
                                                         "checkpoint (with its own options).")] = None,
-    nproc: Annotated[Optional[int], typer.Option(help="Train with N processes on this machine (launches torchrun; "
+    nproc: Annotated[int | None, typer.Option(help="Train with N processes on this machine (launches torchrun; "
                                                       "DDP).", show_default="1")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.", rich_help_panel="Output")] = False,
     **options: Any,

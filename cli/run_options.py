@@ -13,7 +13,7 @@ import inspect
 import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import typer
 
@@ -30,7 +30,7 @@ from mtl.schema.fields import GROUPS
 from .common import split_list
 
 CONFIG = "config"
-ConfigOpt = Annotated[Optional[Path], typer.Option(
+ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", "-c", help="YAML or JSON file of run options (keys: the option names); command-line options override "
                            "it.", rich_help_panel="Tasks and data")]
 
@@ -71,7 +71,7 @@ def annotation(opt: RunOption) -> Any:
     metavar = flag.metavar if flag.metavar and not opt.choices else None
     info = typer.Option(*decls, help=flag.help, rich_help_panel=flag.group, show_default=opt.shown_default,
                         metavar=metavar)
-    return Annotated[Optional[kind], info]
+    return Annotated[kind | None, info]
 
 
 def _base(hint: Any) -> Any:

@@ -171,7 +171,7 @@ def test_bench_rows_are_the_table_of_bench_json(tmp_path, monkeypatch):
     assert [row.strategy for row in result.rows] == [row["strategy"] for row in table["rows"]] == ["single", "mamt"]
     metric = table["primary"]
     assert result.metric == metric == "f1" and result.reference == "single"
-    for row, stored in zip(result.rows, table["rows"]):
+    for row, stored in zip(result.rows, table["rows"], strict=False):
         entry = stored["metrics"][metric]
         assert (row.n, row.mean, row.std, row.delta, row.p) == (2, entry["mean"], entry["std"], entry.get("delta"),
                                                                entry.get("p"))

@@ -281,7 +281,7 @@ def _eval(run: RunRecords):
     axes = fig.subplots(rows, cols, squeeze=False)
     best = run.summary.get("best_epoch")
     last_epoch = max(r["epoch"] for r in run.evals)
-    for ax, task in zip(axes.flat, tasks):
+    for ax, task in zip(axes.flat, tasks, strict=False):
         for i, (key, label) in enumerate(by_task[task]):
             epochs = [r["epoch"] for r in run.evals if isinstance(r.get(key), (int, float))]
             values = [r[key] for r in run.evals if isinstance(r.get(key), (int, float))]

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 RESAMPLES = 2000  # bootstrap resamples of a bench's intervals
 LEVEL = 0.95  # their coverage: percentiles 2.5 and 97.5
@@ -80,7 +81,7 @@ def metric_scores(metric: str | Callable[[Any, Any], float], predictions, labels
     if pred.shape != ref.shape or pred.ndim != 2:
         raise ValueError(f"predictions {pred.shape} and labels {ref.shape}: expected two arrays [resamples, n]")
     if callable(metric):
-        return np.array([float(metric(p, r)) for p, r in zip(pred, ref)], dtype=np.float64)
+        return np.array([float(metric(p, r)) for p, r in zip(pred, ref, strict=False)], dtype=np.float64)
     n = pred.shape[1]
     if metric == "accuracy":
         return (pred == ref).mean(axis=1, dtype=np.float64)
@@ -157,14 +158,14 @@ def paired_bootstrap(metric: str | Callable[[Any, Any], float], mine: Sequence[A
     def score(predictions, y):
         return metric_scores(metric, predictions, y)
 
-    delta = float(np.mean([score(p[None], y[None])[0] - score(q[None], y[None])[0] for p, q, y in zip(a, b, ys)]))
+    delta = float(np.mean([score(p[None], y[None])[0] - score(q[None], y[None])[0] for p, q, y in zip(a, b, ys, strict=False)]))
     rng = np.random.default_rng(seed)
     diffs = np.empty(resamples)
     chunk = max(1, _CHUNK_ELEMENTS // n)
     for start in range(0, resamples, chunk):
         index = rng.integers(0, n, size=(min(chunk, resamples - start), n))
         total = np.zeros(len(index))
-        for p, q, y in zip(a, b, ys):
+        for p, q, y in zip(a, b, ys, strict=False):
             total += score(p[index], y[index]) - score(q[index], y[index])
         diffs[start:start + len(index)] = total / len(a)
     tail = 100 * (1 - level) / 2

@@ -58,7 +58,7 @@ class Context:
         padded[: tensor.shape[0]] = tensor
         parts = [torch.empty_like(padded) for _ in range(self.world)]
         dist.all_gather(parts, padded.contiguous())
-        return torch.cat([part[: int(n.item())] for part, n in zip(parts, lengths)])
+        return torch.cat([part[: int(n.item())] for part, n in zip(parts, lengths, strict=False)])
 
     # ------------------------------------------------------------------ small collective helpers
     def broadcast_choice(self, names: list[str], all_names: list[str]) -> list[str]:

@@ -103,7 +103,7 @@ def parent_state(model: torch.nn.Module, run_dir: str | Path, target: str) -> di
 
 def _target_slice(name: str, tensor: torch.Tensor, shape: torch.Size, tasks: int) -> torch.Tensor:
     """The target's part (index 0) of a tensor whose one differing axis is the task axis (T -> 1)."""
-    differ = [i for i, (a, b) in enumerate(zip(tensor.shape, shape)) if a != b]
+    differ = [i for i, (a, b) in enumerate(zip(tensor.shape, shape, strict=False)) if a != b]
     if len(tensor.shape) != len(shape) or len(differ) != 1 or tensor.shape[differ[0]] != tasks or shape[differ[0]] != 1:
         raise MtlError(f"mtl finetune: {name!r} has shape {tuple(tensor.shape)} in the run, {tuple(shape)} here")
     return tensor.narrow(differ[0], 0, 1).clone()

@@ -29,7 +29,7 @@ class LoopState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> "LoopState":
+    def from_dict(cls, state: dict[str, Any]) -> LoopState:
         return cls(**state)
 
     def add_losses(self, losses: dict[str, float]) -> None:

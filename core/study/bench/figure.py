@@ -21,11 +21,11 @@ def bench_figure(table: dict[str, Any], path: Path, seeds: int | None = None) ->
     fig = figures._figure(max(5.5, 0.9 * max(len(rows), 1) + 3.4) * cols, 4.3 * panels + 0.6)
     axes = fig.subplots(panels, cols, squeeze=False)
     n = f"{seeds} seeds" if seeds else "seeds"
-    for ax, metric in zip(axes.flat, metrics):
+    for ax, metric in zip(axes.flat, metrics, strict=False):
         entries = [r["metrics"][metric] for r in rows]
-        shown = [(x, row, m) for x, (row, m) in enumerate(zip(rows, entries)) if m.get("delta") is not None]
+        shown = [(x, row, m) for x, (row, m) in enumerate(zip(rows, entries, strict=True)) if m.get("delta") is not None]
         ax.axhline(0.0, color="0.3", linestyle="--", linewidth=1, label=f"{table['reference']} (reference)")
-        for x, row, m in shown:
+        for x, _row, m in shown:
             color = f"C{x % 10}"
             interval = m.get("interval")
             if interval:  # drawn as lines: a percentile interval need not hold the point itself

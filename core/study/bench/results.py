@@ -80,7 +80,7 @@ def summarize(target: str, strategies: list[Strategy], runs: list[dict[str, Any]
                 paired = sorted(set(by_seed) & set(ref))
                 a, b = [by_seed[s] for s in paired], [ref[s] for s in paired]
                 entry["paired_seeds"] = paired
-                entry["deltas"] = [x - y for x, y in zip(a, b)]
+                entry["deltas"] = [x - y for x, y in zip(a, b, strict=False)]
                 entry["delta"] = stats.mean(entry["deltas"])
                 entry["p"] = stats.paired_p(a, b)
                 entry["interval"], note = predictions.interval(metric, strategy.label, reference, paired, finished)
