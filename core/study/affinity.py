@@ -34,8 +34,6 @@ training step (``overhead``).
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
 import os
 import statistics
@@ -52,6 +50,7 @@ from mtl.runs import folder as run_files
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
 from mtl.training import plan
+from mtl.training.lookahead import clipped, fixed_dropout, optimizer_step_on_copy  # noqa: F401 (public here too)
 from mtl.training.trainer import Trainer
 
 AFFINITY = "affinity.json"
@@ -73,55 +72,6 @@ def _mix(*numbers: int) -> int:
     for number in numbers:
         value = int(torch.randint(0, 2**62, (1,), generator=torch.Generator().manual_seed((value ^ number) % 2**63)))
     return value
-
-
-@contextlib.contextmanager
-def fixed_dropout(seed: int, devices: Sequence[int] = ()):
-    """Run the block with the global generators seeded with ``seed`` (the same dropout masks each time), then put
-    them back as they were."""
-    with torch.random.fork_rng(devices=list(devices)):
-        torch.manual_seed(seed)
-        yield
-
-
-def clipped(grads: Sequence[torch.Tensor | None], max_norm: float) -> list[torch.Tensor | None]:
-    """``grads`` scaled as :func:`torch.nn.utils.clip_grad_norm_` scales them (``max_norm`` <= 0: unchanged)."""
-    present = [g for g in grads if g is not None]
-    if max_norm <= 0 or not present:
-        return list(grads)
-    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in present]))
-    factor = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-    return [None if g is None else g * factor.to(g.dtype) for g in grads]
-
-
-def optimizer_step_on_copy(optimizer: torch.optim.Optimizer, params: Sequence[torch.nn.Parameter],
-                           grads: Sequence[torch.Tensor | None]) -> None:
-    """Apply to ``params`` (in place) the step ``optimizer`` would take with gradients ``grads``, using an optimizer
-    of its class with the same per-group hyperparameters (the learning rate as it is now) and a copy of the
-    parameters' state; ``optimizer`` and its state are not touched. A ``None`` gradient leaves its parameter as the
-    optimizer would (skipped)."""
-    wanted = {id(p) for p in params}
-    groups = []
-    for group in optimizer.param_groups:
-        mine = [p for p in group["params"] if id(p) in wanted]
-        if mine:
-            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": mine})
-    missing = wanted - {id(p) for g in groups for p in g["params"]}
-    if missing:
-        raise ValueError(f"{len(missing)} shared parameter(s) are not trained by the optimizer")
-    lookahead = type(optimizer)(groups)
-    for p in params:
-        if p in optimizer.state:
-            lookahead.state[p] = {k: v.clone() if torch.is_tensor(v) else copy.deepcopy(v)
-                                  for k, v in optimizer.state[p].items()}
-    kept = [p.grad for p in params]
-    try:
-        for p, g in zip(params, grads):
-            p.grad = None if g is None else g.to(p.dtype)
-        lookahead.step()
-    finally:
-        for p, g in zip(params, kept):
-            p.grad = g
 
 
 def lookahead_affinity(loss_of: Callable[[str], torch.Tensor], tasks: Sequence[str],
@@ -312,11 +262,7 @@ class AffinityCallback(Callback):
                            else statistics.fmean(m["seconds"] for m in self.measurements) if self.measurements else None)
         per_step = timing["step_seconds"] / timing["steps"] if timing["steps"] else None
         return {
-            "matrix": mean,
-            "std": std,
-            "definition": DEFINITION,
-            "tasks": tasks,
-            "target": c.target,
+            "matrix": mean, "std": std, "definition": DEFINITION, "tasks": tasks, "target": c.target,
             "measured_steps": [m["step"] for m in self.measurements],
             "options": {"every": self.every, "steps": total_steps, "sampler": c.sampler,
                         "weighting": c.weighting, "optimizer": c.optimizer, "lr": c.lr, "clip": c.clip,
@@ -324,15 +270,13 @@ class AffinityCallback(Callback):
                         "shared": "the backbone's trainable parameters (heads are not moved by the lookahead)",
                         "forward": FORWARD, "batches": BATCHES},
             "overhead": {
-                "measurements": len(self.measurements),
-                "seconds_per_measurement": per_measurement,
+                "measurements": len(self.measurements), "seconds_per_measurement": per_measurement,
                 "seconds_per_step": per_step,
                 "timed": "means over the measurements and training steps after the first of each (warm-up) in the "
                          "process; a step's time leaves its measurement out",
                 "first_measurement_seconds": self.measurements[0]["seconds"] if self.measurements else None,
                 "measurement_vs_step": per_measurement / per_step if per_measurement and per_step else None,
-                "forwards_per_measurement": len(tasks) + len(tasks) ** 2,
-                "gradients_per_measurement": len(tasks),
+                "forwards_per_measurement": len(tasks) + len(tasks) ** 2, "gradients_per_measurement": len(tasks),
                 "run_slowdown": (per_measurement * len(self.measurements) / (per_step * total_steps)
                                  if per_measurement and per_step else None),
                 "device": str(self.run.device),

@@ -46,10 +46,10 @@ class Engine:
         """fp16's gradient scaler (CUDA only, checked at construction), else None."""
         return torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
 
-    @staticmethod
-    def loss_scale(scaler) -> float:
-        """The factor S the scaler multiplies gradients by now (1.0 without one)."""
-        return float(scaler.get_scale()) if scaler is not None else 1.0
+    def loss_scale(self, scaler) -> float:
+        """The factor S the scaler multiplies gradients by now (1.0 without one); ``scaler.scale`` also sets the
+        scaler up on its first use."""
+        return float(scaler.scale(torch.ones((), device=self.device))) if scaler is not None else 1.0
 
     @staticmethod
     def hand_over(tensors: dict, scale: float) -> dict:
