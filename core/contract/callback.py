@@ -79,7 +79,8 @@ class Callback:
         metric); ``state.best_value`` already counts it."""
 
     def on_save(self, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        """A crash-safe checkpoint of ``state.step`` was written."""
+        """A crash-safe checkpoint of ``state.step`` is written next (with this callback's state as this event
+        leaves it, so that a run resumed from it continues exactly)."""
 
     def on_train_end(self, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         """After the last step, before the run's results are written: ``summary`` (the summary.json dict, which a

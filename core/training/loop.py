@@ -44,8 +44,8 @@ def train(t) -> dict[str, Any]:
             if control.should_save:
                 control.should_save = False
                 loop.step = step + 1
+                events.fire("on_save")  # first: what the callbacks do here is part of the checkpoint
                 checkpoint.save(t, optimizer, scheduler, scaler)
-                events.fire("on_save")
             if control.should_stop:
                 loop.step = step + 1
                 break
