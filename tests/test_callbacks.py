@@ -99,7 +99,7 @@ def test_the_state_is_read_only_and_unused_events_have_no_listeners():
             control.should_stop = True
 
     dispatch = Events({"only": OnlyEvaluate()})
-    assert dispatch._step_begin == () and dispatch._step_end == () and dispatch.loss_hooks == ()
+    assert not dispatch.listening_step_begin and not dispatch.listening_step_end and dispatch.loss_hooks == ()
     dispatch.step_begin(batches={})  # nothing listens: nothing is called
     dispatch.fire("on_evaluate", metrics={}, value=0.0)
     assert dispatch.control == TrainerControl(should_stop=True)

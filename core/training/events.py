@@ -35,15 +35,23 @@ class Events:
         for callback in self._listeners[event]:
             getattr(callback, event)(self.state, self.control, **kwargs)
 
+    # the per-step events: callers test ``listening_*`` first, so that no keyword arguments are even built when
+    # nothing listens
+    @property
+    def listening_step_begin(self) -> bool:
+        return bool(self._step_begin)
+
+    @property
+    def listening_step_end(self) -> bool:
+        return bool(self._step_end)
+
     def step_begin(self, **kwargs: Any) -> None:
-        if self._step_begin:
-            for callback in self._step_begin:
-                callback.on_step_begin(self.state, self.control, **kwargs)
+        for callback in self._step_begin:
+            callback.on_step_begin(self.state, self.control, **kwargs)
 
     def step_end(self, **kwargs: Any) -> None:
-        if self._step_end:
-            for callback in self._step_end:
-                callback.on_step_end(self.state, self.control, **kwargs)
+        for callback in self._step_end:
+            callback.on_step_end(self.state, self.control, **kwargs)
 
     def record(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -37,7 +37,8 @@ def train(t) -> dict[str, Any]:
             state._update(step=step, epoch=step // spe)
             result = train_and_log(t, step, optimizer, scheduler, scaler, bar)
             state._update(step=step + 1)
-            events.step_end(losses=result.means)
+            if events.listening_step_end:
+                events.step_end(losses=result.means)
             if control.should_evaluate:
                 control.should_evaluate = False
                 evaluate(t, step, bar)

@@ -44,7 +44,8 @@ def train_step(t, step: int, optimizer, scheduler, scaler=None) -> StepResult:
         micro, total = drawing.draw(ctx, names, t.streams, t.train_data, engine.device)
         micros.append(micro)
         totals.append(total)
-    t.events.step_begin(batches=micros[0].batches, model=t.model, optimizer=optimizer)
+    if t.events.listening_step_begin:
+        t.events.step_begin(batches=micros[0].batches, model=t.model, optimizer=optimizer)
     lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
     examples, scale = sum(totals), engine.loss_scale(scaler)
     sums: dict[str, float] = {}
@@ -108,8 +109,7 @@ def _backward(t, step: int, micro, share: float, scale: float):
         t.run.gather_fn = None
     t.last_weights = weighting_step.weights
     t.last_step = weighting_step
-    counts = {n: float(v.numel()) * (1.0 if micro.split or not ctx.enabled else 1.0) for n, v in losses.items()}
-    return {n: (agreed.means[n], counts[n]) for n in losses}
+    return {n: (agreed.means[n], float(value.numel())) for n, value in losses.items()}
 
 
 def _losses_after_update(t, micros) -> dict:
