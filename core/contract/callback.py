@@ -1,5 +1,5 @@
 """The callback contract: code run at the events of a training run, in the spirit of transformers'
-``TrainerCallback`` (DESIGN.md, "Callbacks").
+``TrainerCallback``.
 
 A callback overrides the events it needs; each receives the run's read-only :class:`TrainerState` and the
 :class:`TrainerControl` it may set (stop the run, evaluate or save now), plus keyword arguments for what the event
@@ -62,7 +62,9 @@ class Callback:
     """Base class: every event does nothing. ``run_folder`` and the other fields of the state are read-only."""
 
     def on_train_begin(self, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        """Before the first step (also of a resumed run, after its checkpoint is loaded)."""
+        """Before the first step (also of a resumed run, after its checkpoint is loaded): ``resumed``, ``model``,
+        ``weighting``, ``run`` (the :class:`mtl.Run` a weighting's ``setup`` sees: config, tasks, training data,
+        device) and ``engine`` (its ``autocast()`` is the run's precision)."""
 
     def on_step_begin(self, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         """Before step ``state.step`` trains: ``batches`` (task -> its first micro-batch, on the device),
