@@ -79,6 +79,15 @@ class Trainer:
         config.output = str(folder.path)
         return cls(config, progress=progress, resume=True)
 
+    @property
+    def ctx(self) -> distributed.Context:
+        """The torchrun context of the run (the engine's)."""
+        return self.engine.ctx
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
     # ------------------------------------------------------------------ preparation (no side effects)
     def _plugins(self) -> dict[str, tuple[str, Any]]:
         """The run's weighting, sampler, regularizer and backbone, built so far: kind -> (name, object)."""
