@@ -3,7 +3,7 @@
 Public API (the plugin contract of DESIGN.md; plugins import nothing else of mtl but ``mtl.errors`` and
 ``mtl.memory``)::
 
-    from mtl import hookimpl, Weighting, Sampler, Task, Regularizer, Tracker, Launcher
+    from mtl import hookimpl, Weighting, Sampler, Task, Regularizer, Tracker, Launcher, Callback
     mtl.available("weighting")            # registered names of a kind
     mtl.create("weighting", "uniform")    # build one, exactly as the CLI does
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from mtl.contract.callback import Callback, TrainerControl, TrainerState
 from mtl.contract.gradient import GradientWeighting
 from mtl.contract.hookspecs import hookimpl, hookspec
 from mtl.contract.launcher import Launcher, Running
@@ -41,8 +42,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "DataError", "Examples", "GlueLayout", "GradientWeighting", "Launcher", "MtlError", "OptionError", "Regularizer",
-    "Running", "Sampler", "Step", "Task", "TrainingError", "Tracker",
+    "Callback", "DataError", "Examples", "GlueLayout", "GradientWeighting", "Launcher", "MtlError", "OptionError",
+    "Regularizer", "Running", "Sampler", "Step", "Task", "TrainerControl", "TrainerState", "TrainingError", "Tracker",
     "UnknownNameError", "Weighting", "available", "create", "hookimpl", "hookspec", "normalise", "__version__",
     *_LAZY,
 ]

@@ -15,6 +15,7 @@ from conftest import assert_one_line_error, invoke_cli
 
 from mtl.errors import MtlError
 from mtl.runs.config import RunConfig
+from mtl.runs.folder import RunFolder
 from mtl.study.affinity import AffinityTrainer, fixed_dropout, lookahead_affinity, ranking, read
 from mtl.training.trainer import Trainer
 
@@ -227,7 +228,7 @@ def test_resume_continues_the_measurements_to_the_uninterrupted_result(runs, tmp
                         "--backbone", "tiny", "--batch-size", "16", "--max-length", "32", "--lr", "2e-3",
                         "--log-every", "1", "--limit", "64", "--eval-limit", "32", "--max-steps", "24",
                         "--checkpoint-every", "4", "--seed", "2", "-o", str(out), "--quiet")
-    assert result.exit_code == 130 and (out / "checkpoint" / "affinity-state.json").exists()
+    assert result.exit_code == 130 and RunFolder(out).latest_checkpoint() is not None  # measurements inside
     assert f"continue with `mtl affinity --resume {out}`" in result.stderr  # before: `mtl run --resume`
     monkeypatch.undo()
     # `mtl run --resume` would finish it as a plain run and lose the measurements: refused, pointing to the command

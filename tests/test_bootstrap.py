@@ -164,9 +164,12 @@ DEMO = dict(target="demo-paraphrase", aux=["demo-similarity"])
 
 def first_epoch_best(monkeypatch):
     """Make the first evaluation the best one, so the kept predictions are not simply the last ones."""
-    from mtl.training.trainer import Trainer
+    import itertools
 
-    monkeypatch.setattr(Trainer, "_selection_value", lambda self, results: -float(len(self.loop.history)))
+    from mtl.training import evaluation
+
+    count = itertools.count()
+    monkeypatch.setattr(evaluation, "selection_value", lambda config, tasks, results: -float(next(count)))
 
 
 @pytest.fixture(scope="module")

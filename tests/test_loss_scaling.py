@@ -63,3 +63,24 @@ def test_a_step_with_a_grad_scaler_updates_as_without(tmp_path, weighting):
             assert b[task] == pytest.approx(a[task], rel=1e-4, abs=1e-6), f"{weighting}: weight of {task}"
     for key, value in logged.items():
         assert logged_s[key] == pytest.approx(value, rel=1e-4, abs=1e-6), f"{weighting}: {key}"
+
+
+def test_the_step_hands_plugins_true_gradients_under_a_loss_scale():
+    """What the engine does under fp16, on CPU: the weighting's inputs pass S-times gradients back; Step.gradients and
+    Step.jacobian divide S out, Step.accumulate puts it back on what reaches the model."""
+    from mtl.contract.weighting import Step
+    from mtl.training.engine import Engine
+
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    handed = Engine.hand_over({"a": x * torch.tensor([3.0, 5.0]), "b": x.square()}, 8.0)
+    step = Step(losses=handed, features={}, target="a", index=0, epoch=0, progress=0.0)
+    step._loss_scale = 8.0
+    (grad,) = step.gradients(handed["a"].sum(), [x], retain_graph=True)
+    assert torch.equal(grad, torch.tensor([3.0, 5.0]))  # d/dx Σ(3x₀, 5x₁), not 8 times it
+    (jacobian,) = step.jacobian([handed["a"].sum(), handed["b"].sum()], [x])
+    assert torch.equal(jacobian, torch.tensor([[3.0, 5.0], [2.0, 4.0]]))  # rows: the objectives; 2x for Σx²
+    parameter = torch.nn.Parameter(torch.zeros(2))
+    step.accumulate(parameter, torch.tensor([1.0, -1.0]))
+    assert torch.equal(parameter.grad, torch.tensor([8.0, -8.0]))  # scaled like every gradient the scaler unscales
+    plain = Step(losses={"a": x * 3.0}, features={}, target="a", index=0, epoch=0, progress=0.0)
+    assert torch.equal(plain.gradients((x * 3.0).sum(), [x])[0], torch.tensor([3.0, 3.0]))  # no scale: autograd's

@@ -122,22 +122,23 @@ def test_step_weighted_is_the_weighted_mean_and_records_mean_weights():
         step.weighted({"a": 1.0})
 
 
-class _NewStyle(Weighting):
-    """Target instances count 3, auxiliary instances 0.5, through Step.weighted (no `applied`)."""
+class _Weights(Weighting):
+    """Target instances count 3, auxiliary instances 0.5, through Step.weighted."""
 
     def loss(self, step):
         return step.weighted({t: 3.0 if t == step.target else 0.5 for t in step.losses})
 
 
-class _OldStyle(Weighting):
-    """A plugin written before Step.weighted: it sets `applied` itself and returns the loss."""
+class _RecordedWeights(Weighting):
+    """The same weights, recorded with Step.record_weights and applied by hand."""
 
     def loss(self, step):
-        self.applied = {t: 3.0 if t == step.target else 0.5 for t in step.losses}
-        return torch.cat([self.applied[t] * loss for t, loss in step.losses.items()]).mean()
+        weights = {t: 3.0 if t == step.target else 0.5 for t in step.losses}
+        step.record_weights(weights)
+        return torch.cat([weights[t] * loss for t, loss in step.losses.items()]).mean()
 
 
-@pytest.mark.parametrize("cls", [_NewStyle, _OldStyle])
+@pytest.mark.parametrize("cls", [_Weights, _RecordedWeights])
 def test_the_weights_a_weighting_applied_reach_metrics(tmp_path, register_plugin, cls):
     plugin = types.SimpleNamespace(register_weightings=hookimpl(
         lambda register: register("weights-test", cls, description="test")))

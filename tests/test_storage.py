@@ -260,12 +260,12 @@ def test_resume_with_metrics_cut_shorter_than_the_checkpoint_goes_on_from_the_la
 
 
 def test_a_stop_while_a_finished_run_writes_model_says_so_and_how_to_get_model(tmp_path, monkeypatch):
-    from mtl.training.trainer import Trainer
+    from mtl.training import outcome
 
-    def stopped(self):
+    def stopped(trainer):
         raise KeyboardInterrupt  # SIGINT after summary.json, while model/ would be written
 
-    monkeypatch.setattr(Trainer, "_keep", stopped)
+    monkeypatch.setattr(outcome, "keep", stopped)
     out = tmp_path / "run"
     result = invoke_cli("run", *RUN, "-o", str(out))
     assert result.exit_code == 130

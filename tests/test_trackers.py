@@ -328,10 +328,10 @@ def test_only_rank_0_starts_logs_and_finishes(third_party):
 def test_a_failed_run_finishes_its_trackers_as_failed(third_party, tmp_path, monkeypatch):
     from mtl.training.trainer import Trainer
 
-    def fail(self, step, bar):
+    def fail(self):
         raise RuntimeError("evaluation broke")
 
-    monkeypatch.setattr(Trainer, "_end_epoch", fail)
+    monkeypatch.setattr(Trainer, "evaluate", fail)
     config = RunConfig(**DEMO, backbone="tiny", batch_size=8, max_length=32, max_steps=1, eval_limit=8,
                        options={"tiny": {"hidden_size": 32}}, report_to=["recorder"], output=str(tmp_path / "run"))
     with pytest.raises(RuntimeError, match="evaluation broke"):

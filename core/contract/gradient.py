@@ -51,7 +51,6 @@ class GradientWeighting(Weighting):
 
     def backward(self, step: Step) -> None:
         import torch
-        from torchjd.autojac import jac
 
         named = self.objectives(step)
         tasks, objectives = list(named), list(named.values())
@@ -62,23 +61,20 @@ class GradientWeighting(Weighting):
         reached = _reached(objectives, shared + specific)
         shared = [p for p in shared if id(p) in reached]
         specific = [p for p in specific if id(p) in reached]
-        jacobians = jac(objectives, shared + specific)
+        jacobians = step.jacobian(objectives, shared + specific)  # true gradients, whatever the precision
 
         if shared:
             matrix = step.reduce(torch.cat([j.reshape(len(tasks), -1) for j in jacobians[:len(shared)]], dim=1))
-            scaled = step.grad_scale != 1.0  # fp16: aggregate the true gradients, set S times the update
-            matrix = matrix / step.grad_scale if scaled else matrix
             if bool(torch.isfinite(matrix).all()):
                 direction = self.aggregate(matrix, tasks, step)
-                direction = direction * step.grad_scale if scaled else direction
             else:  # an overflow: a non-finite update, which the grad scaler skips (or the trainer reports)
                 direction = matrix.sum(dim=0)
             offset = 0
             for p in shared:
-                _accumulate(p, direction[offset:offset + p.numel()].view_as(p))
+                step.accumulate(p, direction[offset:offset + p.numel()].view_as(p))
                 offset += p.numel()
         for p, j in zip(specific, jacobians[len(shared):]):
-            _accumulate(p, j.sum(dim=0))
+            step.accumulate(p, j.sum(dim=0))
 
 
 def _reached(objectives: list, parameters: list) -> set[int]:
@@ -98,8 +94,3 @@ def _reached(objectives: list, parameters: list) -> set[int]:
             found.add(id(variable))
         stack.extend(n for n, _ in node.next_functions if n is not None)
     return found
-
-
-def _accumulate(parameter: "torch.nn.Parameter", grad: "torch.Tensor") -> None:
-    grad = grad.to(parameter.dtype)
-    parameter.grad = grad.clone() if parameter.grad is None else parameter.grad + grad

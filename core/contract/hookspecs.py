@@ -55,3 +55,9 @@ def register_figures(register):
     aliases=())``, ``name`` the file stem (``"similarity"`` writes ``similarity.png``). ``draw(run)`` receives a
     read-only :class:`mtl.study.figures.RunRecords` and returns a matplotlib ``Figure`` made with
     ``run.figure(...)``, or a string saying why there is nothing to draw (e.g. "no mamt.similarity records")."""
+
+
+@hookspec
+def register_callbacks(register):
+    """Register training callbacks (subclasses of :class:`mtl.Callback`): code run at a run's events (train
+    begin/end, step begin/end, evaluation, save, log); chosen with ``RunConfig.callbacks`` (``--callback NAME``)."""

@@ -223,7 +223,7 @@ def registry() -> Registry:
 
 def available(kind: str) -> list[str]:
     """Registered names of a kind: ``"weighting"``, ``"sampler"``, ``"backbone"``, ``"task"``, ``"regularizer"``,
-    ``"tracker"``, ``"launcher"`` or ``"figure"``."""
+    ``"tracker"``, ``"launcher"``, ``"figure"`` or ``"callback"``."""
     current = registry()
     current.check()
     return current.names(kind)

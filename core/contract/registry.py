@@ -14,7 +14,7 @@ from typing import Any
 
 from mtl.errors import MtlError, UnknownNameError, unknown
 
-KINDS = ("weighting", "sampler", "backbone", "task", "regularizer", "tracker", "launcher", "figure")
+KINDS = ("weighting", "sampler", "backbone", "task", "regularizer", "tracker", "launcher", "figure", "callback")
 HOOKS = {
     "weighting": "register_weightings",
     "sampler": "register_samplers",
@@ -24,6 +24,7 @@ HOOKS = {
     "tracker": "register_trackers",
     "launcher": "register_launchers",
     "figure": "register_figures",
+    "callback": "register_callbacks",
 }
 
 

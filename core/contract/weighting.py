@@ -33,11 +33,37 @@ class Step:
     global_means: dict[str, float] = field(default_factory=dict)  # each task's mean instance loss over every rank
     reduce_fn: "Callable[[torch.Tensor], torch.Tensor] | None" = None  # mean over ranks (None: one process)
     recompute_fn: "Callable[[], dict[str, torch.Tensor]] | None" = None  # set by the trainer after the update
-    # fp16's loss scale S (1.0 otherwise): ``losses``, ``logits`` and ``hidden_states`` hold their true values, but
-    # every gradient they pass back to the model is S times the true one (what ``scaler.scale(loss)`` gives). A
-    # weighting that computes gradients with torch.autograd divides them by S before using their size, and sets
-    # the model's gradients S times its true update (:class:`~mtl.contract.gradient.GradientWeighting` does both).
-    grad_scale: float = 1.0
+    # the engine's (fp16's loss scale); a weighting never reads it: Step.gradients, jacobian and accumulate apply it
+    _loss_scale = 1.0
+
+    def gradients(self, outputs, inputs, **kwargs: Any) -> tuple:
+        """``torch.autograd.grad(outputs, inputs, **kwargs)`` as true gradients: what a weighting computes from the
+        step's losses, logits or hidden states is the gradient of their true values, whatever the run's precision
+        (under fp16 the engine's loss scale is divided out)."""
+        import torch
+
+        found = torch.autograd.grad(outputs, inputs, **kwargs)
+        if self._loss_scale == 1.0:
+            return found
+        return tuple(None if g is None else g / self._loss_scale for g in found)
+
+    def jacobian(self, objectives: list, inputs: list) -> tuple:
+        """The Jacobian of the scalar ``objectives`` with respect to each of ``inputs`` (TorchJD's
+        ``torchjd.autojac.jac``: one ``[len(objectives), *shape]`` tensor per input), as true gradients."""
+        from torchjd.autojac import jac
+
+        found = jac(objectives, inputs)
+        if self._loss_scale == 1.0:
+            return tuple(found)
+        return tuple(j / self._loss_scale for j in found)
+
+    def accumulate(self, parameter, grad: "torch.Tensor") -> None:
+        """Add the true gradient ``grad`` to ``parameter.grad`` (a weighting that sets the model's gradients itself;
+        the engine's loss scale is applied so that its optimizer step sees them as every other gradient)."""
+        grad = grad.to(parameter.dtype)
+        if self._loss_scale != 1.0:
+            grad = grad * self._loss_scale
+        parameter.grad = grad.clone() if parameter.grad is None else parameter.grad + grad
 
     def losses_after_update(self) -> dict[str, "torch.Tensor"]:
         """In :meth:`Weighting.after_step`: each task's mean instance loss on this step's batches under the updated
@@ -91,8 +117,7 @@ class Weighting:
 
     Subclasses override ``loss`` (instance/task weights, usually ``return step.weighted({task: weight})``) or
     ``backward`` (gradient surgery). The weights applied reach ``weight.<task>`` through the step
-    (:meth:`Step.weighted` or :meth:`Step.record_weights`); a plugin written before that which sets
-    ``self.applied`` still has it logged by :meth:`log`.
+    (:meth:`Step.weighted` or :meth:`Step.record_weights`).
     """
 
     #: False for a weighting that cannot train under torchrun.
@@ -110,7 +135,7 @@ class Weighting:
     parameters_lr: float | None = None
 
     def __init__(self) -> None:
-        self.applied: dict[str, float] = {}
+        pass
 
     def setup(self, run: "Run") -> None:
         """Called once before training; may add modules to ``run.model`` (they are then trained and saved)."""
@@ -142,8 +167,8 @@ class Weighting:
 
     def log(self) -> dict[str, float]:
         """Scalars recorded each logged step (flat keys, e.g. ``mamt.similarity``); ``weight.<task>`` comes from the
-        step, or from ``self.applied`` where an older plugin sets it."""
-        return {f"weight.{task}": float(value) for task, value in getattr(self, "applied", {}).items()}
+        step (:meth:`Step.record_weights`)."""
+        return {}
 
     def state_dict(self) -> dict:
         return {}

@@ -7,9 +7,9 @@ batch of that step:
 
     Z_{i→j} = 1 − L_j(θ_s − u_i) / L_j(θ_s)          (> 0: a step on i lowers j's loss)
 
-averaged over the measured steps. :class:`AffinityTrainer` is an ordinary :class:`mtl.training.trainer.Trainer` that
-measures in :meth:`~mtl.training.trainer.Trainer.before_step` every ``every`` steps (steps 0, N, 2N, ...), before the
-step's own update, and writes ``affinity.json`` and ``affinity.png`` into the run folder. The choices:
+averaged over the measured steps. :class:`AffinityCallback` measures at ``on_step_begin`` every ``every`` steps (steps
+0, N, 2N, ...), before the step's own update, and writes ``affinity.json`` and ``affinity.png`` into the run folder;
+:class:`AffinityTrainer` is an ordinary :class:`mtl.training.trainer.Trainer` with it. The choices:
 
 - **update**: u_i is exactly what the run's optimizer (AdamW, Adamax, whatever it is) would do to θ_s at this step
   with its current learning rate and state, given task i's gradient: an optimizer of the same class over the
@@ -25,8 +25,7 @@ step's own update, and writes ``affinity.json`` and ``affinity.png`` into the ru
   ``--sampler all``, `mtl affinity`'s default, every task); a task not trained at the step (other samplers) on a
   batch drawn from a separate generator seeded from the run's seed, the step and the task, never trained on. The
   data streams and the sampler are not touched, so the run trains exactly as `mtl run` with the same options.
-- **resume**: supported; the measurements so far are written into ``checkpoint/affinity-state.json`` before each
-  checkpoint and reloaded by :meth:`AffinityTrainer.resuming`.
+- **resume**: supported; the measurements so far are part of every checkpoint (the callback's state).
 
 Cost of one measurement with T tasks: T forwards with graph and T gradients, T optimizer steps on a copy,
 T² forwards without graph; ``affinity.json`` records the seconds per measurement against the seconds of an ordinary
@@ -35,10 +34,8 @@ training step (``overhead``).
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import dataclasses
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,15 +44,17 @@ from typing import Any
 
 import torch
 
+from mtl.contract.callback import Callback
 from mtl.errors import MtlError, OptionError
 from mtl.runs import folder as run_files
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
+from mtl.training import plan
+from mtl.training.lookahead import clipped, fixed_dropout, optimizer_step_on_copy  # noqa: F401 (public here too)
 from mtl.training.trainer import Trainer
 
 AFFINITY = "affinity.json"
 FIGURE = "affinity.png"
-STATE = "affinity-state.json"  # in checkpoint/: the measurements so far, for --resume
 DEFAULT_EVERY = 10
 DEFINITION = ("Z[i][j] = 1 - L_j(shared parameters after the optimizer's lookahead step on task i) / "
               "L_j(shared parameters); i = source (row), j = target (column); > 0: a step on i lowers j's loss")
@@ -73,55 +72,6 @@ def _mix(*numbers: int) -> int:
     for number in numbers:
         value = int(torch.randint(0, 2**62, (1,), generator=torch.Generator().manual_seed((value ^ number) % 2**63)))
     return value
-
-
-@contextlib.contextmanager
-def fixed_dropout(seed: int, devices: Sequence[int] = ()):
-    """Run the block with the global generators seeded with ``seed`` (the same dropout masks each time), then put
-    them back as they were."""
-    with torch.random.fork_rng(devices=list(devices)):
-        torch.manual_seed(seed)
-        yield
-
-
-def clipped(grads: Sequence[torch.Tensor | None], max_norm: float) -> list[torch.Tensor | None]:
-    """``grads`` scaled as :func:`torch.nn.utils.clip_grad_norm_` scales them (``max_norm`` <= 0: unchanged)."""
-    present = [g for g in grads if g is not None]
-    if max_norm <= 0 or not present:
-        return list(grads)
-    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in present]))
-    factor = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-    return [None if g is None else g * factor.to(g.dtype) for g in grads]
-
-
-def optimizer_step_on_copy(optimizer: torch.optim.Optimizer, params: Sequence[torch.nn.Parameter],
-                           grads: Sequence[torch.Tensor | None]) -> None:
-    """Apply to ``params`` (in place) the step ``optimizer`` would take with gradients ``grads``, using an optimizer
-    of its class with the same per-group hyperparameters (the learning rate as it is now) and a copy of the
-    parameters' state; ``optimizer`` and its state are not touched. A ``None`` gradient leaves its parameter as the
-    optimizer would (skipped)."""
-    wanted = {id(p) for p in params}
-    groups = []
-    for group in optimizer.param_groups:
-        mine = [p for p in group["params"] if id(p) in wanted]
-        if mine:
-            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": mine})
-    missing = wanted - {id(p) for g in groups for p in g["params"]}
-    if missing:
-        raise ValueError(f"{len(missing)} shared parameter(s) are not trained by the optimizer")
-    lookahead = type(optimizer)(groups)
-    for p in params:
-        if p in optimizer.state:
-            lookahead.state[p] = {k: v.clone() if torch.is_tensor(v) else copy.deepcopy(v)
-                                  for k, v in optimizer.state[p].items()}
-    kept = [p.grad for p in params]
-    try:
-        for p, g in zip(params, grads):
-            p.grad = None if g is None else g.to(p.dtype)
-        lookahead.step()
-    finally:
-        for p, g in zip(params, kept):
-            p.grad = g
 
 
 def lookahead_affinity(loss_of: Callable[[str], torch.Tensor], tasks: Sequence[str],
@@ -205,19 +155,14 @@ def read(run: str | Path) -> dict[str, Any]:
     return result
 
 
-# ------------------------------------------------------------------------------------------------ the trainer
-class AffinityTrainer(Trainer):
-    """A :class:`Trainer` that measures the lookahead affinity Z_{i→j} every ``every`` steps (module docstring).
-
-    The run is the ordinary one (same metrics, eval.json, model); the measurements go to ``affinity.json`` and
-    ``affinity.png``. ``--tasks`` without a target is allowed here (``config.target`` None, the tasks in ``aux``):
-    the best epoch is then chosen on the mean primary metric and no model is exported.
+# ------------------------------------------------------------------------------------------------ the callback
+class AffinityCallback(Callback):
+    """Measures the lookahead affinity Z_{i→j} every ``every`` steps at ``on_step_begin``, on the step's batches,
+    before the step trains on them (module docstring); writes ``affinity.json`` and ``affinity.png`` at train end.
+    Its measurements are part of every checkpoint (:meth:`state_dict`), so a resumed run ends as an uninterrupted one.
     """
 
-    RESUME_COMMAND = "mtl affinity --resume"
-
-    def __init__(self, config: RunConfig, *, every: int = DEFAULT_EVERY, **kwargs) -> None:
-        super().__init__(config, **kwargs)
+    def __init__(self, every: int = DEFAULT_EVERY) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise OptionError(f"--every must be a whole number of steps >= 1 (got {every!r})")
         self.every = every
@@ -225,8 +170,132 @@ class AffinityTrainer(Trainer):
         # seconds of the training steps (without their measurements) and of the measurements; the first of each in a
         # process is left out (warm-up: the first forward and backward pay for allocations and kernel set-up)
         self.timing = {"step_seconds": 0.0, "steps": 0, "measurement_seconds": 0.0, "measurements": 0}
-        self._measuring = 0.0
         self._warm = {"step": False, "measurement": False}
+        self._tick = None
+
+    def record(self) -> dict[str, Any]:
+        return {"affinity": {"every": self.every}}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"every": self.every, "measurements": self.measurements, "timing": self.timing}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.measurements, self.timing = list(state["measurements"]), dict(state["timing"])
+
+    def on_train_begin(self, state, control, *, run, engine, weighting, **kwargs: Any) -> None:
+        self.run, self.engine, self.weighting = run, engine, weighting
+
+    def _time(self, what: str, seconds: float) -> None:
+        if self._warm[what]:
+            self.timing[f"{what}_seconds"] += seconds
+            self.timing[f"{what}s"] += 1
+        self._warm[what] = True
+
+    def on_step_begin(self, state, control, *, batches, optimizer, **kwargs: Any) -> None:
+        if state.step % self.every == 0:
+            self._synchronize()
+            tick = time.perf_counter()
+            measurement = self.measure(state.step, batches, optimizer)
+            self._synchronize()
+            measurement["seconds"] = time.perf_counter() - tick
+            self.measurements.append(measurement)
+            self._time("measurement", measurement["seconds"])
+        self._tick = time.perf_counter()
+
+    def on_step_end(self, state, control, **kwargs: Any) -> None:
+        if self._tick is not None:
+            self._synchronize()
+            self._time("step", time.perf_counter() - self._tick)
+            self._tick = None
+
+    def measure(self, step: int, batches: Mapping[str, Mapping[str, torch.Tensor]], optimizer) -> dict[str, Any]:
+        """One measurement at ``step`` on the step's batches (and separately drawn ones for the other tasks)."""
+        run, model = self.run, self.run.model
+        tasks = list(run.tasks)
+        batches = dict(batches)
+        trained = [t for t in tasks if t in batches]
+        for k, task in enumerate(tasks):
+            if task not in batches:
+                batches[task] = self._measurement_batch(step, k, task)
+
+        def loss_of(task: str) -> torch.Tensor:
+            with self.engine.autocast():
+                logits, _, _ = model(task, batches[task])
+            return run.tasks[task].loss(logits.float(), batches[task]["labels"]).mean()
+
+        backbone = {id(p) for p in model.backbone.parameters()}
+        shared = [p for p in model.backbone.parameters() if p.requires_grad]
+        own = [p for p in model.parameters() if p.requires_grad and id(p) not in backbone]
+        own += [p for p in self.weighting.parameters() if p.requires_grad and all(p is not q for q in own)]
+        seeds = {task: _mix(run.config.seed, step, k, 1) for k, task in enumerate(tasks)}
+        devices = list(range(torch.cuda.device_count())) if run.device.type == "cuda" else []
+        matrix, loss = lookahead_affinity(loss_of, tasks, shared, optimizer, own=own, clip=run.config.clip,
+                                          seeds=seeds, devices=devices, buffers=list(model.buffers()))
+        return {"step": step, "lr": optimizer.param_groups[0]["lr"], "trained": trained, "loss": loss,
+                "matrix": matrix}
+
+    def _measurement_batch(self, step: int, k: int, task: str) -> dict[str, torch.Tensor]:
+        """A batch of ``task`` for a step that does not train it: its own generator, never the run's streams."""
+        data = self.run.train[task]
+        generator = torch.Generator().manual_seed(_mix(self.run.config.seed, step, k, 2))
+        indices = torch.randperm(len(data), generator=generator)[: self.run.config.batch_size].tolist()
+        return {key: value.to(self.run.device) for key, value in data.collate(indices).items()}
+
+    def _synchronize(self) -> None:
+        if self.run.device.type == "cuda":
+            torch.cuda.synchronize(self.run.device)
+
+    def on_train_end(self, state, control, *, result: dict[str, Any], **kwargs: Any) -> None:
+        # affinity.json and affinity.png before the run's results: summary.json stays the run's last file
+        self.affinity = self.result(state.max_steps)
+        if state.is_main:
+            run_files.write_json(Path(state.run_folder) / AFFINITY, self.affinity)
+            figure(self.affinity, Path(state.run_folder) / FIGURE)
+        result["affinity"] = self.affinity
+
+    def result(self, total_steps: int) -> dict[str, Any]:
+        """What ``affinity.json`` holds: the mean matrix, its spread, every measurement, the options and the cost."""
+        c, tasks = self.run.config, list(self.run.tasks)
+        mean, std = average(self.measurements, tasks)
+        timing = self.timing
+        per_measurement = (timing["measurement_seconds"] / timing["measurements"] if timing["measurements"]
+                           else statistics.fmean(m["seconds"] for m in self.measurements) if self.measurements else None)
+        per_step = timing["step_seconds"] / timing["steps"] if timing["steps"] else None
+        return {
+            "matrix": mean, "std": std, "definition": DEFINITION, "tasks": tasks, "target": c.target,
+            "measured_steps": [m["step"] for m in self.measurements],
+            "options": {"every": self.every, "steps": total_steps, "sampler": c.sampler,
+                        "weighting": c.weighting, "optimizer": c.optimizer, "lr": c.lr, "clip": c.clip,
+                        "batch_size": c.batch_size, "seed": c.seed, "backbone": c.backbone,
+                        "shared": "the backbone's trainable parameters (heads are not moved by the lookahead)",
+                        "forward": FORWARD, "batches": BATCHES},
+            "overhead": {
+                "measurements": len(self.measurements), "seconds_per_measurement": per_measurement,
+                "seconds_per_step": per_step,
+                "timed": "means over the measurements and training steps after the first of each (warm-up) in the "
+                         "process; a step's time leaves its measurement out",
+                "first_measurement_seconds": self.measurements[0]["seconds"] if self.measurements else None,
+                "measurement_vs_step": per_measurement / per_step if per_measurement and per_step else None,
+                "forwards_per_measurement": len(tasks) + len(tasks) ** 2, "gradients_per_measurement": len(tasks),
+                "run_slowdown": (per_measurement * len(self.measurements) / (per_step * total_steps)
+                                 if per_measurement and per_step else None),
+                "device": str(self.run.device),
+            },
+            "measurements": self.measurements,
+        }
+
+
+class AffinityTrainer(Trainer):
+    """An ordinary run with an :class:`AffinityCallback` (same metrics, eval.json, model). ``--tasks`` without a
+    target is allowed here (``config.target`` None, the tasks in ``aux``): the best epoch is then chosen on the mean
+    primary metric and no model is exported. One process only (the lookahead steps are not distributed)."""
+
+    RESUME_COMMAND = "mtl affinity --resume"
+    TARGET_OPTIONAL = True
+
+    def __init__(self, config: RunConfig, *, every: int = DEFAULT_EVERY, **kwargs) -> None:
+        self.measuring = AffinityCallback(every)
+        super().__init__(config, callbacks={"affinity": self.measuring}, **kwargs)
 
     @classmethod
     def resuming(cls, run_dir: str | Path, *, progress: bool = False) -> "AffinityTrainer":
@@ -238,162 +307,19 @@ class AffinityTrainer(Trainer):
             raise MtlError(f"--resume {run_dir}: not an `mtl affinity` run (its config.json has no affinity "
                            f"options); continue it with `mtl run --resume {run_dir}`")
         trainer = super().resuming(run_dir, progress=progress)
-        trainer.every = int(options["every"])
+        trainer.measuring.every = int(options["every"])
         return trainer
 
-    # -------------------------------------------------------------------------------- checks
-    def _check_config(self) -> None:
-        c = self.config
-        if c.target is None and c.aux:  # --tasks: every check of a run, on the same tasks with the first as target
-            self.config = dataclasses.replace(c, target=c.aux[0], aux=c.aux[1:])
-            try:
-                super()._check_config()
-            finally:
-                self.config = c
-        else:
-            super()._check_config()
-        if len(c.tasks) < 2:
-            raise OptionError(f"mtl affinity needs at least two tasks (got only {c.tasks[0]!r}); give --aux TASK,... "
-                              f"or --tasks A,B,...")
-
-    def _create_plugins(self) -> None:
-        if self.ctx.enabled:
+    def prepare(self) -> "AffinityTrainer":
+        plan.check(self.config, target_optional=True)
+        if len(self.config.tasks) < 2:
+            raise OptionError(f"mtl affinity needs at least two tasks (got only {self.config.tasks[0]!r}); give "
+                              f"--aux TASK,... or --tasks A,B,...")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise MtlError("mtl affinity trains in one process (its lookahead steps are not distributed); "
                            "run it without torchrun")
-        super()._create_plugins()
-
-    def _config_record(self) -> dict[str, Any]:
-        return {**super()._config_record(), "affinity": {"every": self.every}}
-
-    # -------------------------------------------------------------------------------- measuring
-    def train_step(self, step: int, optimizer, scheduler, scaler=None):
-        tick = time.perf_counter()
-        self._measuring = 0.0
-        result = super().train_step(step, optimizer, scheduler, scaler)
-        self._synchronize()
-        self._time("step", time.perf_counter() - tick - self._measuring)
-        return result
-
-    def _time(self, what: str, seconds: float) -> None:
-        if self._warm[what]:
-            self.timing[f"{what}_seconds"] += seconds
-            self.timing[f"{what}s"] += 1
-        self._warm[what] = True
-
-    def before_step(self, step: int, batches: dict[str, dict[str, torch.Tensor]], optimizer) -> None:
-        if step % self.every:
-            return
-        self._synchronize()
-        tick = time.perf_counter()
-        measurement = self.measure(step, batches, optimizer)
-        self._synchronize()
-        self._measuring = time.perf_counter() - tick
-        measurement["seconds"] = self._measuring
-        self.measurements.append(measurement)
-        self._time("measurement", self._measuring)
-
-    def measure(self, step: int, batches: Mapping[str, Mapping[str, torch.Tensor]], optimizer) -> dict[str, Any]:
-        """One measurement at ``step`` on the step's batches (and separately drawn ones for the other tasks)."""
-        tasks = list(self.tasks)
-        batches = dict(batches)
-        trained = [t for t in tasks if t in batches]
-        for k, task in enumerate(tasks):
-            if task not in batches:
-                batches[task] = self._measurement_batch(step, k, task)
-
-        def loss_of(task: str) -> torch.Tensor:
-            with self._autocast():
-                logits, _, _ = self.model(task, batches[task])
-            return self.tasks[task].loss(logits.float(), batches[task]["labels"]).mean()
-
-        backbone = {id(p) for p in self.model.backbone.parameters()}
-        shared = [p for p in self.model.backbone.parameters() if p.requires_grad]
-        own = [p for p in self.model.parameters() if p.requires_grad and id(p) not in backbone]
-        own += [p for p in self.weighting.parameters() if p.requires_grad and all(p is not q for q in own)]
-        seeds = {task: _mix(self.config.seed, step, k, 1) for k, task in enumerate(tasks)}
-        devices = list(range(torch.cuda.device_count())) if self.device.type == "cuda" else []
-        matrix, loss = lookahead_affinity(loss_of, tasks, shared, optimizer, own=own, clip=self.config.clip,
-                                          seeds=seeds, devices=devices, buffers=list(self.model.buffers()))
-        return {"step": step, "lr": optimizer.param_groups[0]["lr"], "trained": trained, "loss": loss,
-                "matrix": matrix}
-
-    def _measurement_batch(self, step: int, k: int, task: str) -> dict[str, torch.Tensor]:
-        """A batch of ``task`` for a step that does not train it: its own generator, never the run's streams."""
-        data = self.train_data[task]
-        generator = torch.Generator().manual_seed(_mix(self.config.seed, step, k, 2))
-        indices = torch.randperm(len(data), generator=generator)[: self.config.batch_size].tolist()
-        return {key: value.to(self.device) for key, value in data.collate(indices).items()}
-
-    def _synchronize(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    # -------------------------------------------------------------------------------- checkpoints and the result
-    @property
-    def _state_path(self) -> Path:
-        return RunFolder(self.output).checkpoints / STATE
-
-    def _checkpoint(self, optimizer, scheduler, scaler) -> None:
-        # before the checkpoint: a checkpoint on disk always has its measurements
-        run_files.write_json(self._state_path, {"every": self.every, "step": self.loop.step,
-                                                "measurements": self.measurements,
-                                                "timing": self.timing})
-        super()._checkpoint(optimizer, scheduler, scaler)
-
-    def _start(self, optimizer, scheduler, scaler) -> None:
-        super()._start(optimizer, scheduler, scaler)
-        if not self.resume:
-            return
-        state = run_files.read_json(self._state_path, "the measurements of the stopped `mtl affinity` run")
-        self.measurements = [m for m in state["measurements"] if m["step"] < self.loop.step]
-        self.timing = dict(state["timing"])
-
-    def _finish(self, total_seconds: float) -> dict[str, Any]:
-        # affinity.json and affinity.png first: summary.json stays the run's last file
-        self.affinity = self.result()
-        folder = RunFolder(self.output)
-        run_files.write_json(folder.path / AFFINITY, self.affinity)
-        figure(self.affinity, folder.path / FIGURE)
-        outcome = super()._finish(total_seconds)
-        self._state_path.unlink(missing_ok=True)
-        return {**outcome, "affinity": self.affinity}
-
-    def result(self) -> dict[str, Any]:
-        """What ``affinity.json`` holds: the mean matrix, its spread, every measurement, the options and the cost."""
-        c, tasks = self.config, list(self.tasks)
-        mean, std = average(self.measurements, tasks)
-        timing = self.timing
-        per_measurement = (timing["measurement_seconds"] / timing["measurements"] if timing["measurements"]
-                           else statistics.fmean(m["seconds"] for m in self.measurements) if self.measurements else None)
-        per_step = timing["step_seconds"] / timing["steps"] if timing["steps"] else None
-        return {
-            "matrix": mean,
-            "std": std,
-            "definition": DEFINITION,
-            "tasks": tasks,
-            "target": c.target,
-            "measured_steps": [m["step"] for m in self.measurements],
-            "options": {"every": self.every, "steps": self.total_steps, "sampler": c.sampler,
-                        "weighting": c.weighting, "optimizer": c.optimizer, "lr": c.lr, "clip": c.clip,
-                        "batch_size": c.batch_size, "seed": c.seed, "backbone": c.backbone,
-                        "shared": "the backbone's trainable parameters (heads are not moved by the lookahead)",
-                        "forward": FORWARD, "batches": BATCHES},
-            "overhead": {
-                "measurements": len(self.measurements),
-                "seconds_per_measurement": per_measurement,
-                "seconds_per_step": per_step,
-                "timed": "means over the measurements and training steps after the first of each (warm-up) in the "
-                         "process; a step's time leaves its measurement out",
-                "first_measurement_seconds": self.measurements[0]["seconds"] if self.measurements else None,
-                "measurement_vs_step": per_measurement / per_step if per_measurement and per_step else None,
-                "forwards_per_measurement": len(tasks) + len(tasks) ** 2,
-                "gradients_per_measurement": len(tasks),
-                "run_slowdown": (per_measurement * len(self.measurements) / (per_step * self.total_steps)
-                                 if per_measurement and per_step else None),
-                "device": str(self.device),
-            },
-            "measurements": self.measurements,
-        }
+        super().prepare()
+        return self
 
 
 # ------------------------------------------------------------------------------------------------ the heatmap

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mtl.contract.callback import Callback
 from mtl.errors import MtlError, OptionError
 from mtl.runs import folder as run_files
 from mtl.runs.folder import RunFolder
@@ -223,8 +224,9 @@ def kd_loss(hard: torch.Tensor, logits: torch.Tensor, soft: torch.Tensor, *, reg
     return 0.5 * (hard + distilled)
 
 
-class Distiller:
-    """The soft targets of a run and the loss that uses them (:meth:`loss`, called by the trainer per task)."""
+class Distiller(Callback):
+    """The soft targets of a run and the loss that uses them: a callback whose :meth:`loss` hook the trainer calls
+    per task; a new run keeps the soft targets in its folder at train begin (a resumed one reads them back)."""
 
     def __init__(self, targets: dict[str, torch.Tensor], tasks: dict[str, Task], teachers: dict[str, list[str]],
                  temperature: float = 1.0) -> None:
@@ -254,6 +256,10 @@ class Distiller:
 
         q = soft[torch.as_tensor(list(rows), dtype=torch.long)].to(logits.device)
         return kd_loss(hard, logits, q, regression=self.regression[name], temperature=self.temperature)
+
+    def on_train_begin(self, state, control, *, resumed: bool = False, **kwargs) -> None:
+        if state.is_main and not resumed:
+            self.save(RunFolder(state.run_folder))
 
     # ------------------------------------------------------------------ the run folder
     def save(self, folder: RunFolder) -> None:

@@ -1,4 +1,6 @@
-"""The optimizer and its schedule: linear warm-up then linear decay (Devlin et al. 2019).
+"""The optimizer and its schedule (``--lr-schedule``): ``linear``, linear warm-up then linear decay (Devlin et al.
+2019); ``cosine``, warm-up then half a cosine down to 0 (Loshchilov & Hutter, SGDR, 2017) and ``constant``, warm-up
+then the rate itself, both transformers' ``get_*_schedule_with_warmup``.
 
 ``adamw`` (Loshchilov & Hutter 2019: decoupled weight decay) is the default; ``adamax`` (Kingma & Ba 2015, §7.1:
 Adam with the infinity norm) is what MT-DNN (Liu et al., ACL 2019) and SIWLM (Son et al. 2021) train with; its
@@ -47,13 +49,28 @@ def linear_schedule(total_steps: int, warmup_steps: int):
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax}
 
 
+def scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int, warmup_steps: int):
+    """The learning-rate scheduler ``schedule`` (linear, cosine, constant) of ``optimizer``."""
+    if schedule == "linear":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(total_steps, warmup_steps))
+    import transformers
+
+    if schedule == "cosine":
+        return transformers.get_cosine_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+    if schedule == "constant":
+        return transformers.get_constant_schedule_with_warmup(optimizer, warmup_steps)
+    raise ValueError(f"lr schedule must be one of {', '.join(SCHEDULES)} (got {schedule!r})")
+
+
+SCHEDULES = ("linear", "cosine", "constant")
+
+
 def build(model: torch.nn.Module, extra: list, *, lr: float, weight_decay: float, warmup: float, total_steps: int,
-          name: str = "adamw", extra_lr: float | None = None):
+          name: str = "adamw", extra_lr: float | None = None, schedule: str = "linear"):
     """``(optimizer, scheduler)`` for ``model`` plus the ``extra`` parameters of the weighting (at ``extra_lr``,
-    default ``lr``); the schedule scales every group's learning rate alike."""
+    default ``lr``); the schedule (:func:`scheduler`) scales every group's learning rate alike."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {name!r})")
     groups = parameter_groups(model, extra, weight_decay, extra_lr)
     optimizer = OPTIMIZERS[name](groups, lr=lr, **_implementation(name, [p for g in groups for p in g["params"]]))
-    schedule = linear_schedule(total_steps, int(warmup * total_steps))
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    return optimizer, scheduler(optimizer, schedule, total_steps, int(warmup * total_steps))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mtl.contract import loader
+from mtl.contract.callback import Callback
 from mtl.contract.tracker import FAILED, FINISHED, INTERRUPTED
 from mtl.errors import MtlError, UnknownNameError, unknown, warn
 
@@ -117,3 +118,17 @@ class Trackers:
         if self.started:
             self.started = False
             self._each("finish", status(exc))
+
+
+class Reporting(Callback):
+    """The trackers as a callback: started at train begin with the run's options, fed every metrics record."""
+
+    def __init__(self, trackers: Trackers, config: dict[str, Any]) -> None:
+        self.trackers, self.config = trackers, config
+
+    def on_train_begin(self, state, control, **kwargs: Any) -> None:
+        folder = Path(state.run_folder)
+        self.trackers.start(folder.name, self.config, folder)  # rank 0's only (--report-to)
+
+    def on_log(self, state, control, *, logs: dict[str, Any], **kwargs: Any) -> None:
+        self.trackers.log(logs["step"], logs)

@@ -95,10 +95,10 @@ class GradNorm(Weighting):
         self.balance = 0.0
         if self.layer is not None and len(names) > 1:
             grads = []
-            for task in names:
-                (grad,) = torch.autograd.grad(losses[task], self.layer, retain_graph=True, allow_unused=True)
+            for task in names:  # true gradients (Step.gradients), whatever the run's precision
+                (grad,) = step.gradients(losses[task], [self.layer], retain_graph=True, allow_unused=True)
                 grads.append(torch.zeros_like(self.layer) if grad is None else grad)
-            norms = step.reduce(torch.stack([g.reshape(-1).float() for g in grads])).norm(dim=1) / step.grad_scale
+            norms = step.reduce(torch.stack([g.reshape(-1).float() for g in grads])).norm(dim=1)
             ratios = torch.tensor([float(losses[t].detach()) / self.initial_losses[t] for t in names],
                                   device=norms.device)
             gradient, self.balance = self.balance_gradient(weights, norms, ratios)
