@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import math
 import platform
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mtl.contract import loader
-from mtl.errors import Interrupted, MtlError, OptionError, StorageError, Stopped, TrainingError
+from mtl.errors import MtlError, OptionError
 from mtl.runs import folder as run_files
-from mtl.runs import signals
 from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
-from mtl.training import assembly, distill, distributed, evaluation, faults, loop, rng, step, tracking
+from mtl.training import assembly, distill, distributed, evaluation, failures, faults, loop, rng, step, tracking
 from mtl.training import optimizer as optim
 from mtl.training.checkpoint import Checkpointing
 from mtl.training.engine import Engine
@@ -192,45 +190,14 @@ class Trainer:
             created = not self.output.exists()
             self.folder.create(self.overwrite, self._reads())
         try:
-            with faults.attributed(self._plugins, self._kept):
+            with failures.explained(self, created), faults.attributed(self._plugins, self._kept):
                 return self._tracked()
-        except TrainingError:
-            raise  # stopped on purpose: the run folder and its checkpoints are kept for --resume
-        except (KeyboardInterrupt, Stopped) as exc:  # SIGINT / SIGTERM: nothing half-written (atomic writes)
-            signum = signals.stopping(exc)
-            if self.folder.finished():  # stopped while writing model/ or freeing the checkpoints: nothing to resume
-                where = (f"the run had finished ({run_files.EVAL} and {run_files.SUMMARY} are written)"
-                         + ("" if self.folder.model_dir.is_dir() else
-                            f"; {run_files.MODEL}/ was not written: `mtl export {self.output}` writes it"))
-            elif self.last_checkpoint is not None:
-                where = self._resume_hint()
-            else:
-                where = "no checkpoint was written yet: start the run again (same options, --overwrite)"
-            raise Interrupted(f"stopped by {signals.name(signum)}; {where}", signum) from None
-        except StorageError as exc:  # the folder could not be written: keep what is there, say how to go on
-            if created and self.last_checkpoint is None:
-                shutil.rmtree(self.output, ignore_errors=True)
-                raise StorageError(f"{exc}; nothing was trained yet and {self.output} was removed: "
-                                   f"remove the cause and start the run again") from None
-            where = (f"the last checkpoint {self.last_checkpoint} is intact: remove the cause and continue with "
-                     f"`{self.RESUME_COMMAND} {self.output}`" if self.last_checkpoint is not None else
-                     "no checkpoint was written yet: remove the cause and start again with --overwrite")
-            raise StorageError(f"{exc}; {where}") from None
-        except MtlError:
-            if created and self.last_checkpoint is None:  # a run that failed before anything was kept (a user
-                shutil.rmtree(self.output, ignore_errors=True)  # mistake) leaves nothing half-written behind
-            raise
         finally:
             self.engine.ctx.close()
 
-    def _resume_hint(self) -> str:
-        """How a stopped run with a checkpoint goes on, for its message."""
-        return (f"the last checkpoint {self.last_checkpoint} is intact: continue with "
-                f"`{self.RESUME_COMMAND} {self.output}`")
-
     def _kept(self) -> str:
         """What a run stopped by a plugin's fault keeps, for its message."""
-        return "" if self.last_checkpoint is None else f"; {self._resume_hint()}"
+        return "" if self.last_checkpoint is None else f"; {failures.resume_hint(self)}"
 
     # ------------------------------------------------------------------ training
     def _optimizer(self):
