@@ -11,7 +11,8 @@ import pytest
 from conftest import run_mtl
 
 import mtl
-from mtl import Weighting, hookimpl, loader
+from mtl import Weighting, hookimpl
+from mtl.contract import loader
 from mtl.errors import MtlError, UnknownNameError
 
 
