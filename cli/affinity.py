@@ -28,7 +28,8 @@ def affinity(
     tasks: TasksOpt = None,
     every: EveryOpt = None,
     sampler: AffinitySamplerOpt = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.", rich_help_panel="Output")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.",
+                                            rich_help_panel="Output")] = False,
     resume: Annotated[Path | None, typer.Option(help="Continue the stopped `mtl affinity` run in this folder "
                                                         "(measurements included).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.", rich_help_panel="Output")] = False,

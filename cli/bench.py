@@ -19,8 +19,8 @@ ListSamplerOpt = Annotated[list[str] | None, typer.Option(
     "--sampler", "-s", help="Samplers to compare (comma list or repeated); crossed with --weighting.",
     show_default="the run's", rich_help_panel="Plugins")]
 JobsOpt = Annotated[int, typer.Option(
-    "--jobs", "-j", help="Runs at once (default 1: one after another). With the local launcher they share this machine: "
-                         "each gets cores // N threads and, on a GPU machine, a GPU of its own.")]
+    "--jobs", "-j", help="Runs at once (default 1: one after another). With the local launcher they share this "
+                         "machine: each gets cores // N threads and, on a GPU machine, a GPU of its own.")]
 LauncherOpt = Annotated[str, typer.Option(
     "--launcher", help="Where the runs execute: local (processes on this machine) or slurm (SLURM jobs through "
                        "submitit), or any registered launcher (`mtl plugins --kind launcher`). Options: "

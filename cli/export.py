@@ -106,7 +106,8 @@ def predict(
 def evaluate(
     model: ModelArg,
     task: TaskOpt = None,
-    split: Annotated[str | None, typer.Option("--split", help="The split (default: the task's first evaluation split, dev).")] = None,
+    split: Annotated[str | None, typer.Option(
+        "--split", help="The split (default: the task's first evaluation split, dev).")] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir", help=BY_NAME["data_dir"].flag.help,
                                                     show_default="the run's")] = None,
     data: Annotated[list[str] | None, typer.Option("--data", metavar=BY_NAME["data"].flag.metavar,
@@ -128,13 +129,15 @@ def evaluate(
         for key in files:
             if key.partition(".")[0] != predictor.task.name:
                 raise OptionError(f"--data {key}: the task evaluated is {predictor.task.name!r}")
-        result = predictor.evaluate(split or predictor.task.eval_splits[0], data_dir=data_dir, data=files, limit=eval_limit)
+        result = predictor.evaluate(split or predictor.task.eval_splits[0], data_dir=data_dir, data=files,
+                                    limit=eval_limit)
         if as_json:
             typer.echo(json.dumps(result, indent=2))
             return
         from rich.table import Table
 
-        table = Table(title=f"{result['task']} on {result['split']} ({result['examples']} examples, {result['source']})")
+        table = Table(title=f"{result['task']} on {result['split']} ({result['examples']} examples, "
+                            f"{result['source']})")
         for column in ("task", "split", "metric", "value"):
             table.add_column(column, justify="right" if column == "value" else "left")
         for metric, value in result["metrics"].items():

@@ -22,7 +22,8 @@ def finetune(
                                                   rich_help_panel="Output")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same run.",
                                                 show_default="RUN's", rich_help_panel="Training")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.", rich_help_panel="Output")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.",
+                                            rich_help_panel="Output")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.", rich_help_panel="Output")] = False,
     **options: Any,
 ) -> None:

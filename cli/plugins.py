@@ -43,7 +43,8 @@ def _rows(registry) -> list[dict]:
 def plugins(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    kind: Annotated[str | None, typer.Option(help="Only this kind: weighting, sampler, backbone, task, regularizer, tracker, launcher or figure.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind: weighting, sampler, backbone, task, regularizer, "
+                                                  "tracker, launcher, callback or figure.")] = None,
 ) -> None:
     """List every registered plugin; failed plugins and name conflicts are listed too (exit 1)."""
     if ctx.invoked_subcommand is not None:
@@ -85,7 +86,8 @@ def plugins(
 @app.command()
 def show(
     name: Annotated[str, typer.Argument(help="Plugin name, e.g. uniform, mamt, rte, hf.")],
-    kind: Annotated[str | None, typer.Option(help="Only this kind (a name may be both a weighting and a sampler).")] = None,
+    kind: Annotated[str | None, typer.Option(
+        help="Only this kind (a name may be both a weighting and a sampler).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a plugin's description and options (types and defaults); a figure has no options."""

@@ -16,7 +16,8 @@ from .run_options import given, make_config, run_options, run_values
 
 @run_options()
 def run(
-    overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.", rich_help_panel="Output")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace the run folder if it exists.",
+                                            rich_help_panel="Output")] = False,
     resume: Annotated[Path | None, typer.Option(help="Continue the stopped run in this folder from its last good "
                                                         "checkpoint (with its own options).")] = None,
     nproc: Annotated[int | None, typer.Option(help="Train with N processes on this machine (launches torchrun; "
@@ -93,7 +94,8 @@ def launch(nproc: int) -> int:
 def print_results(result: dict, target: str | None) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Results (best epoch {result['summary']['best_epoch']}, selected on {result['summary']['selection']})")
+    summary = result["summary"]
+    table = Table(title=f"Results (best epoch {summary['best_epoch']}, selected on {summary['selection']})")
     for column in ("task", "split", "metric", "value"):
         table.add_column(column, justify="right" if column == "value" else "left")
     for task, splits in (result["eval"] or {}).items():

@@ -37,7 +37,8 @@ def test_import_mtl_declares_the_api_without_importing_torch():
 @pytest.mark.parametrize("options, args", [
     (dict(epochs=0), ["--epochs", "0"]),
     (dict(limit=0), ["--limit", "0"]),
-    (dict(target="demo-paraphrase", aux="demo-paraphrase"), ["--target", "demo-paraphrase", "--aux", "demo-paraphrase"]),
+    (dict(target="demo-paraphrase", aux="demo-paraphrase"),
+     ["--target", "demo-paraphrase", "--aux", "demo-paraphrase"]),
     (dict(weighting="nope"), ["--weighting", "nope"]),
 ])
 def test_a_wrong_option_is_the_one_line_error_of_the_command_line(options, args, tmp_path, monkeypatch):

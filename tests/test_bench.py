@@ -557,7 +557,8 @@ def test_a_pairs_bench_and_a_plain_one_do_not_mix(pairs_bench, tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "bench.json").write_text(json.dumps({
-        "format": "mtl-bench/1", "target": "demo-similarity", "seeds": [0], "run_options": {"target": "demo-similarity"},
+        "format": "mtl-bench/1", "target": "demo-similarity", "seeds": [0],
+        "run_options": {"target": "demo-similarity"},
         "strategies": [{"label": "uniform", "weighting": "uniform", "sampler": "proportional", "single": False,
                         "stage": "", "stage_regularizer": None}]}))
     assert_one_line_error(invoke("bench", "--pairs", *TASKS, *TINY, "-o", plain), "holds a bench without --pairs")

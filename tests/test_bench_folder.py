@@ -35,7 +35,8 @@ TINY = {"backbone": "tiny", "max_steps": 2}
 
 def a_record(**changes):
     record = {"format": "mtl-bench/1", "updated": "2026-01-01T00:00:00", "target": "rte", "aux": ["mrpc"],
-              "seeds": [0, 1], "strategies": [dict(STRATEGY)], "run_options": {"target": "rte", "aux": ["mrpc"], "lr": 1e-4},
+              "seeds": [0, 1], "strategies": [dict(STRATEGY)],
+              "run_options": {"target": "rte", "aux": ["mrpc"], "lr": 1e-4},
               "runs": [], "table": {"rows": [], "p": math.nan}}
     record.update(changes)
     return record
@@ -130,7 +131,8 @@ def test_a_plan_is_typed_runs_with_their_folders_and_commands(tmp_path):
         ("single", 0), ("single", 3), ("uniform", 0), ("uniform", 3), ("uniform>finetune:smart", 0),
         ("uniform>finetune:smart", 3)]
     single = runs[1]
-    assert single.folder == tmp_path / "b" / "single" / "seed-3" and single.log == tmp_path / "b" / "single" / "seed-3.log"
+    assert single.folder == tmp_path / "b" / "single" / "seed-3"
+    assert single.log == tmp_path / "b" / "single" / "seed-3.log"
     assert single.command() == [sys.executable, "-m", "mtl.cli", "run", "--config",
                                 str(tmp_path / "b" / "single" / "run-options.json"), "--seed", "3", "-o",
                                 str(single.folder), "-q"]

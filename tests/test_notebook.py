@@ -39,7 +39,8 @@ def test_the_quickstart_notebook_runs(tmp_path):
     assert set(metrics) == {"demo-paraphrase", "demo-similarity", "demo-sentiment"}
     selection, primary = _result(notebook, "primary")
     assert selection == "demo-paraphrase.dev.f1" and 0 <= primary <= 1
-    assert primary == json.loads((tmp_path / "runs" / "quickstart" / "eval.json").read_text())["demo-paraphrase"]["dev"]["f1"]
+    evaluated = json.loads((tmp_path / "runs" / "quickstart" / "eval.json").read_text())
+    assert primary == evaluated["demo-paraphrase"]["dev"]["f1"]
     assert _result(notebook, "strategies") == ["single", "mamt"]
     bench = json.loads((tmp_path / "bench" / "quickstart" / "bench.json").read_text())
     assert [row["strategy"] for row in bench["table"]["rows"]] == ["single", "mamt"]

@@ -26,4 +26,5 @@ def train(*, overwrite: bool = False, progress: bool = False, **options: Any) ->
     use_demo(values)
     config = RunConfig(**values)
     result = Trainer(config, progress=progress, overwrite=overwrite).prepare().train()
-    return TrainResult(Path(result["output"]).absolute(), config.target, result["eval"] or {}, result["summary"], config)
+    return TrainResult(Path(result["output"]).absolute(), config.target, result["eval"] or {}, result["summary"],
+                       config)

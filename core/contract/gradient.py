@@ -32,20 +32,20 @@ class GradientWeighting(Weighting):
     def setup(self, run) -> None:
         self.model = run.model
 
-    def aggregate(self, jacobian: "torch.Tensor", tasks: list, step: Step) -> "torch.Tensor":
+    def aggregate(self, jacobian: torch.Tensor, tasks: list, step: Step) -> torch.Tensor:
         """The update direction of the shared parameters from the Jacobian (row t: the gradient of objective
         ``tasks[t]`` — by default task ``tasks[t]``'s mean loss —, flattened over the shared parameters; averaged
         over ranks). Record the weights applied with
         ``step.record_weights`` where the method has them."""
         raise NotImplementedError
 
-    def objectives(self, step: Step) -> "dict[Any, torch.Tensor]":
+    def objectives(self, step: Step) -> dict[Any, torch.Tensor]:
         """The scalar objectives whose Jacobian is aggregated, by key (the keys come to :meth:`aggregate` as its
         ``tasks``, in this order): each task's mean instance loss. Override it to differentiate other objectives of
         the step's losses, e.g. log-transformed losses or each task's batch halves."""
         return {task: losses.mean() for task, losses in step.losses.items()}
 
-    def loss(self, step: Step) -> "torch.Tensor":
+    def loss(self, step: Step) -> torch.Tensor:
         """Σ_t mean(ℓ_t): the objective whose shared-parameter gradient the aggregation replaces."""
         return sum(step.task_losses().values())
 
@@ -73,7 +73,7 @@ class GradientWeighting(Weighting):
             for p in shared:
                 step.accumulate(p, direction[offset:offset + p.numel()].view_as(p))
                 offset += p.numel()
-        for p, j in zip(specific, jacobians[len(shared):]):
+        for p, j in zip(specific, jacobians[len(shared):], strict=False):
             step.accumulate(p, j.sum(dim=0))
 
 

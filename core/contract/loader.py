@@ -216,7 +216,9 @@ def registry() -> Registry:
     global _cache
     load_plugins()
     plugins = tuple(plugin for _, plugin in pm.list_name_plugin())
-    if _cache is None or len(_cache[0]) != len(plugins) or any(a is not b for a, b in zip(_cache[0], plugins)):
+    same = _cache is not None and len(_cache[0]) == len(plugins) and all(
+        a is b for a, b in zip(_cache[0], plugins, strict=True))
+    if not same:
         _cache = (plugins, build_registry())
     return _cache[1]
 

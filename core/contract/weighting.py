@@ -6,8 +6,9 @@ A weighting decides how much each instance of each task counts in the loss. The 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch is imported lazily so that `import mtl` stays fast
     import torch
@@ -19,8 +20,8 @@ if TYPE_CHECKING:  # torch is imported lazily so that `import mtl` stays fast
 class Step:
     """What a weighting sees of one training step."""
 
-    losses: dict[str, "torch.Tensor"]  # unreduced per-instance losses of each task in this step
-    features: dict[str, "torch.Tensor"]  # memory features (mean [CLS] of the last layers), detached, [B, D]
+    losses: dict[str, torch.Tensor]  # unreduced per-instance losses of each task in this step
+    features: dict[str, torch.Tensor]  # memory features (mean [CLS] of the last layers), detached, [B, D]
     target: str | None
     index: int  # global step, from 0
     epoch: int  # from 0
@@ -29,10 +30,10 @@ class Step:
     hidden_states: dict[str, tuple] = field(default_factory=dict)  # all layers' hidden states, per task
     batches: dict[str, Any] = field(default_factory=dict)  # the tokenised inputs, per task
     weights: dict[str, float] = field(default_factory=dict)  # mean weight applied per task, logged as weight.<task>
-    logits: dict[str, "torch.Tensor"] = field(default_factory=dict)  # each task's outputs [B, C] (float32, with graph)
+    logits: dict[str, torch.Tensor] = field(default_factory=dict)  # each task's outputs [B, C] (float32, with graph)
     global_means: dict[str, float] = field(default_factory=dict)  # each task's mean instance loss over every rank
-    reduce_fn: "Callable[[torch.Tensor], torch.Tensor] | None" = None  # mean over ranks (None: one process)
-    recompute_fn: "Callable[[], dict[str, torch.Tensor]] | None" = None  # set by the trainer after the update
+    reduce_fn: Callable[[torch.Tensor], torch.Tensor] | None = None  # mean over ranks (None: one process)
+    recompute_fn: Callable[[], dict[str, torch.Tensor]] | None = None  # set by the trainer after the update
     # the engine's (fp16's loss scale); a weighting never reads it: Step.gradients, jacobian and accumulate apply it
     _loss_scale = 1.0
 
@@ -57,7 +58,7 @@ class Step:
             return tuple(found)
         return tuple(j / self._loss_scale for j in found)
 
-    def accumulate(self, parameter, grad: "torch.Tensor") -> None:
+    def accumulate(self, parameter, grad: torch.Tensor) -> None:
         """Add the true gradient ``grad`` to ``parameter.grad`` (a weighting that sets the model's gradients itself;
         the engine's loss scale is applied so that its optimizer step sees them as every other gradient)."""
         grad = grad.to(parameter.dtype)
@@ -65,7 +66,7 @@ class Step:
             grad = grad * self._loss_scale
         parameter.grad = grad.clone() if parameter.grad is None else parameter.grad + grad
 
-    def losses_after_update(self) -> dict[str, "torch.Tensor"]:
+    def losses_after_update(self) -> dict[str, torch.Tensor]:
         """In :meth:`Weighting.after_step`: each task's mean instance loss on this step's batches under the updated
         model (no graph; over every rank), e.g. for FAMO's weight update (Liu et al., NeurIPS 2023, Alg. 1). It
         costs one more forward pass."""
@@ -73,13 +74,13 @@ class Step:
             raise RuntimeError("Step.losses_after_update is available in Weighting.after_step only")
         return self.recompute_fn()
 
-    def reduce(self, tensor: "torch.Tensor") -> "torch.Tensor":
+    def reduce(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor``'s mean over the ranks of a torchrun job (itself in one process). A weighting that combines
         per-task gradients or loss values non-linearly reduces them first, so every rank makes the same update
         and two processes equal one process on the whole batch."""
         return self.reduce_fn(tensor) if self.reduce_fn is not None else tensor
 
-    def task_losses(self) -> dict[str, "torch.Tensor"]:
+    def task_losses(self) -> dict[str, torch.Tensor]:
         """Each task's mean instance loss as a scalar with a graph: its value is the mean over the whole step (every
         rank of a torchrun job), its gradient this process's share of that mean's gradient (what the trainer's
         average over ranks completes). Loss-weighting methods weight these."""
@@ -97,7 +98,7 @@ class Step:
         for task, weight in weights.items():
             self.weights[task] = float(weight.float().mean()) if hasattr(weight, "float") else float(weight)
 
-    def weighted(self, weights: dict[str, Any]) -> "torch.Tensor":
+    def weighted(self, weights: dict[str, Any]) -> torch.Tensor:
         """The mean over every instance of the step of weight × instance loss, recording the weights.
 
         ``weights[task]`` is a number or a tensor of one weight per instance of ``task`` (detach it unless the
@@ -137,10 +138,10 @@ class Weighting:
     def __init__(self) -> None:
         pass
 
-    def setup(self, run: "Run") -> None:
+    def setup(self, run: Run) -> None:
         """Called once before training; may add modules to ``run.model`` (they are then trained and saved)."""
 
-    def loss(self, step: Step) -> "torch.Tensor":
+    def loss(self, step: Step) -> torch.Tensor:
         """The scalar to minimise; default: the mean of all instance losses of all tasks in the step."""
         return step.weighted({task: 1.0 for task in step.losses})
 
@@ -176,7 +177,7 @@ class Weighting:
     def load_state_dict(self, state: dict) -> None:
         pass
 
-    def inference_module(self, task: str, hidden_size: int) -> "torch.nn.Module | None":
+    def inference_module(self, task: str, hidden_size: int) -> torch.nn.Module | None:
         """How ``task``'s inference is rebuilt when ``setup`` put a module between backbone and heads.
 
         For a weighting whose ``setup`` sets ``run.model.feature_map`` (called ``feature_map(pooled, task)``):

@@ -149,7 +149,8 @@ class RunConfig:
                 raise OptionError(f"{FLAGS[name]} must be >= 1 (got {value})")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise OptionError(f"--lr must be a positive number (got {self.lr})")
-        for name, low, high in (("weight_decay", 0, math.inf), ("warmup", 0, 1), ("dropout", 0, 1), ("clip", 0, math.inf)):
+        ranges = (("weight_decay", 0, math.inf), ("warmup", 0, 1), ("dropout", 0, 1), ("clip", 0, math.inf))
+        for name, low, high in ranges:
             value = getattr(self, name)
             if not (low <= value <= high) or math.isnan(value):
                 raise OptionError(f"{FLAGS[name]} must be in [{low}, {high}] (got {value})")

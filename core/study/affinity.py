@@ -76,7 +76,8 @@ def _mix(*numbers: int) -> int:
 
 def lookahead_affinity(loss_of: Callable[[str], torch.Tensor], tasks: Sequence[str],
                        shared: Sequence[torch.nn.Parameter], optimizer: torch.optim.Optimizer, *,
-                       own: Sequence[torch.nn.Parameter] = (), clip: float = 0.0, seeds: Mapping[str, int] | None = None,
+                       own: Sequence[torch.nn.Parameter] = (), clip: float = 0.0,
+                       seeds: Mapping[str, int] | None = None,
                        devices: Sequence[int] = (), buffers: Sequence[torch.Tensor] = ()
                        ) -> tuple[Matrix, dict[str, float]]:
     """One measurement: ``(Z, L)`` with ``Z[i][j] = 1 − L_j(θ_s after the lookahead on i) / L_j(θ_s)`` and
@@ -114,13 +115,13 @@ def lookahead_affinity(loss_of: Callable[[str], torch.Tensor], tasks: Sequence[s
                     row[task] = z if math.isfinite(z) else None
             matrix[source] = row
             with torch.no_grad():
-                for p, value in zip(shared, saved):
+                for p, value in zip(shared, saved, strict=False):
                     p.copy_(value)
     finally:
         with torch.no_grad():
-            for p, value in zip(shared, saved):
+            for p, value in zip(shared, saved, strict=False):
                 p.copy_(value)
-            for b, value in zip(buffers, saved_buffers):
+            for b, value in zip(buffers, saved_buffers, strict=False):
                 b.copy_(value)
     return matrix, before
 
@@ -258,8 +259,9 @@ class AffinityCallback(Callback):
         c, tasks = self.run.config, list(self.run.tasks)
         mean, std = average(self.measurements, tasks)
         timing = self.timing
+        measured = statistics.fmean(m["seconds"] for m in self.measurements) if self.measurements else None
         per_measurement = (timing["measurement_seconds"] / timing["measurements"] if timing["measurements"]
-                           else statistics.fmean(m["seconds"] for m in self.measurements) if self.measurements else None)
+                           else measured)
         per_step = timing["step_seconds"] / timing["steps"] if timing["steps"] else None
         return {
             "matrix": mean, "std": std, "definition": DEFINITION, "tasks": tasks, "target": c.target,
@@ -298,7 +300,7 @@ class AffinityTrainer(Trainer):
         super().__init__(config, callbacks={"affinity": self.measuring}, **kwargs)
 
     @classmethod
-    def resuming(cls, run_dir: str | Path, *, progress: bool = False) -> "AffinityTrainer":
+    def resuming(cls, run_dir: str | Path, *, progress: bool = False) -> AffinityTrainer:
         """Continue a stopped `mtl affinity` run, its measurements so far included."""
         RunFolder(run_dir).require_started("--resume")
         record = RunFolder(run_dir).record() or {}
@@ -310,7 +312,7 @@ class AffinityTrainer(Trainer):
         trainer.measuring.every = int(options["every"])
         return trainer
 
-    def prepare(self) -> "AffinityTrainer":
+    def prepare(self) -> AffinityTrainer:
         plan.check(self.config, target_optional=True)
         if len(self.config.tasks) < 2:
             raise OptionError(f"mtl affinity needs at least two tasks (got only {self.config.tasks[0]!r}); give "

@@ -173,7 +173,8 @@ class RunRecords:
         return self.ordered(k[len(prefix):] for k in self.keys(prefix))
 
     def ordered(self, tasks: Iterable[str]) -> list[str]:
-        """``tasks`` in the run's order: the target, then the auxiliary tasks as configured, then the others as given."""
+        """``tasks`` in the run's order: the target, then the auxiliary tasks as configured, then the others as
+        given."""
         names = list(dict.fromkeys(tasks))
         return sorted(names, key=lambda n: (self._order.get(n, len(self._order)), names.index(n)))
 
@@ -326,7 +327,8 @@ def _plugin_figures() -> list:
 
 
 def _draw_plugin(entry, run: RunRecords):
-    """A plugin figure's ``Figure`` or the one-line reason it is skipped; nothing a plugin does escapes as a traceback."""
+    """A plugin figure's ``Figure`` or the one-line reason it is skipped; nothing a plugin does escapes as a
+    traceback."""
     who = f"figure {entry.name!r} (plugin {entry.plugin!r})"
     if not _STEM.fullmatch(entry.name):
         return f"{who}: the name is not a file stem (letters, digits, '_', '.', '+', '-')"
@@ -335,7 +337,8 @@ def _draw_plugin(entry, run: RunRecords):
     try:
         draw = entry.load()
     except Exception as exc:  # noqa: BLE001 - MtlError naming the figure, its plugin and the lazy "module:attr"
-        return _one_line(exc if isinstance(exc, MtlError) else f"{who} could not be loaded: {type(exc).__name__}: {exc}")
+        reason = f"{who} could not be loaded: {type(exc).__name__}: {exc}"
+        return _one_line(exc if isinstance(exc, MtlError) else reason)
     try:
         outcome = draw(run)
     except Exception as exc:  # noqa: BLE001 - whatever a plugin raises is its figure's skip line

@@ -158,7 +158,8 @@ def paired_bootstrap(metric: str | Callable[[Any, Any], float], mine: Sequence[A
     def score(predictions, y):
         return metric_scores(metric, predictions, y)
 
-    delta = float(np.mean([score(p[None], y[None])[0] - score(q[None], y[None])[0] for p, q, y in zip(a, b, ys, strict=False)]))
+    delta = float(np.mean([score(p[None], y[None])[0] - score(q[None], y[None])[0]
+                           for p, q, y in zip(a, b, ys, strict=False)]))
     rng = np.random.default_rng(seed)
     diffs = np.empty(resamples)
     chunk = max(1, _CHUNK_ELEMENTS // n)

@@ -75,7 +75,7 @@ def restore(t, state: dict[str, Any], optimizer, scheduler, scaler) -> LoopState
     if t.regularizer is not None:
         t.regularizer.load_state_dict(state.get("regularizer") or {})
     with torch.no_grad():
-        for p, saved in zip(t.weighting.parameters(), state["weighting_parameters"]):
+        for p, saved in zip(t.weighting.parameters(), state["weighting_parameters"], strict=False):
             p.copy_(saved)
     for name, stream in t.streams.items():
         stream.load_state_dict(state["streams"][name])

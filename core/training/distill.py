@@ -74,7 +74,8 @@ def normalise(teachers: Any) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for task, runs in teachers.items():
         items = runs.split(",") if isinstance(runs, str) else runs
-        if not isinstance(items, (list, tuple)) or not items or not all(isinstance(r, str) and r.strip() for r in items):
+        named = isinstance(items, (list, tuple)) and all(isinstance(r, str) and r.strip() for r in items)
+        if not items or not named:
             raise OptionError(f"{FLAG} {task}={runs!r}: expected TASK=RUN[,RUN...]")
         out[str(task)] = [r.strip() for r in items]
     return out

@@ -8,7 +8,7 @@ import contextlib
 import shutil
 from collections.abc import Iterator
 
-from mtl.errors import Interrupted, MtlError, StorageError, Stopped, TrainingError
+from mtl.errors import Interrupted, MtlError, Stopped, StorageError, TrainingError
 from mtl.runs import folder as run_files
 from mtl.runs import signals
 

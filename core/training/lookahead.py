@@ -52,9 +52,9 @@ def optimizer_step_on_copy(optimizer: torch.optim.Optimizer, params: Sequence[to
                                   for k, v in optimizer.state[p].items()}
     kept = [p.grad for p in params]
     try:
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=False):
             p.grad = None if g is None else g.to(p.dtype)
         lookahead.step()
     finally:
-        for p, g in zip(params, kept):
+        for p, g in zip(params, kept, strict=False):
             p.grad = g

@@ -39,7 +39,7 @@ class RunPlan:
 
     @classmethod
     def build(cls, config: RunConfig, *, distributed: bool = False, main: bool = True,
-              target_optional: bool = False) -> "RunPlan":
+              target_optional: bool = False) -> RunPlan:
         """Check ``config`` and build the run's plugins (one-line errors naming what is wrong). ``distributed``:
         under torchrun; ``main``: rank 0 (the trackers report there only); ``target_optional``: tasks without a
         target are allowed (`mtl affinity --tasks`; the first task is checked as the target would be)."""
@@ -67,7 +67,8 @@ class RunPlan:
         if distributed and not getattr(weighting, "supports_distributed", True):
             raise MtlError(f"weighting {c.weighting!r} does not support distributed training (run it in one process)")
         if distributed and not getattr(regularizer, "supports_distributed", True):
-            raise MtlError(f"regularizer {c.regularizer!r} does not support distributed training (run it in one process)")
+            raise MtlError(f"regularizer {c.regularizer!r} does not support distributed training (run it in one "
+                           f"process)")
         sources = {(name, split): Source(*split_file(c, name, split))
                    for name, task in tasks.items() for split in (task.train_split, *task.eval_splits)}
         return cls(c, tasks, weighting, sampler, regularizer, routed.get(("backbone", c.backbone), {}), trackers,

@@ -50,7 +50,7 @@ def train_step(t, step: int, optimizer, scheduler, scaler=None) -> StepResult:
     examples, scale = sum(totals), engine.loss_scale(scaler)
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
-    for micro, total in zip(micros, totals):
+    for micro, total in zip(micros, totals, strict=False):
         what = _backward(t, step, micro, total / examples, scale)
         if isinstance(what, str):
             return _nonfinite(t, step, what, optimizer, scheduler, names, lr)

@@ -44,7 +44,7 @@ def _buildable(name: str) -> bool:
     return True
 
 
-def create(names: list[str], options: dict[str, dict[str, Any]], *, enabled: bool = True) -> "Trackers":
+def create(names: list[str], options: dict[str, dict[str, Any]], *, enabled: bool = True) -> Trackers:
     """The trackers ``names`` built with their ``--set NAME.KEY=VALUE`` options (``options[name]``); only an
     ``enabled`` one (rank 0) starts, logs and finishes them."""
     return Trackers({name: loader.create("tracker", name, **options.get(name, {})) for name in names}, enabled=enabled)

@@ -57,7 +57,7 @@ class Trainer:
         self.events = Events({})
 
     @classmethod
-    def resuming(cls, run_dir: str | Path, *, progress: bool = False) -> "Trainer":
+    def resuming(cls, run_dir: str | Path, *, progress: bool = False) -> Trainer:
         """A trainer that continues the killed run in ``run_dir`` from its last good checkpoint."""
         folder = RunFolder(run_dir)
         folder.require_started("--resume")
@@ -65,7 +65,8 @@ class Trainer:
         if wanted != cls.RESUME_COMMAND:
             raise MtlError(f"--resume {folder.path}: this run continues with `{wanted} {folder.path}`")
         if folder.finished():
-            raise MtlError(f"--resume {folder.path}: the run is finished ({run_files.SUMMARY} exists); nothing to resume")
+            raise MtlError(f"--resume {folder.path}: the run is finished ({run_files.SUMMARY} exists); nothing to "
+                           f"resume")
         if folder.latest_checkpoint() is None and any(folder.checkpoints.glob("step-*.safetensors")):
             raise MtlError(f"--resume {folder.path}: {run_files.CHECKPOINTS}/{run_files.MANIFEST}, the list that "
                            f"verifies the checkpoint files, is missing or empty, so their files cannot be trusted; "
@@ -94,13 +95,13 @@ class Trainer:
         backbone = getattr(getattr(self, "model", None), "backbone", None)
         return built | ({"backbone": (self.config.backbone, backbone)} if backbone is not None else {})
 
-    def prepare(self) -> "Trainer":
+    def prepare(self) -> Trainer:
         """Check and build everything (plugins, data, model); writes nothing. A plugin whose own code raises is a
         one-line :class:`PluginError` naming it (:mod:`mtl.training.faults`)."""
         with faults.attributed(self._plugins):
             return self._prepare()
 
-    def _prepare(self) -> "Trainer":
+    def _prepare(self) -> Trainer:
         ctx = distributed.init()
         self.plan = plan = RunPlan.build(self.config, distributed=ctx.enabled, main=ctx.is_main,
                                          target_optional=self.TARGET_OPTIONAL)

@@ -23,7 +23,8 @@ def bench_figure(table: dict[str, Any], path: Path, seeds: int | None = None) ->
     n = f"{seeds} seeds" if seeds else "seeds"
     for ax, metric in zip(axes.flat, metrics, strict=False):
         entries = [r["metrics"][metric] for r in rows]
-        shown = [(x, row, m) for x, (row, m) in enumerate(zip(rows, entries, strict=True)) if m.get("delta") is not None]
+        shown = [(x, row, m) for x, (row, m) in enumerate(zip(rows, entries, strict=True))
+                 if m.get("delta") is not None]
         ax.axhline(0.0, color="0.3", linestyle="--", linewidth=1, label=f"{table['reference']} (reference)")
         for x, _row, m in shown:
             color = f"C{x % 10}"

@@ -66,7 +66,8 @@ def stage_values(base: dict[str, Any], strategy: Strategy) -> dict[str, Any]:
     """The `mtl finetune` options of a staged strategy: its regularizer and that regularizer's options (and the
     bench's --keep, which its multi-task run may not have: :func:`parent_values`)."""
     regularizer = strategy.stage_regularizer
-    options = {k: v for k, v in (base.get("options") or {}).items() if regularizer and k in (regularizer, "regularizer")}
+    given = base.get("options") or {}
+    options = {k: v for k, v in given.items() if regularizer and k in (regularizer, "regularizer")}
     return {"regularizer": regularizer, "options": options} | ({"keep": base["keep"]} if "keep" in base else {})
 
 

@@ -49,7 +49,7 @@ class BenchPlan:
     """A bench: the run options every run shares, its strategies (the first is the reference) and seeds."""
 
     output: Path
-    base: dict[str, Any]  # the run options given to the bench, shared by every run (no weighting, sampler, seed, output)
+    base: dict[str, Any]  # the run options given to the bench, shared by every run (no weighting/sampler/seed/output)
     strategies: list[Strategy]
     seeds: list[int]
 
@@ -77,7 +77,8 @@ class BenchPlan:
     def bases(self) -> list[Strategy]:
         """The multi-task strategies staged strategies fine-tune that are not in the bench themselves."""
         labels = {s.label for s in self.strategies}
-        return list({s.base_label: s.base() for s in self.strategies if s.stage and s.base_label not in labels}.values())
+        bases = {s.base_label: s.base() for s in self.strategies if s.stage and s.base_label not in labels}
+        return list(bases.values())
 
     def parents(self) -> set[str]:
         """The labels of the multi-task strategies a stage fine-tunes."""

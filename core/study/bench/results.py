@@ -89,7 +89,8 @@ def summarize(target: str, strategies: list[Strategy], runs: list[dict[str, Any]
             row["metrics"][metric] = entry
         summaries = [r["summary"] or {} for r in own]
         row["train_seconds"] = stats.mean([s["train_seconds"] for s in summaries if "train_seconds" in s])
-        row["examples_per_second"] = stats.mean([s["examples_per_second"] for s in summaries if "examples_per_second" in s])
+        row["examples_per_second"] = stats.mean([s["examples_per_second"] for s in summaries
+                                                 if "examples_per_second" in s])
         peaks = [s["peak_memory_mb"] for s in summaries if "peak_memory_mb" in s]
         row["peak_memory_mb"] = max(peaks) if peaks else None
         rows.append(row)

@@ -36,7 +36,8 @@ class Strategy:
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Strategy:
-        """A strategy as bench.json stores it (:meth:`to_dict`; checked by :func:`mtl.study.bench.folder.record_problem`)."""
+        """A strategy as bench.json stores it (:meth:`to_dict`; checked by
+        :func:`mtl.study.bench.folder.record_problem`)."""
         return cls(**record)
 
 

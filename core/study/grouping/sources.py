@@ -141,7 +141,8 @@ def read_affinity(path: Path, max_size: int | None = None) -> Candidates:
                 raise DataError(f"{file}: the affinity of {i!r} onto {j!r} is undefined (null): no measurement "
                                 "gave a finite value")
             if bounded(value) is None:
-                raise DataError(f"{file}: the affinity of {i!r} onto {j!r} must be a number within ±1e12 (got {value!r})")
+                raise DataError(f"{file}: the affinity of {i!r} onto {j!r} must be a number within ±1e12 "
+                                f"(got {value!r})")
             affinity[i, j] = float(value)
     size = len(tasks) if max_size is None else min(max_size, len(tasks))
     check_count(sum(math.comb(len(tasks), k) for k in range(1, size + 1)), size, file)
