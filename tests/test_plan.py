@@ -24,7 +24,7 @@ def test_a_plan_builds_the_plugins_and_sources_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(target="demo-paraphrase", lr_schedule="step"), "--lr-schedule must be one of linear, cosine, constant"),
+    (dict(target="demo-paraphrase", lr_schedule="step"), "--lr-schedule: expected one of linear, cosine, constant"),
     (dict(target="demo-paraphrase", grad_accum=0), "--grad-accum must be >= 1"),
     (dict(target="demo-paraphrase", patience=0), "--patience must be >= 1"),
     (dict(target="demo-paraphrase", callbacks=["nope"]), "callback 'nope'"),

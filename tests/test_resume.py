@@ -339,9 +339,12 @@ def test_fp16_without_cuda_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_unknown_precision_is_a_one_line_error(tmp_path):
-    result = invoke_cli("run", "--backbone", "tiny", "--precision", "fp8", "-o", str(tmp_path / "run"), "-q")
-    assert_one_line_error(result, "--precision must be one of fp32, bf16, fp16", "'fp8'")
+def test_unknown_precision_in_a_config_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "run.yaml").write_text("precision: fp8\n")
+    result = invoke_cli("run", "--backbone", "tiny", "--config", str(tmp_path / "run.yaml"),
+                        "-o", str(tmp_path / "run"))
+    assert_one_line_error(result, f"{tmp_path / 'run.yaml'}: precision: expected one of fp32, bf16, fp16, got 'fp8'")
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_refuses_other_options_finished_runs_and_missing_folders(tmp_path, monkeypatch):
@@ -380,7 +383,7 @@ def test_resume_with_a_config_json_of_the_wrong_types(tmp_path, monkeypatch):
     record["lr"] = None
     path.write_text(json.dumps(record))
     assert_one_line_error(invoke_cli("run", "--resume", str(tmp_path / "run")),
-                          f"{path}: --lr must be a number (got None)")
+                          f"{path}: --lr: expected float, got None")
 
 
 def test_resume_with_no_checkpoint_written_is_a_clear_error(tmp_path, monkeypatch):

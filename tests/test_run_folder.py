@@ -93,7 +93,7 @@ def test_config_json_is_read_into_options_recorded_keys_and_the_rest(tmp_path):
     assert RunFolder(tmp_path / "none").run_record(missing_ok=True) is None
     for values, fragment in [({"total_steps": "7"}, "'total_steps' must be int (got '7')"),
                              ({"sizes": [1]}, "'sizes' must be an object (got [1])"),
-                             ({"max_length": "long"}, "--max-length must be an integer"),
+                             ({"max_length": "long"}, "--max-length: expected an integer, got 'long'"),
                              ([1, 2], "not a run configuration (expected a JSON object)")]:
         path.write_text(json.dumps(values))
         with pytest.raises(MtlError) as info:
