@@ -143,6 +143,7 @@ def runs(tmp_path_factory):
     return root, measured, plain
 
 
+@pytest.mark.slow
 def test_a_tasks_affinity_onto_itself_is_positive_where_its_loss_falls(runs):
     _, measured, _ = runs
     result = measured["affinity"]
@@ -157,6 +158,7 @@ def test_a_tasks_affinity_onto_itself_is_positive_where_its_loss_falls(runs):
     assert all(m["matrix"]["demo-similarity"]["demo-similarity"] > 0 for m in falling)
 
 
+@pytest.mark.slow
 def test_affinity_json_has_the_matrix_every_measurement_the_options_and_the_overhead(runs):
     root, measured, _ = runs
     result = json.loads((root / "measured" / "affinity.json").read_text())
@@ -187,12 +189,14 @@ def test_affinity_json_has_the_matrix_every_measurement_the_options_and_the_over
                                                                   reverse=True)
 
 
+@pytest.mark.slow
 def test_affinity_png_is_written(runs):
     root, _, _ = runs
     data = (root / "measured" / "affinity.png").read_bytes()
     assert data[:8] == PNG and len(data) > 10_000
 
 
+@pytest.mark.slow
 def test_the_run_trains_exactly_as_without_the_measurements(runs):
     root, measured, plain = runs
     assert measured["eval"] == plain["eval"]
@@ -200,6 +204,7 @@ def test_the_run_trains_exactly_as_without_the_measurements(runs):
     assert (root / "measured" / "eval.json").read_text() == (root / "plain" / "eval.json").read_text()
 
 
+@pytest.mark.slow
 def test_another_sampler_measures_on_separate_batches_and_still_trains_as_without(tmp_path):
     options = dict(sampler="proportional", max_steps=6, checkpoint_every=None)
     measured = AffinityTrainer(config(tmp_path / "measured", **options), every=2).train()
@@ -213,6 +218,7 @@ def test_another_sampler_measures_on_separate_batches_and_still_trains_as_withou
         assert all(m["matrix"][i][j] is not None for i in TASKS for j in TASKS)
 
 
+@pytest.mark.slow
 def test_resume_continues_the_measurements_to_the_uninterrupted_result(runs, tmp_path, monkeypatch):
     root, measured, _ = runs
     original = AffinityTrainer.train_step

@@ -134,6 +134,7 @@ def test_dualproj_is_the_mean_projected_onto_the_dual_cone():
         assert not np.allclose(direction, jacobian.mean(axis=0), atol=1e-3)  # the mean itself conflicted
 
 
+@pytest.mark.slow
 def test_imtl_g_is_the_papers_closed_form_with_equal_projections_on_every_task():
     for seed in range(3):
         jacobian = np.random.default_rng(seed).normal(size=(3, 6))

@@ -53,6 +53,7 @@ def per_run_metrics(out):
     return values
 
 
+@pytest.mark.slow
 def test_bench_writes_json_markdown_and_figure(bench):
     out, result = bench
     data = json.loads((out / "bench.json").read_text())
@@ -108,6 +109,7 @@ def pearson(predictions, labels):
     return float(np.corrcoef(predictions.astype(float), labels.astype(float))[0, 1])
 
 
+@pytest.mark.slow
 def test_each_difference_has_the_paired_bootstrap_interval_of_the_stored_predictions(bench):
     """Written out: 2,000 resamples (numpy's default_rng(0), one rng.integers(0, n, n) each), every seed's
     strategy and reference scored on the same resample, the difference averaged over seeds, percentiles 2.5, 97.5."""
@@ -168,6 +170,7 @@ def report_rows(folder):
     return {row["strategy"]: row for row in data["table"]["rows"]}, (folder / "bench.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_difference_whose_interval_excludes_zero_is_marked_and_no_difference_is_not(bench, tmp_path):
     out, _ = bench
     perfect, same = tmp_path / "perfect", tmp_path / "same"
@@ -191,6 +194,7 @@ def test_a_difference_whose_interval_excludes_zero_is_marked_and_no_difference_i
     assert "| +0.0000 [+0.0000, +0.0000] |" in markdown
 
 
+@pytest.mark.slow
 def test_runs_without_predictions_still_tabulate_with_no_interval(bench, tmp_path):
     """Runs of an older mtl have no predictions.safetensors: the interval is n/a, the rest of the table as before."""
     out, _ = bench
@@ -213,6 +217,7 @@ def test_runs_without_predictions_still_tabulate_with_no_interval(bench, tmp_pat
     assert rows["uniform"]["metrics"]["pearson"]["interval"] is None and markdown.count("[n/a]") == 2
 
 
+@pytest.mark.slow
 def test_the_figure_draws_each_difference_with_its_interval_and_seeds(bench, monkeypatch, tmp_path):
     """bench.png: one panel per metric (primary first), 0 as the reference, the interval as a bar, seeds as dots."""
     from mtl.study import figures
@@ -239,6 +244,7 @@ def test_the_figure_draws_each_difference_with_its_interval_and_seeds(bench, mon
         assert sorted(dots.get_offsets()[:, 1]) == pytest.approx(sorted(entry["deltas"]))
 
 
+@pytest.mark.slow
 def test_report_reproduces_the_table(bench):
     out, result = bench
     markdown = (out / "bench.md").read_text()
@@ -251,6 +257,7 @@ def test_report_reproduces_the_table(bench):
     assert (out / "bench.png").read_bytes()[:8] == PNG_MAGIC
 
 
+@pytest.mark.slow
 def test_report_without_bench_json_is_a_one_line_error(bench, tmp_path):
     out, _ = bench
     copy = tmp_path / "copy"
@@ -272,6 +279,7 @@ def test_report_of_a_folder_that_is_no_bench(tmp_path):
     (lambda d: d["run_options"].pop("target"), "'run_options' must name the bench's target"),
     (lambda d: d["run_options"].update(aux=5), "'run_options' 'aux' must be a list of task names"),
 ])
+@pytest.mark.slow
 def test_a_damaged_bench_file_is_a_one_line_error(bench, tmp_path, damage, fragment):
     out, _ = bench
     copy = tmp_path / "b"
@@ -286,6 +294,7 @@ def test_a_damaged_bench_file_is_a_one_line_error(bench, tmp_path, damage, fragm
     assert (copy / "bench.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_a_stopped_bench_continues_with_only_the_unfinished_run(bench, tmp_path):
     out, _ = bench
     copy = tmp_path / "b"
@@ -307,6 +316,7 @@ def test_a_stopped_bench_continues_with_only_the_unfinished_run(bench, tmp_path)
     assert after["demo-similarity"]["dev"] == pytest.approx(before["demo-similarity"]["dev"])  # same seed, same run
 
 
+@pytest.mark.slow
 def test_other_run_options_in_an_existing_bench_are_refused(bench):
     out, _ = bench
     before = (out / "bench.json").read_text()
@@ -316,6 +326,7 @@ def test_other_run_options_in_an_existing_bench_are_refused(bench):
     assert (out / "bench.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_a_bench_continues_with_another_keep(bench, tmp_path):
     """--keep changes what a run leaves on disk, not its results: a bench continues with another one, and the runs
     it starts from then on keep what the new one says."""
@@ -394,6 +405,7 @@ def test_plugin_options_go_only_to_the_strategies_that_use_them():
     assert single["aux"] == [] and single["options"] == {"tiny": {"layers": "1"}}
 
 
+@pytest.mark.slow
 def test_a_finetune_stage_sits_beside_its_multi_task_strategy(tmp_path):
     """`uniform` and `uniform>finetune:smart` in one table: the stage fine-tunes each seed's `uniform` run."""
     out = tmp_path / "b"
@@ -413,6 +425,7 @@ def test_a_finetune_stage_sits_beside_its_multi_task_strategy(tmp_path):
     assert rows["uniform>finetune:smart"]["metrics"]["pearson"]["values"] == [expected]
 
 
+@pytest.mark.slow
 def test_a_stage_without_its_strategy_runs_the_multi_task_run_first(tmp_path):
     """With --keep none: no run keeps weights but the multi-task run the stage starts from, which keeps its best
     model (--keep model)."""
@@ -464,6 +477,7 @@ def primary_metric(run_folder, task):
     return next(iter(next(iter(evaluation[task].values())).values()))
 
 
+@pytest.mark.slow
 def test_pairs_trains_every_task_alone_and_every_pair(pairs_bench):
     out, result = pairs_bench
     similarity, sentiment = PAIR
@@ -491,6 +505,7 @@ def test_pairs_trains_every_task_alone_and_every_pair(pairs_bench):
     assert "3 runs" in result.stderr and f"mtl group {out} --budget B" in result.stderr
 
 
+@pytest.mark.slow
 def test_mtl_group_reads_a_pairs_bench(pairs_bench):
     out, _ = pairs_bench
     similarity, sentiment = PAIR
@@ -513,6 +528,7 @@ def test_mtl_group_reads_a_pairs_bench(pairs_bench):
     assert json.loads(options.read_text())["aux"] == [sentiment]
 
 
+@pytest.mark.slow
 def test_report_of_a_pairs_bench_reproduces_it(pairs_bench, tmp_path):
     out, result = pairs_bench
     copy = tmp_path / "p"
@@ -524,6 +540,7 @@ def test_report_of_a_pairs_bench_reproduces_it(pairs_bench, tmp_path):
     assert (copy / "bench.md").read_text() == (out / "bench.md").read_text().replace(str(out), str(copy))
 
 
+@pytest.mark.slow
 def test_a_stopped_pairs_bench_continues_with_only_the_unfinished_run(pairs_bench, tmp_path):
     out, _ = pairs_bench
     copy = tmp_path / "p"
@@ -539,6 +556,7 @@ def test_a_stopped_pairs_bench_continues_with_only_the_unfinished_run(pairs_benc
         (out / "demo-sentiment" / "single" / "seed-0" / "eval.json").read_text())  # same seed, same run
 
 
+@pytest.mark.slow
 def test_a_pairs_bench_and_a_plain_one_do_not_mix(pairs_bench, tmp_path):
     out, _ = pairs_bench
     before = (out / "bench.json").read_text()

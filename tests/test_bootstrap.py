@@ -74,6 +74,7 @@ def test_accuracy_interval_is_the_written_out_resampling_loop_with_2000_resample
     ("pearson", pearson, None),
     ("spearman", spearman, None),
 ])
+@pytest.mark.slow
 def test_every_metric_matches_scikit_learn_and_scipy_resample_by_resample(metric, score, classes):
     rng = np.random.default_rng(3)
     if classes:
@@ -258,6 +259,7 @@ class Crash(Exception):
     """Stands in for a crash in the middle of training (the process goes on only to run the test)."""
 
 
+@pytest.mark.slow
 def test_a_resumed_run_keeps_the_predictions_of_its_best_evaluation(tmp_path, monkeypatch):
     """Killed after its best (first) evaluation and resumed: the same predictions.safetensors as the whole run."""
     from mtl.runs.config import RunConfig

@@ -146,6 +146,7 @@ def test_misspelled_split_in_data(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_only_a_run_folder(tmp_path, monkeypatch):
     """--overwrite deletes a run's folder, never a folder of other files nor the current folder or one above it."""
     others = tmp_path / "thesis"
@@ -270,6 +271,7 @@ def test_a_command_line_that_does_not_parse_is_one_line(args, line, code):
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(line), result.stderr
 
 
+@pytest.mark.slow
 def test_the_help_and_the_version_through_the_entry_point():
     assert run_mtl("--version").stdout == "mtl 0.1.0\n"
     help_ = run_mtl("run", "--help")
@@ -289,6 +291,7 @@ def test_tasks_lists_every_glue_task():
     assert "cola" in invoke("tasks").stdout
 
 
+@pytest.mark.slow
 def test_third_party_plugin_trains_through_mtl_run(example_plugin_path, tmp_path):
     out = tmp_path / "run"
     result = run_mtl("run", *TINY, "-o", str(out), "--weighting", "target-boost", "--set", "target-boost.factor=3",
@@ -312,6 +315,7 @@ def test_a_task_given_twice_is_an_error_naming_it(tmp_path):
         assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_max_length_must_leave_room_for_one_token_of_each_text(tmp_path):
     # BERT's tokenizer: [CLS] a [SEP] b [SEP] for a pair task (5 tokens), [CLS] a [SEP] for one text (3)
     result = invoke("run", "--target", "demo-paraphrase", "--aux", "demo-sentiment", *TINY, "--max-length", "4",

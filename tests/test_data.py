@@ -365,6 +365,7 @@ def test_hub_missing_column(fake_hub):
     assert "missing column 'question1'" in message and "q1, q2, label" in message
 
 
+@pytest.mark.slow
 def test_hub_with_a_real_datasets_dataset(online, monkeypatch):
     datasets = pytest.importorskip("datasets")
     served = datasets.Dataset.from_dict({"question": ["Who?", "Why?"], "sentence": ["He.", "So."], "label": [1, 0],

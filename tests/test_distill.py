@@ -78,6 +78,7 @@ def transformers_logits(export_dir: Path, rows: list[dict[str, str]], columns: t
 
 
 # ---------------------------------------------------------------------------------------------- soft targets
+@pytest.mark.slow
 def test_soft_targets_are_the_mean_of_the_teachers_probabilities(student, teachers):
     targets, metadata = stored(student)
     rows = read_tsv("paraphrase_train.tsv", LIMIT)
@@ -146,6 +147,7 @@ def test_kd_loss_is_the_average_of_the_two_terms_on_constructed_logits():
     torch.testing.assert_close(got, torch.tensor([1.25]))
 
 
+@pytest.mark.slow
 def test_the_weighting_receives_the_combined_per_instance_losses(teachers, tmp_path):
     config = RunConfig(target="demo-paraphrase", aux=["demo-similarity", "demo-sentiment"], backbone="tiny",
                        batch_size=16, max_length=32, limit=LIMIT, eval_limit=32, max_steps=6, seed=0,
@@ -269,6 +271,7 @@ ERRORS = [
 
 
 @pytest.mark.parametrize("args,fragments", ERRORS, ids=[e[1][0][:40] for e in ERRORS])
+@pytest.mark.slow
 def test_each_teacher_mistake_is_one_line_and_writes_nothing(teachers, odd_teachers, tmp_path, args, fragments):
     paths = {k: str(v) for k, v in teachers.items()} | {"odd": str(odd_teachers)}
     args = [a.format(**paths) for a in args]
@@ -278,6 +281,7 @@ def test_each_teacher_mistake_is_one_line_and_writes_nothing(teachers, odd_teach
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_python_api_errors_before_anything_is_written(teachers, tmp_path):
     config = RunConfig(target="demo-paraphrase", backbone="tiny", limit=LIMIT, output=str(tmp_path / "run"),
                        teachers={"demo-paraphrase": [str(teachers["sim"])]})
@@ -287,6 +291,7 @@ def test_python_api_errors_before_anything_is_written(teachers, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- mtl bench
+@pytest.mark.slow
 def test_bench_passes_teachers_to_its_runs(teachers, tmp_path):
     out = tmp_path / "bench"
     result = invoke_cli("bench", "--strategy", "single,uniform", "--seeds", "0", "--backbone", "tiny", "--max-steps",
@@ -304,6 +309,7 @@ def test_bench_passes_teachers_to_its_runs(teachers, tmp_path):
     assert math.isfinite(json.loads((out / "bench.json").read_text())["table"]["rows"][1]["metrics"]["f1"]["mean"])
 
 
+@pytest.mark.slow
 def test_bench_refuses_a_bad_teacher_before_running(teachers, tmp_path):
     result = invoke_cli("bench", "--strategy", "uniform", "--seeds", "0", "--backbone", "tiny",
                         "--teacher", f"demo-paraphrase={teachers['sim']}", "-o", str(tmp_path / "bench"))

@@ -38,6 +38,7 @@ def alone(*args: str) -> None:
     ("pcgrad", "all", 16),
     ("uw", "all", 16),  # a loss weighting with parameters of its own (log-variances)
 ])
+@pytest.mark.slow
 def test_one_step_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path, weighting, sampler, batch):
     args = (str(WORKER), "one-step", str(tmp_path), str(batch), weighting, sampler)
     torchrun(*args)
@@ -68,6 +69,7 @@ def test_one_step_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path, w
         assert torch.allclose(r0[key][sure], one[key][sure], rtol=1e-5, atol=1e-6), key
 
 
+@pytest.mark.slow
 def test_mamt_memory_is_bit_identical_on_every_rank(tmp_path):
     torchrun(str(WORKER), "memory", str(tmp_path))
     b0 = load_file(tmp_path / "bank-rank0.safetensors")["bank"]
@@ -81,6 +83,7 @@ def test_mamt_memory_is_bit_identical_on_every_rank(tmp_path):
     assert json.loads((run / "eval.json").read_text()) == r0["eval"]
 
 
+@pytest.mark.slow
 def test_mtl_run_nproc_launches_torchrun(tmp_path):
     result = run_mtl("run", "--nproc", "2", "--backbone", "tiny", "--max-steps", "6", "--limit", "48",
                      "--eval-limit", "32", "--batch-size", "16", "--max-length", "32", "-o", str(tmp_path / "run"),

@@ -230,6 +230,7 @@ def test_module_swap_keeps_rates_and_state_dict():
 
 
 @pytest.mark.parametrize("variable", ["MTL_DROPOUT_BACKEND", "MTL_MEMORY_BACKEND"])
+@pytest.mark.slow
 def test_unknown_backend_value_is_a_one_line_error(tmp_path, variable):
     env = {**os.environ, variable: "fast"}
     result = subprocess.run([sys.executable, "-m", "mtl.cli", "run", "--backbone", "tiny", "--weighting", "mamt",

@@ -125,6 +125,7 @@ def plain(exports):
 # ------------------------------------------------------------------------------------------------ export
 
 
+@pytest.mark.slow
 def test_plain_transformers_gives_the_trained_logits_without_mtl(runs, plain):
     assert plain["mtl_imported"] == []
     for name in ("mamt", "input", "attention"):
@@ -136,6 +137,7 @@ def test_plain_transformers_gives_the_trained_logits_without_mtl(runs, plain):
         assert plain[name]["class"] == "BertForSequenceClassification"
 
 
+@pytest.mark.slow
 def test_mamt_memory_and_auxiliary_heads_are_plugged_out(runs, exports, plain):
     state = plain["mamt"]
     # exactly the parameters of a standard BertForSequenceClassification, nothing of the memory or other heads
@@ -157,6 +159,7 @@ def test_mamt_memory_and_auxiliary_heads_are_plugged_out(runs, exports, plain):
                                                         "mtl_export.json", "tokenizer.json", "tokenizer_config.json"]
 
 
+@pytest.mark.slow
 def test_task_embeddings_fold_into_plain_bert(runs, exports, plain):
     from safetensors.torch import load_file
 
@@ -174,12 +177,14 @@ def test_task_embeddings_fold_into_plain_bert(runs, exports, plain):
     assert torch.allclose(saved["bert.embeddings.word_embeddings.weight"], words + vector, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_regression_target_exports_one_output_and_problem_type_regression(plain, exports):
     assert plain["input"]["num_labels"] == 1 and plain["input"]["problem_type"] == "regression"
     manifest = json.loads((exports["input"][0] / "mtl_export.json").read_text())
     assert manifest["labels"] is None and manifest["problem_type"] == "regression" and manifest["num_labels"] == 1
 
 
+@pytest.mark.slow
 def test_mmoe_export_is_not_plain_loadable_but_mtl_predict_matches(runs, exports, plain, tmp_path):
     folder, stdout = exports["mmoe"]
     assert "Not a plain transformers classifier" in stdout and "mtl predict" in stdout
@@ -203,6 +208,7 @@ def test_mmoe_export_is_not_plain_loadable_but_mtl_predict_matches(runs, exports
     assert torch.allclose(torch.tensor([r["logits"] for r in rows]), expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_run_folder_restores_the_trained_model_bit_for_bit(runs):
     """A finished run stores its best model once (model/, and in best.safetensors what model/ lacks); load_run gives
     the trained weights exactly: plain export, task embeddings folded into model/ (input, attention), feature map."""
@@ -223,6 +229,7 @@ def test_the_run_folder_restores_the_trained_model_bit_for_bit(runs):
         assert any(k.startswith("backbone.task_embedding.") for k in kept) == (name in ("input", "attention"))
 
 
+@pytest.mark.slow
 def test_the_trainer_writes_the_model_folder_and_export_model_refuses_to_overwrite(runs, tmp_path):
     from mtl.runs.export import export_model
 
@@ -261,6 +268,7 @@ def test_an_architecture_that_does_not_map_is_a_clear_error(tmp_path):
 # ------------------------------------------------------------------------------------------------ predict, eval
 
 
+@pytest.mark.slow
 def test_predict_on_a_run_and_on_its_export_agree(runs, exports, tmp_path):
     run, trainer = runs["mamt"]
     lines = tmp_path / "in.txt"
@@ -284,6 +292,7 @@ def test_predict_on_a_run_and_on_its_export_agree(runs, exports, tmp_path):
     assert aux.exit_code == 0 and json.loads(aux.stdout)["label"] in ("negative", "positive")
 
 
+@pytest.mark.slow
 def test_eval_on_the_run_and_the_export_equals_eval_json(runs, exports):
     for name in ("mamt", "input", "mmoe"):
         run, trainer = runs[name]
@@ -299,6 +308,7 @@ def test_eval_on_the_run_and_the_export_equals_eval_json(runs, exports):
     assert table.exit_code == 0 and "demo-sentiment" in table.stdout and "accuracy" in table.stdout
 
 
+@pytest.mark.slow
 def test_eval_on_a_user_file(runs, tmp_path):
     data = tmp_path / "dev.jsonl"
     data.write_text("".join(json.dumps({"sentence1": a, "sentence2": b, "label": i % 2}) + "\n"
@@ -312,6 +322,7 @@ def test_eval_on_a_user_file(runs, tmp_path):
 # ------------------------------------------------------------------------------------------------ bad input
 
 
+@pytest.mark.slow
 def test_export_refuses_a_non_empty_out_without_overwrite(runs, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -341,6 +352,7 @@ def _broken_copy(run, tmp_path, damage):
     return copy
 
 
+@pytest.mark.slow
 def test_truncated_or_mismatched_checkpoint(runs, tmp_path):
     run = runs["mamt"][0]
     broken = _broken_copy(run, tmp_path, lambda p: p.write_bytes(p.read_bytes()[:1000]))
@@ -376,10 +388,12 @@ def test_truncated_or_mismatched_checkpoint(runs, tmp_path):
     ('a\tb\njust one\n', ["<stdin>:2:", "needs 2 texts"]),
     ('{"sentence1": "a", "sentence2": 3}\n', ["<stdin>:1:", "'sentence2' must be a string"]),
 ])
+@pytest.mark.slow
 def test_predict_bad_lines_are_one_line_errors(runs, text, fragments):
     assert_one_line_error(invoke("predict", runs["mamt"][0], input=text), *fragments)
 
 
+@pytest.mark.slow
 def test_predict_an_unknown_task_or_missing_input(runs, exports):
     assert_one_line_error(invoke("predict", runs["mamt"][0], "--task", "demo-sentimen", input="x\n"),
                           "unknown task of this run 'demo-sentimen'", "demo-sentiment")
@@ -388,6 +402,7 @@ def test_predict_an_unknown_task_or_missing_input(runs, exports):
     assert_one_line_error(invoke("predict", runs["mamt"][0], "--input", "/nonexistent/in.txt"), "/nonexistent/in.txt")
 
 
+@pytest.mark.slow
 def test_export_overwrite_never_deletes_the_run_it_reads(runs, tmp_path):
     """`--output RUN --overwrite` (or a folder above RUN) would replace the run by its export: refused, run intact."""
     holder = tmp_path / "holder"
@@ -412,6 +427,7 @@ def test_export_overwrite_never_deletes_the_run_it_reads(runs, tmp_path):
     ({"problem_type": "nosuch"}, "'problem_type' must be regression or single_label_classification"),
     ({"task": 7}, "'task' must be a task name (got 7)"),
 ])
+@pytest.mark.slow
 def test_a_damaged_export_manifest_is_a_one_line_error(exports, tmp_path, change, fragment):
     copy = tmp_path / "export"
     shutil.copytree(exports["mamt"][0], copy)
@@ -427,6 +443,7 @@ def test_a_damaged_export_manifest_is_a_one_line_error(exports, tmp_path, change
     ("model.safetensors", lambda p: p.write_bytes(b"garbage" * 10), "not a readable safetensors file"),
     ("tokenizer.json", lambda p: p.write_text("{bad"), "invalid JSON"),
 ])
+@pytest.mark.slow
 def test_a_damaged_export_file_is_named(exports, tmp_path, file, damage, fragment):
     copy = tmp_path / "export"
     shutil.copytree(exports["mamt"][0], copy)
@@ -435,12 +452,14 @@ def test_a_damaged_export_file_is_named(exports, tmp_path, file, damage, fragmen
     assert_one_line_error(invoke("eval", copy), str(copy / file), fragment)
 
 
+@pytest.mark.slow
 def test_eval_with_a_data_dir_that_does_not_exist(runs, tmp_path):
     """A demo-suite task reads its packaged data without a folder; a --data-dir given must exist all the same."""
     assert_one_line_error(invoke("eval", runs["mamt"][0], "--data-dir", tmp_path / "nowhere"),
                           f"--data-dir {tmp_path / 'nowhere'}: no such folder")
 
 
+@pytest.mark.slow
 def test_eval_batch_size_below_one_in_a_runs_config_is_named(runs, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(runs["mamt"][0], copy)
@@ -450,6 +469,7 @@ def test_eval_batch_size_below_one_in_a_runs_config_is_named(runs, tmp_path):
     assert_one_line_error(invoke("eval", copy), f"{copy / 'config.json'}: --eval-batch-size must be >= 1 (got 0)")
 
 
+@pytest.mark.slow
 def test_a_run_never_overwrites_an_export(exports, tmp_path):
     """An export has a config.json too (transformers'): `mtl run -o EXPORT --overwrite` replaced it before."""
     copy = tmp_path / "export"

@@ -50,12 +50,14 @@ def gated(gated_plugin_path, tmp_path_factory):
     return {"run": run, "export": out, "stdout": exported.stdout, "plugin": gated_plugin_path}
 
 
+@pytest.mark.slow
 def test_the_plugin_logs_its_gates(gated):
     records = [json.loads(line) for line in (gated["run"] / "metrics.jsonl").read_text().splitlines() if line.strip()]
     gates = [r for r in records if f"gated.gate.{TARGET}" in r]
     assert gates and all(0.0 < r[f"gated.gate.{TARGET}"] < 1.0 and f"gated.gate.{AUX}" in r for r in gates)
 
 
+@pytest.mark.slow
 def test_export_writes_the_feature_map_through_the_contract(gated):
     from safetensors.torch import load_file
 
@@ -76,6 +78,7 @@ def test_export_writes_the_feature_map_through_the_contract(gated):
     assert own["kind"] == "feature-map" and own["feature_map"] == manifest["feature_map"]
 
 
+@pytest.mark.slow
 def test_predict_on_the_run_and_on_the_export_agree(gated):
     from_run = mtl("predict", gated["run"], plugin=gated["plugin"], input=LINES)
     from_export = mtl("predict", gated["export"], plugin=gated["plugin"], input=LINES)
@@ -87,6 +90,7 @@ def test_predict_on_the_run_and_on_the_export_agree(gated):
         assert x["label"] == y["label"] and x["logits"] == pytest.approx(y["logits"], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_eval_on_the_export_equals_eval_json(gated):
     expected = json.loads((gated["run"] / "eval.json").read_text())[TARGET]["dev"]
     for where in (gated["run"], gated["export"]):
@@ -96,12 +100,14 @@ def test_eval_on_the_export_equals_eval_json(gated):
         assert got["task"] == TARGET and got["examples"] == 40 and got["metrics"] == expected, where
 
 
+@pytest.mark.slow
 def test_the_export_needs_the_plugin_that_rebuilds_its_module(gated):
     result = mtl("predict", gated["export"], input=LINES)  # the plugin is not installed here
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "gated-residual" in result.stderr and "not installed" in result.stderr
 
 
+@pytest.mark.slow
 def test_plot_draws_the_plugin_figure(gated, tmp_path):
     result = mtl("plot", gated["run"], "-o", tmp_path, plugin=gated["plugin"])
     assert result.returncode == 0, result.stderr

@@ -72,6 +72,7 @@ def test_finetune_starts_from_exactly_the_parents_weights(tmp_path, task_embeddi
         assert not torch.allclose(fresh.model("demo-paraphrase", batch)[0], mine, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_mtl_finetune_trains_the_target_alone_with_a_regularizer(tmp_path):
     parent = parent_run(tmp_path / "parent")
     out = tmp_path / "child"
@@ -87,6 +88,7 @@ def test_mtl_finetune_trains_the_target_alone_with_a_regularizer(tmp_path):
     assert (out / "model" / "config.json").exists()  # an ordinary run: its target model is exported
 
 
+@pytest.mark.slow
 def test_finetune_errors_are_one_line_and_write_nothing(tmp_path):
     result = invoke_cli("finetune", str(tmp_path / "nothing"), "-o", str(tmp_path / "a"), "-q")
     assert_one_line_error(result, "not a run folder", "nothing")

@@ -140,6 +140,7 @@ def kept(tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 def test_each_keep_leaves_exactly_the_documented_files(kept):
     model = {f for f in files(kept["all"]) if f.startswith("model/")}
     assert {"model/model.safetensors", "model/mtl_export.json", "model/config.json", "model/README.md"} <= model
@@ -152,6 +153,7 @@ def test_each_keep_leaves_exactly_the_documented_files(kept):
     assert (kept["model"] / "eval.json").read_text() == (kept["none"] / "eval.json").read_text()
 
 
+@pytest.mark.slow
 def test_a_run_kept_with_model_works_as_a_run_and_as_a_teacher(kept, tmp_path):
     run = kept["model"]
     assert invoke_cli("eval", str(run), "--task", "demo-sentiment").exit_code == 0  # an auxiliary head too
@@ -159,6 +161,7 @@ def test_a_run_kept_with_model_works_as_a_run_and_as_a_teacher(kept, tmp_path):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow
 def test_a_run_kept_with_none_says_so_in_one_line(kept, tmp_path):
     run = kept["none"]
     for command in (["eval", str(run)], ["predict", str(run)], ["export", str(run), "--output", str(tmp_path / "x")],

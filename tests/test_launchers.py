@@ -76,6 +76,7 @@ def two_at_once(tmp_path_factory):
     return out, result
 
 
+@pytest.mark.slow
 def test_two_at_once_give_the_results_of_one_at_a_time(one_at_a_time, two_at_once):
     (out1, _), (out2, _) = one_at_a_time, two_at_once
     assert_same_results(results(out2), results(out1))
@@ -83,6 +84,7 @@ def test_two_at_once_give_the_results_of_one_at_a_time(one_at_a_time, two_at_onc
     assert {r["status"] for r in data["runs"]} == {"finished"} and data["table"]["rows"]
 
 
+@pytest.mark.slow
 def test_two_at_once_really_overlap_and_each_line_names_its_run(two_at_once):
     _, result = two_at_once
     lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
@@ -95,6 +97,7 @@ def test_two_at_once_really_overlap_and_each_line_names_its_run(two_at_once):
     assert "(2 at once)" in result.stderr
 
 
+@pytest.mark.slow
 def test_one_at_a_time_runs_one_after_another(one_at_a_time):
     _, result = one_at_a_time
     lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
@@ -103,6 +106,7 @@ def test_one_at_a_time_runs_one_after_another(one_at_a_time):
         "[2/2] uniform seed 0: running", "[2/2] uniform seed 0: done"]
 
 
+@pytest.mark.slow
 def test_the_slurm_launcher_through_submitits_local_executor(one_at_a_time, tmp_path):
     out = tmp_path / "bench"
     result = bench(out, *SLURM, "--jobs", "2")
@@ -113,6 +117,7 @@ def test_the_slurm_launcher_through_submitits_local_executor(one_at_a_time, tmp_
     assert "(2 at once, launcher slurm)" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_pairs_bench_runs_its_networks_at_once(tmp_path):
     out = tmp_path / "pairs"
     result = run_mtl("bench", "--pairs", "--target", "demo-similarity", "--aux", "demo-sentiment", "--strategy",
@@ -176,6 +181,7 @@ def _wait_for(condition, what: str, timeout: float = 240) -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc to find the child runs")
 @pytest.mark.parametrize("launcher", [[], SLURM], ids=["local", "slurm-local-executor"])
+@pytest.mark.slow
 def test_sigterm_stops_every_running_run_and_the_bench_then_finishes(tmp_path, launcher):
     out = tmp_path / "bench"
     args = ["bench", *TASKS, *LONG, "--jobs", "2", *launcher, "-o", str(out)]
@@ -242,6 +248,7 @@ class ThirdParty:
         register("recorder", Recorder, description="records every job (test)")
 
 
+@pytest.mark.slow
 def test_a_third_party_launcher_plugs_in_and_a_failed_run_stops_the_other(register_plugin, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     Recorder.jobs.clear()

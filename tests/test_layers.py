@@ -18,6 +18,7 @@ def lint(root: Path = ROOT) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_every_import_contract_is_kept():
     result = lint()
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -46,6 +46,7 @@ def train(tmp_path, weighting: str, scaler, steps: int = 3):
 
 
 @pytest.mark.parametrize("weighting", ["uw", "famo", "gradnorm", "nash-mtl", "dwa", "mamt"])
+@pytest.mark.slow
 def test_a_step_with_a_grad_scaler_updates_as_without(tmp_path, weighting):
     scaler = torch.amp.GradScaler("cpu", init_scale=SCALE, growth_interval=10**6)
     plain = train(tmp_path, weighting, None)

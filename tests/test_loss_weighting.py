@@ -542,6 +542,7 @@ STATEFUL = ["uw", "dwa", "gradnorm", "famo", "rlw"]
 
 
 @pytest.mark.parametrize("name", STATEFUL)
+@pytest.mark.slow
 def test_a_crashed_and_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, name):
     """6 steps per epoch (3 tasks × 16 examples / 8), 4 epochs: DWA's weights leave 1 in epoch 2; the crash at step 10
     resumes from the checkpoint of step 8."""
@@ -566,6 +567,7 @@ def logged_weights(folder) -> list[tuple[float, ...]]:
 
 
 @pytest.mark.parametrize("name", ["uw", "imtl-l", "gradnorm"])
+@pytest.mark.slow
 def test_option_lr_trains_the_weightings_parameters_at_that_rate(tmp_path, name):
     """At the run's lr (2e-5) the task weights hardly leave their start in 3 steps; at --set NAME.lr=0.05 Adam moves
     each parameter by about 0.05 a step. uw logs ½·e^{−s} (start ½), imtl-l e^{s} (start 1), gradnorm w (start 1,

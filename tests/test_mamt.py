@@ -90,6 +90,7 @@ def test_target_batch_replaces_slots_sequentially_with_weight_one(tmp_path):
     assert torch.allclose(w.tracker.mean, memory.normalized_mean(w.bank), atol=1e-9)
 
 
+@pytest.mark.slow
 def test_same_seed_same_memory_and_weights(tmp_path):
     a = Trainer(mamt_config(tmp_path / "a")).prepare()
     ra = a.train()

@@ -432,6 +432,7 @@ def test_backend_and_dispatch():
     assert torch.equal(m32.double(), m64)
 
 
+@pytest.mark.slow
 def test_environment_forces_torch_and_import_mtl_stays_light():
     code = (
         "import sys, mtl; assert 'mtl.memory' not in sys.modules and 'mtl._memory' not in sys.modules;"

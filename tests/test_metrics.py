@@ -289,6 +289,7 @@ def test_task_compute_metrics_uses_the_task_metrics():
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1)), min_size=1, max_size=40))
+@pytest.mark.slow
 def test_binary_classification_metrics_match_the_reference(pairs):
     pred, ref = [p for p, _ in pairs], [r for _, r in pairs]
     result = compute(["accuracy", "f1", "mcc"], pred, ref)
@@ -300,6 +301,7 @@ def test_binary_classification_metrics_match_the_reference(pairs):
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=40))
+@pytest.mark.slow
 def test_multiclass_accuracy_and_mcc_match_the_reference(pairs):
     pred, ref = [p for p, _ in pairs], [r for _, r in pairs]
     result = compute(["accuracy", "mcc"], pred, ref)

@@ -44,6 +44,7 @@ def plot(*args):
     return runner.invoke(app, ["plot", *map(str, args)])
 
 
+@pytest.mark.slow
 def test_uniform_run_draws_its_figures_and_skips_absent_ones(runs, tmp_path):
     result = plot(runs["uniform"], "--output", tmp_path)
     assert result.exit_code == 0, result.output
@@ -55,6 +56,7 @@ def test_uniform_run_draws_its_figures_and_skips_absent_ones(runs, tmp_path):
     assert not (tmp_path / "similarity.png").exists() and not (tmp_path / "gates.png").exists()
 
 
+@pytest.mark.slow
 def test_mamt_run_has_the_similarity_figure(runs, tmp_path):
     records = [json.loads(line) for line in (runs["mamt"] / "metrics.jsonl").read_text().splitlines()]
     assert any("mamt.similarity" in r for r in records)  # the premise: auxiliary steps were logged
@@ -65,6 +67,7 @@ def test_mamt_run_has_the_similarity_figure(runs, tmp_path):
     assert "skipped gates.png" in result.stdout
 
 
+@pytest.mark.slow
 def test_mmoe_run_has_the_gate_figure(runs, tmp_path):
     result = plot(runs["mmoe"], "-o", tmp_path)
     assert result.exit_code == 0, result.output
@@ -72,6 +75,7 @@ def test_mmoe_run_has_the_gate_figure(runs, tmp_path):
     assert "skipped similarity.png" in result.stdout
 
 
+@pytest.mark.slow
 def test_default_folder_is_inside_the_run(runs):
     result = plot(runs["uniform"])
     assert result.exit_code == 0, result.output
@@ -109,6 +113,7 @@ def test_an_invalid_json_line_says_where_in_the_line(tmp_path):
     assert "metrics.jsonl:2: invalid JSON: Invalid control character at (column" in result.stderr
 
 
+@pytest.mark.slow
 def test_an_out_folder_of_other_files_needs_overwrite_and_keeps_them(runs, tmp_path):
     out = tmp_path / "figures"
     out.mkdir()
@@ -128,6 +133,7 @@ def test_an_out_folder_of_other_files_needs_overwrite_and_keeps_them(runs, tmp_p
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_the_default_folder_is_drawn_again_without_overwrite(runs):
     assert plot(runs["mamt"]).exit_code == 0
     again = plot(runs["mamt"])
@@ -191,6 +197,7 @@ class ProbeFigures:
         register("probe", draw_probe, description="probe's factor over training")
 
 
+@pytest.mark.slow
 def test_a_plugin_figure_is_drawn_from_its_own_scalar_and_listed(tmp_path):
     from conftest import invoke_cli
 
@@ -234,6 +241,7 @@ class BrokenFigures:
         register("zzz-fine", draw_probe)
 
 
+@pytest.mark.slow
 def test_a_figure_that_raises_is_a_one_line_skip_and_the_others_are_written(tmp_path):
     run = fake_run(tmp_path / "run", **{"probe.factor": lambda s: float(s)})
     with plugin(BrokenFigures(), "broken-figures"):

@@ -189,6 +189,7 @@ def test_help_does_not_import_torch():
 # ---------------------------------------------------------------- real third-party packages
 
 
+@pytest.mark.slow
 def test_example_plugin_package_is_discovered(example_plugin_path):
     result = run_mtl("plugins", "--json", env={"PYTHONPATH": str(example_plugin_path)})
     assert result.returncode == 0, result.stderr
@@ -199,6 +200,7 @@ def test_example_plugin_package_is_discovered(example_plugin_path):
     assert any(r["name"] == "target-every" and r["kind"] == "sampler" for r in rows)
 
 
+@pytest.mark.slow
 def test_mtl_load_plugins_limits_third_party_plugins(example_plugin_path):
     env = {"PYTHONPATH": str(example_plugin_path), "MTL_LOAD_PLUGINS": ""}
     rows = json.loads(run_mtl("plugins", "--json", env=env).stdout)["plugins"]
@@ -232,6 +234,7 @@ def test_plugin_that_fails_to_import_is_isolated(tmp_path):
     assert run_mtl("plugins", "show", "uniform", "--kind", "weighting", env=env).returncode == 0
 
 
+@pytest.mark.slow
 def test_third_party_name_conflict_with_builtin_is_reported(tmp_path):
     code = ("from mtl import hookimpl, Weighting\n@hookimpl\ndef register_weightings(register):\n"
             "    register('uniform', Weighting)\n")
@@ -243,6 +246,7 @@ def test_third_party_name_conflict_with_builtin_is_reported(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_registry_is_rebuilt_when_a_plugin_object_is_replaced():
     """A plugin unregistered and freed must not leave its registry behind for the next one (CPython may
     hand the freed object's id to the new plugin object, so the cache cannot be keyed on ids)."""

@@ -66,6 +66,7 @@ STRATEGIES = [("uniform", "proportional"), ("mamt", "adaptive"), ("siwlm", "sequ
 
 
 @pytest.mark.parametrize("weighting,sampler", STRATEGIES)
+@pytest.mark.slow
 def test_resume_after_a_crash_gives_the_uninterrupted_run(tmp_path, monkeypatch, weighting, sampler):
     options = dict(weighting=weighting, sampler=sampler)
     whole_and_crashed(tmp_path, monkeypatch, **options)
@@ -108,6 +109,7 @@ def predicting_again(*args, **kwargs):
 
 
 @pytest.mark.parametrize("weighting,sampler", STRATEGIES)
+@pytest.mark.slow
 def test_resume_with_teachers_reuses_the_soft_targets_and_gives_the_uninterrupted_run(tmp_path, monkeypatch, teachers,
                                                                                       weighting, sampler):
     options = dict(weighting=weighting, sampler=sampler, teachers=teachers)
@@ -130,6 +132,7 @@ ISSUE_11_OPTIONS = {
 
 
 @pytest.mark.parametrize("name", list(ISSUE_11_OPTIONS))
+@pytest.mark.slow
 def test_resume_with_the_optimizer_regularizer_and_task_embeddings_of_issue_11(tmp_path, monkeypatch, name):
     """Adamax's moments, SMART's momentum copy and noise draws, the new task-embedding parameters: all resume
     to exactly the uninterrupted run."""
@@ -139,6 +142,7 @@ def test_resume_with_the_optimizer_regularizer_and_task_embeddings_of_issue_11(t
     assert run_files(tmp_path / "crashed") == run_files(tmp_path / "whole")
 
 
+@pytest.mark.slow
 def test_a_finetune_run_resumes_to_the_uninterrupted_run(tmp_path, monkeypatch):
     from mtl.training.finetune import finetune_config
 
@@ -168,6 +172,7 @@ def test_only_the_last_two_checkpoints_are_kept(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
+@pytest.mark.slow
 def test_a_damaged_checkpoint_is_rejected_and_the_previous_one_used(tmp_path, monkeypatch, capfd, damage):
     Trainer(config(tmp_path / "whole")).train()
     crash_at(monkeypatch, 10)
@@ -237,6 +242,7 @@ def resume(killed, env) -> None:
     assert resumed.returncode == 0, resumed.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_eval(tmp_path):
     """A real `mtl run` subprocess killed with SIGKILL right after a checkpoint, then `mtl run --resume`."""
     args = ["run", "--backbone", "tiny", "--max-steps", "80", "--limit", "64", "--eval-limit", "48",
@@ -247,6 +253,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_eval(tmp_path):
     assert_same_state(RunFolder(killed).best(), RunFolder(tmp_path / "whole").best())
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_with_teachers_reuses_the_stored_soft_targets(tmp_path, teachers):
     """`mtl run --teacher ...` on the demo suite, killed with SIGKILL after a checkpoint; its teachers are then
     deleted, and `mtl run --resume` still continues it to the uninterrupted run's eval from the stored soft targets."""
@@ -317,6 +324,7 @@ def test_skip_nonfinite_skips_and_counts_the_step(tmp_path, monkeypatch):
     assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
 
 
+@pytest.mark.slow
 def test_bf16_trains_on_cpu_under_autocast(tmp_path, monkeypatch):
     trainer = Trainer(config(tmp_path / "run", precision="bf16", epochs=3, lr=2e-3)).prepare()
     dtypes = set()
@@ -347,6 +355,7 @@ def test_unknown_precision_in_a_config_file_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_options_finished_runs_and_missing_folders(tmp_path, monkeypatch):
     crash_at(monkeypatch, 6)
     with pytest.raises(Crash):

@@ -48,6 +48,7 @@ def no_temp_files(folder: Path) -> bool:
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.slow
 def test_a_signal_stops_a_run_cleanly_and_it_resumes(tmp_path, signum, code):
     run = tmp_path / "run"
     process = start("run", *RUN, "-o", str(run))
@@ -76,6 +77,7 @@ def _running(marker: str) -> list[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc to find the child run")
+@pytest.mark.slow
 def test_sigterm_to_a_bench_stops_its_child_run_and_the_bench_then_continues(tmp_path):
     out = tmp_path / "bench"
     args = ["bench", "--strategy", "single,uniform", "--seeds", "0", *TINY, "--max-steps", "40", "-o", str(out)]

@@ -30,6 +30,7 @@ def expected_weight(task, step, steps_per_epoch, initial, period, damp):
     return initial[task] * (1.0 if task == focus else damp)
 
 
+@pytest.mark.slow
 def test_every_step_of_a_three_epoch_run_has_the_schedules_weight(tmp_path):
     options = {"period": 4, "damp": 0.2, "weights": {"demo-sentiment": 2.5}}
     config = RunConfig(**DEMO, backbone="tiny", weighting="siwlm", options={"siwlm": options}, epochs=3,

@@ -169,6 +169,7 @@ def test_smart_trains_through_mtl_run_and_logs_both_terms(tmp_path):
     assert config["plugins"]["regularizer.smart"]["package"] == "mtl"
 
 
+@pytest.mark.slow
 def test_a_regularizer_changes_the_training(tmp_path):
     """Same seed, with and without SMART: the trained target heads differ (the term reaches the gradients)."""
     from mtl.runs.folder import RunFolder
@@ -203,6 +204,7 @@ def test_an_encoder_without_word_embeddings_is_refused_at_setup():
         word_embeddings(torch.nn.Linear(2, 2))
 
 
+@pytest.mark.slow
 def test_a_third_party_regularizer_trains(example_plugin_path, tmp_path):
     listed = run_mtl("plugins", "--json", "--kind", "regularizer", env={"PYTHONPATH": str(example_plugin_path)})
     assert listed.returncode == 0, listed.stderr

@@ -69,6 +69,7 @@ def same_run(a: Path, b: Path) -> None:
     (r"^\.step-00000006\.safetensors\.", 0, "step-00000006.safetensors"),  # the third checkpoint
     (r"^\.best\.safetensors\.", 0, "best.safetensors"),  # the best model at the end of the epoch
 ])
+@pytest.mark.slow
 def test_no_space_mid_run_keeps_the_last_checkpoint_and_resume_ends_like_an_uninterrupted_run(
         tmp_path, monkeypatch, whole, pattern, after, what):
     out = tmp_path / "run"
@@ -292,6 +293,7 @@ def test_checkpoints_that_cannot_be_deleted_at_the_end_are_a_warning(tmp_path, m
     assert (out / "summary.json").exists() and (out / "eval.json").exists()
 
 
+@pytest.mark.slow
 def test_a_png_it_replaces_stays_whole_when_the_disk_is_full(whole, tmp_path, monkeypatch):
     out = tmp_path / "plots"
     assert invoke_cli("plot", str(whole), "--output", str(out)).exit_code == 0

@@ -237,6 +237,7 @@ def test_every_layer_computes_the_papers_formula(mode, activation, trained):
             assert not torch.equal(hidden[-1], tiny_model("none").encode("t0", batch)[1][-1])
 
 
+@pytest.mark.slow
 def test_a_failing_forward_leaves_no_task_ids_behind():
     model = tiny_model("attention")
     randomise(model)
@@ -398,6 +399,7 @@ def run_model(run):
 
 
 @pytest.mark.parametrize("mode", ["projected", "activation"])
+@pytest.mark.slow
 def test_mtl_run_trains_the_new_modes(new_runs, mode):
     from mtl.runs.folder import RunFolder
 
@@ -418,6 +420,7 @@ def test_mtl_run_trains_the_new_modes(new_runs, mode):
     assert set(evals) == {DEMO["target"], *DEMO["aux"]}
 
 
+@pytest.mark.slow
 def test_projected_exports_to_plain_transformers_with_the_trained_logits(new_runs):
     from safetensors.torch import load_file
     from transformers import AutoModelForSequenceClassification
@@ -449,6 +452,7 @@ def test_projected_exports_to_plain_transformers_with_the_trained_logits(new_run
             assert torch.allclose(folded, bias + shift, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_activation_exports_and_predicts_as_the_trained_model(new_runs, tmp_path):
     from safetensors.torch import load_file
     from transformers import AutoModelForSequenceClassification

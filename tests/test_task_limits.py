@@ -34,6 +34,7 @@ def test_a_bench_gives_each_strategy_only_its_tasks_limits(tmp_path):
     assert single["task_limits"] == {}
 
 
+@pytest.mark.slow
 def test_a_bench_with_a_fine_tuning_stage_accepts_the_auxiliary_tasks_limit_and_data(tmp_path):
     """The stage trains the target alone: the auxiliary task's --limit TASK=N and --data are not its options
     (a regression: planning the bench failed with "task 'demo-similarity' is not in this run")."""

@@ -145,6 +145,7 @@ def tracked(tmp_path_factory):
 # ---------------------------------------------------------------- what each tracker wrote
 
 
+@pytest.mark.slow
 def test_the_run_records_its_trackers(tracked):
     run, record, _, _ = tracked
     assert record["report_to"] == ["tensorboard", "mlflow", "wandb", "trackio", "broken", "recorder"]
@@ -153,6 +154,7 @@ def test_the_run_records_its_trackers(tracked):
     assert len(scalar_records(run)) == 4  # steps 0, 1, 2 and the evaluation at step 2
 
 
+@pytest.mark.slow
 def test_tensorboard_event_files_hold_every_scalar(tracked):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
@@ -173,6 +175,7 @@ def test_tensorboard_event_files_hold_every_scalar(tracked):
     assert hparams["options.tiny.hidden_size"].number_value == 32
 
 
+@pytest.mark.slow
 def test_mlflow_file_store_has_the_runs_metrics_and_params(tracked, monkeypatch):
     from mlflow.tracking import MlflowClient
 
@@ -214,6 +217,7 @@ def read_wandb(path: str) -> list:
     return records
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_holds_the_history_and_config(tracked):
     run, record, _, _ = tracked
     (path,) = glob.glob(str(run / "wandb" / "offline-run-*" / "run-*.wandb"))
@@ -239,6 +243,7 @@ def test_wandb_offline_run_holds_the_history_and_config(tracked):
     assert config["lr"] == record["lr"] and config["aux"] == record["aux"] and config["seed"] == 3
 
 
+@pytest.mark.slow
 def test_trackio_local_run_holds_the_logs_and_config(tracked):
     from trackio.sqlite_storage import SQLiteStorage
     from trackio.utils import TRACKIO_DIR
@@ -253,6 +258,7 @@ def test_trackio_local_run_holds_the_logs_and_config(tracked):
     assert config["lr"] == record["lr"] and config["target"] == "demo-paraphrase"
 
 
+@pytest.mark.slow
 def test_a_third_party_tracker_receives_every_record(tracked):
     run, record, recorder, broken = tracked
     assert recorder.label == "abc"  # --set recorder.label=abc reached it

@@ -28,6 +28,7 @@ def read_metrics(run_dir):
     return RunFolder(run_dir).metrics()
 
 
+@pytest.mark.slow
 def test_run_folder_has_the_files_and_keys_of_the_design(tmp_path):
     result = Trainer(tiny_config(tmp_path, max_steps=12)).train()
     run = tmp_path / "run"
@@ -63,6 +64,7 @@ def test_proportional_sampler_frequencies_follow_sizes(tmp_path):
         assert math.isclose(probs[name], size / total)
 
 
+@pytest.mark.slow
 def test_loss_decreases_on_the_demo_suite(tmp_path):
     Trainer(tiny_config(tmp_path, epochs=3, lr=2e-3, max_length=32)).train()
     records = [r for r in read_metrics(tmp_path / "run") if "tasks" in r]
@@ -78,6 +80,7 @@ def test_loss_decreases_on_the_demo_suite(tmp_path):
     assert ratios["demo-paraphrase"] < 1.02 and ratios["demo-sentiment"] < 1.02, ratios
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_run(tmp_path):
     a = Trainer(tiny_config(tmp_path / "a", max_steps=10)).train()
     b = Trainer(tiny_config(tmp_path / "b", max_steps=10)).train()
@@ -88,6 +91,7 @@ def test_same_seed_gives_the_same_run(tmp_path):
     assert read_metrics(tmp_path / "c" / "run") != read_metrics(tmp_path / "a" / "run")
 
 
+@pytest.mark.slow
 def test_best_checkpoint_is_restored_and_matches_eval(tmp_path):
     trainer = Trainer(tiny_config(tmp_path, epochs=2, max_length=32))
     result = trainer.train()
