@@ -1,4 +1,4 @@
-"""Run by tests/test_distributed.py, under torchrun (2 gloo processes) or alone, to compare the two.
+"""Run by tests/training/test_distributed.py, under torchrun (2 gloo processes) or alone, to compare the two.
 
     python ddp_worker.py one-step OUT [BATCH [WEIGHTING SAMPLER]]  # one training step: saves loss, gradients
                                                                    # and parameters per rank

@@ -11,7 +11,7 @@ import types
 import pytest
 import torch
 from conftest import assert_one_line_error, invoke_cli
-from test_resume import assert_same_tensors, run_files, whole_and_crashed
+from helpers.runs import assert_same_tensors, run_files, whole_and_crashed
 
 import mtl
 from mtl import Step

@@ -317,7 +317,7 @@ def test_the_readme_launcher_example_registers(register_plugin):
     """README "A launcher": the example, as written, is a launcher plugin with its option and environment."""
     import re
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "class Remote(Launcher)" in b)
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 -- the README's own example

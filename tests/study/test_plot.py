@@ -152,7 +152,7 @@ def test_smooth_is_a_debiased_ema():
 # ---------------------------------------------------------------- figures are plugins (hook register_figures)
 @contextlib.contextmanager
 def plugin(obj, name):
-    """Register an in-process plugin for the block, unregistered in finally (as tests/test_registry.py)."""
+    """Register an in-process plugin for the block, unregistered in finally (as tests/contract/test_registry.py)."""
     from mtl.contract import loader
 
     loader.load_plugins()

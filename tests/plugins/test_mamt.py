@@ -7,7 +7,7 @@ import types
 
 import pytest
 import torch
-from test_trainer import DEMO
+from helpers.runs import DEMO
 
 import mtl
 from mtl import Step, memory

@@ -25,7 +25,7 @@ from mtl.errors import OptionError
 from mtl.runs.config import read_config_file
 from mtl.schema import BY_NAME, OPTIONS, RunConfig, markdown_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = {"run": run_cmd.run, "bench": bench_cmd.bench, "affinity": affinity_cmd.affinity,
             "finetune": finetune_cmd.finetune}
 CLICK = typer.main.get_command(app)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 import torch
-from test_trainer import DEMO
+from helpers.runs import DEMO
 
 import mtl
 from mtl import Step

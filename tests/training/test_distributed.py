@@ -13,7 +13,7 @@ import torch
 from conftest import run_mtl
 from safetensors.torch import load_file
 
-WORKER = Path(__file__).parent / "helpers" / "ddp_worker.py"
+WORKER = Path(__file__).parents[1] / "helpers" / "ddp_worker.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 

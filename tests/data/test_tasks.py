@@ -16,7 +16,7 @@ from mtl.data.suite import DEMO_SUITE
 from mtl.errors import DataError
 
 GLUE = Path(os.environ.get("MTL_GLUE_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"))
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 GLUE_NAMES = ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "snli"]
 DEMO_NAMES = ["demo-paraphrase", "demo-similarity", "demo-sentiment"]

@@ -7,7 +7,7 @@ IMTL-G, Aligned-MTL's SVD), the optimisation problems solved with ``scipy.optimi
 projections onto the dual cone, CAGrad, PCD), the fixed-point conditions of the solution (Nash-MTL's bargaining
 condition, FairGrad's α-fairness, ConFIG's equal angles), definitions (Krum, trimmed mean, GradDrop's sign choice) and
 updates written out step by step (GradVac, CR-MOGM, Excess-MTL, MoDo, SDMGrad, MoCo, DB-MTL). PCGrad has its own file,
-tests/test_pcgrad.py.
+tests/plugins/test_pcgrad.py.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import assert_one_line_error, invoke_cli
+from helpers.runs import Crash, crash_at, run_files
 from scipy.optimize import least_squares, minimize
-from test_resume import Crash, crash_at, run_files
 
 import mtl
 from mtl import Step

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY_RUN, invoke_cli
-from test_trainer import DEMO
+from helpers.runs import DEMO
 from typer.testing import CliRunner
 
 import mtl
@@ -87,7 +87,7 @@ def test_the_readme_states_the_counts_for_minilm():
     encoder = mtl.create("backbone", "minilm").encoder
     layers, hidden = encoder.config.num_hidden_layers, encoder.config.hidden_size
     assert (layers, hidden) == (6, 384)
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     for mode in MODES:
         embedding = TaskEmbedding(encoder, mode, ["target", "aux"])
         number = sum(p.numel() for p in embedding.parameters())

@@ -9,7 +9,7 @@ import types
 import pytest
 import torch
 from conftest import TINY_RUN, assert_one_line_error, invoke_cli
-from test_trainer import DEMO
+from helpers.runs import DEMO
 
 import mtl
 from mtl import Step

@@ -24,7 +24,7 @@ from mtl.runs.config import RunConfig
 from mtl.training import distill
 from mtl.training.trainer import Trainer
 
-DEMO = Path(__file__).resolve().parents[1] / "core" / "data" / "demo"
+DEMO = Path(__file__).resolve().parents[2] / "core" / "data" / "demo"
 LIMIT = 64
 STUDENT = ["--backbone", "tiny", "--max-steps", "6", "--batch-size", "16", "--max-length", "32", "--limit",
            str(LIMIT), "--eval-limit", "32", "--seed", "4", "--quiet"]
