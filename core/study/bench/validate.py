@@ -11,27 +11,20 @@ from mtl.errors import MtlError, OptionError
 from mtl.runs.config import RunConfig
 from mtl.study.bench.options import run_config, stage_config, strategy_config
 from mtl.study.bench.strategy import Strategy, check_name
-from mtl.training import tracking
+from mtl.training import distill
+from mtl.training.plan import RunPlan
 
 
 def validate(config: RunConfig) -> None:
-    """Everything `mtl run` would reject about ``config``'s names and options, without loading data or a model."""
-    config.validate()
+    """Everything `mtl run` would reject about ``config``, without loading data or a model: the trainer's own check
+    (:meth:`mtl.training.plan.RunPlan.build`: options, tasks, plugins, trackers, callbacks), then what a run meets
+    only once it starts: the backbone's options, the teachers and the data paths."""
     for name in config.tasks:
         check_name("task", name)
-    routed = config.plugin_options()
-    loader.check("backbone", config.backbone, **routed.get(("backbone", config.backbone), {}))
-    loader.create("weighting", config.weighting, **routed.get(("weighting", config.weighting), {}))
-    loader.create("sampler", config.sampler, **routed.get(("sampler", config.sampler), {}))
-    if config.regularizer:
-        loader.create("regularizer", config.regularizer, **routed.get(("regularizer", config.regularizer), {}))
-    tasks = {name: loader.create("task", name, **routed.get(("task", name), {})) for name in config.tasks}
-    trackers = tracking.resolve(config.report_to)  # built, not started: a missing package is an error here
-    tracking.create(trackers, {name: routed.get(("tracker", name), {}) for name in trackers}, enabled=False)
+    plan = RunPlan.build(config, main=False)  # trackers built, not started: a missing package is an error here
+    loader.check("backbone", config.backbone, **plan.backbone_options)
     if config.teachers:  # each teacher folder, its task and labels (not its data size: the run checks that)
-        from mtl.training import distill
-
-        distill.check_teachers(config, tasks)
+        distill.check_teachers(config, plan.tasks)
     if config.data_dir and not Path(config.data_dir).is_dir():
         raise MtlError(f"--data-dir {config.data_dir}: no such folder")
     for key, path in config.data.items():
