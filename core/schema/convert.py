@@ -116,13 +116,7 @@ def _parse_sequence(value: Any) -> list:
         raise ValueError(f"expected a list, got {value!r}")
     text = value.strip()
     if text.startswith("["):
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"invalid JSON list {text!r}: {exc.msg}") from None
-        if not isinstance(parsed, list):
-            raise ValueError(f"expected a list, got {text!r}")
-        return parsed
+        return _parse_json(text, list, "list")
     return [item.strip() for item in text.split(",") if item.strip()] if text else []
 
 
@@ -133,13 +127,7 @@ def _parse_mapping(value: Any) -> dict:
         raise ValueError(f"expected a mapping, got {value!r}")
     text = str(value).strip()
     if text.startswith("{"):
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"invalid JSON mapping {text!r}: {exc.msg}") from None
-        if not isinstance(parsed, dict):
-            raise ValueError(f"expected a mapping, got {text!r}")
-        return parsed
+        return _parse_json(text, dict, "mapping")
     mapping = {}
     for item in (i.strip() for i in text.split(",")):
         if not item:
@@ -151,3 +139,14 @@ def _parse_mapping(value: Any) -> dict:
             raise ValueError(f"expected KEY:VALUE (or KEY=VALUE) pairs separated by commas, got {text!r}")
         mapping[key.strip()] = val.strip()
     return mapping
+
+
+def _parse_json(text: str, expected: type, what: str) -> Any:
+    """``text`` read as JSON, which must give ``expected`` (a list or a mapping, named ``what`` in the error)."""
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON {what} {text!r}: {exc.msg}") from None
+    if not isinstance(parsed, expected):
+        raise ValueError(f"expected a {what}, got {text!r}")
+    return parsed
