@@ -8,11 +8,12 @@ from mtl.errors import OptionError
 
 
 def plugin_options(options: dict[str, dict[str, Any]], kinds: dict[str, str], tasks: list[str],
-                   trackers: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+                   trackers: list[str], callbacks: list[str] = ()) -> dict[tuple[str, str], dict[str, Any]]:
     """Route ``options`` (NAME -> {key: value}) to the plugins of a run: ``(kind, name) -> {key: value}``.
 
     ``kinds`` maps each kind to the selected name (weighting, sampler, backbone, regularizer); a NAME may be a
-    kind (``weighting``), a plugin name (``mamt``, or ``hf`` for ``hf:bert``), a task or a tracker of the run.
+    kind (``weighting``), a plugin name (``mamt``, or ``hf`` for ``hf:bert``), a task, a tracker or a callback of the
+    run.
     """
     routed: dict[tuple[str, str], dict[str, Any]] = {}
     for key, values in options.items():
@@ -26,10 +27,12 @@ def plugin_options(options: dict[str, dict[str, Any]], kinds: dict[str, str], ta
             matches.append(("task", key))
         if key in trackers:  # a tracker's options: --set wandb.project=NAME
             matches.append(("tracker", key))
+        if key in callbacks:  # a callback's options: --set NAME.KEY=VALUE with --callback NAME
+            matches.append(("callback", key))
         matches = list(dict.fromkeys(matches))
         if not matches:
             used = ([f"{kind} {name!r}" for kind, name in kinds.items()] + [f"task {t!r}" for t in tasks]
-                    + [f"tracker {t!r}" for t in trackers])
+                    + [f"tracker {t!r}" for t in trackers] + [f"callback {c!r}" for c in callbacks])
             raise OptionError(
                 f"options for {key!r}: not a plugin of this run ("
                 + ", ".join(used) + "); use a plugin name, a task name or weighting/sampler/backbone"

@@ -177,7 +177,8 @@ class RunConfig:
 
     def plugin_options(self) -> dict[tuple[str, str], dict[str, Any]]:
         """``options`` routed to this run's plugins: ``(kind, name) -> {option: value}`` (:func:`plugin_options`)."""
-        return plugin_options(self.options, self.plugins(), self.tasks, parse_report_to(self.report_to))
+        return plugin_options(self.options, self.plugins(), self.tasks, parse_report_to(self.report_to),
+                              self.callbacks)
 
 
 OPTIONS: list[RunOption] = run_options(RunConfig)

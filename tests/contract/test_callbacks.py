@@ -128,3 +128,26 @@ def test_patience_stops_after_that_many_evaluations_without_improvement(tmp_path
     assert summary["early_stopping"] == {"patience": 3, "stopped": True, "stopped_at_step": 8,
                                          "evaluations_without_improvement": 3}
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["early_stopping"]["stopped"] is True
+
+
+class EveryN(mtl.Callback):
+    """Counts the steps it is told to look at; its option ``every`` comes from ``--set every-n.every=N``."""
+
+    def __init__(self, every: int = 1) -> None:
+        self.every, self.seen = every, []
+
+    def on_step_end(self, state, control, **kwargs):
+        if state.step % self.every == 0:
+            self.seen.append(state.step)
+
+
+def test_set_routes_options_to_a_callback_of_the_run(register_plugin):
+    import types
+
+    register_plugin(types.SimpleNamespace(register_callbacks=mtl.hookimpl(
+        lambda register: register("every-n", EveryN, description="test"))), name="every-n-plugin")
+    config = RunConfig(target="demo-paraphrase", callbacks=["every-n"], options={"every-n": {"every": "3"}})
+    assert config.plugin_options()[("callback", "every-n")] == {"every": "3"}
+    assert mtl.create("callback", "every-n", every="3").every == 3  # converted to the factory's annotation
+    with pytest.raises(MtlError, match="callback 'every-n'"):  # a name that is not in the run says what is
+        RunConfig(target="demo-paraphrase", callbacks=["every-n"], options={"nope": {"x": 1}}).plugin_options()
