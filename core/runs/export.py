@@ -89,7 +89,7 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
     out_dir = Path(out_dir)
     if target not in tasks or target not in model.heads:
         raise MtlError(f"task {target!r} is not a task of this model ({', '.join(model.heads)})")
-    run_folder.check_empty(out_dir, overwrite, "--out", reads=[run_dir] if run_dir is not None else [])
+    run_folder.check_empty(out_dir, overwrite, "--output", reads=[run_dir] if run_dir is not None else [])
     task = tasks[target]
     run_info = _run_info(RunFolder(run_dir), target) if run_dir is not None else {}
     max_length = max_length or run_info.get("max_length") or RunConfig.max_length

@@ -67,7 +67,7 @@ def _save(fig, path: Path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise MtlError(f"--out {path.parent} exists and is not a folder") from None
+        raise MtlError(f"--output {path.parent} exists and is not a folder") from None
     except OSError as exc:
         raise storage.error(path, exc) from None
     image = io.BytesIO()
@@ -363,9 +363,9 @@ def plot_run(run: str | Path, out: str | Path | None = None, *, smoothing: float
         raise MtlError(f"--smoothing must be in [0, 1) (got {smoothing})")
     if out is not None and Path(out).exists():
         if not Path(out).is_dir():
-            raise MtlError(f"--out {out} exists and is not a folder")
+            raise MtlError(f"--output {out} exists and is not a folder")
         if any(Path(out).iterdir()) and not overwrite:
-            raise MtlError(f"--out {out} already exists and is not empty; choose another folder or pass --overwrite "
+            raise MtlError(f"--output {out} already exists and is not empty; choose another folder or pass --overwrite "
                            f"(which replaces the PNGs of the same names)")
     data = RunRecords(run, smoothing)
     folder = Path(out) if out is not None else data.path / "plots"

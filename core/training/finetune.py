@@ -62,7 +62,7 @@ def finetune_config(run_dir: str | Path, overrides: dict[str, Any]) -> RunConfig
 def target_alone(values: dict[str, Any]) -> dict[str, Any]:
     """Run options ``values`` (as in config.json) for their target alone, as a fine-tuning stage starts: no
     auxiliary tasks, teachers or regularizer, ``uniform``/``proportional``, and only the target's --data,
-    --task-limit and the backbone's --set options kept."""
+    --limit TASK=N and the backbone's --set options kept."""
     target, backbone = values.get("target"), values.get("backbone") or ""
     return {**values, "aux": [], "weighting": "uniform", "sampler": "proportional", "teachers": {},
             "regularizer": None,
