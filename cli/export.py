@@ -31,12 +31,14 @@ def export(
     (AutoModelForSequenceClassification.from_pretrained(OUT)); models with a module between backbone and
     heads (MMoE's experts and gates) load with `mtl predict OUT`."""
     with user_errors():
+        from mtl.locks import check_free
         from mtl.runs.export import export_model
         from mtl.runs.folder import check_empty
         from mtl.runs.restore import load_run, read_config
 
         out = output if output is not None else run / "model"
         read_config(run)  # a one-line error for a folder that is not a run, before anything is loaded
+        check_free(out)
         check_empty(out, overwrite, "--output", reads=[run])
         config, model, tasks = load_run(run)
         name = task or config.target

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForSequenceClassification
 
+from mtl import locks
 from mtl.errors import MtlError
 from mtl.model.attention import plain_attention
 from mtl.runs import card, folding
@@ -89,6 +90,13 @@ def export_model(model, tasks: dict, target: str, out_dir: str | Path, *, run_di
     out_dir = Path(out_dir)
     if target not in tasks or target not in model.heads:
         raise MtlError(f"task {target!r} is not a task of this model ({', '.join(model.heads)})")
+    with locks.FolderLock(out_dir, "mtl export"):
+        return _export(model, tasks, target, out_dir, run_dir=run_dir, overwrite=overwrite, max_length=max_length,
+                       weighting=weighting, model_id=model_id)
+
+
+def _export(model, tasks: dict, target: str, out_dir: Path, *, run_dir: str | Path | None, overwrite: bool,
+            max_length: int | None, weighting, model_id: str | None) -> dict[str, Any]:
     run_folder.check_empty(out_dir, overwrite, "--output", reads=[run_dir] if run_dir is not None else [])
     task = tasks[target]
     run_info = _run_info(RunFolder(run_dir), target) if run_dir is not None else {}

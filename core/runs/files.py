@@ -110,14 +110,26 @@ def _replace_folder(new: Path, out_dir: Path) -> None:
     if not out_dir.exists():
         os.replace(new, out_dir)
         return
-    old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".old"))
-    os.replace(out_dir, old)
+    old = _aside(out_dir)
     try:
         os.replace(new, out_dir)
     except BaseException:
         os.replace(old, out_dir)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_folder(path: Path) -> None:
+    """Remove folder ``path`` as one step for its readers: renamed aside (a hidden sibling), then deleted, so that
+    nobody sees it half-deleted."""
+    shutil.rmtree(_aside(path), ignore_errors=True)
+
+
+def _aside(path: Path) -> Path:
+    """Rename ``path`` to a new hidden sibling (``.NAME.XXXX.old``) and return that."""
+    old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+    os.replace(path, old)
+    return old
 
 
 def save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:

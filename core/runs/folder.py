@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from mtl import locks
 from mtl.errors import MtlError, not_utf8, warn
 from mtl.runs import best, checkpoint, storage
 from mtl.runs.checkpoint import MANIFEST, CheckpointError, load_state, save_state
@@ -28,6 +29,7 @@ from mtl.runs.files import (
     load_predictions,
     load_tensors,
     read_json,
+    remove_folder,
     save_predictions,
     save_tensors,
     write_atomic,
@@ -70,6 +72,9 @@ def check_empty(path: Path, overwrite: bool, flag: str = "--output", reads: Iter
     for inner, what in held:
         if inner.resolve().is_relative_to(path.resolve()):
             raise MtlError(f"{flag} {path}: --overwrite would delete {what}; choose another folder")
+    for inner, holder in locks.live_inside(path)[:1]:
+        raise locks.FolderInUse(f"{flag} {path}: --overwrite would delete {inner}, which is in use: "
+                                f"{holder.describe()}; choose another folder")
 
 
 def unique(path: Path) -> Path:
@@ -175,7 +180,7 @@ class RunFolder:
         self.check_writable(overwrite, reads)
         try:
             if self.path.exists() and overwrite:
-                shutil.rmtree(self.path)
+                remove_folder(self.path)
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise storage.error(self.path, exc) from None

@@ -292,6 +292,7 @@ class AffinityTrainer(Trainer):
     target is allowed here (``config.target`` None, the tasks in ``aux``): the best epoch is then chosen on the mean
     primary metric and no model is exported. One process only (the lookahead steps are not distributed)."""
 
+    COMMAND = "mtl affinity"
     RESUME_COMMAND = "mtl affinity --resume"
     TARGET_OPTIONAL = True
 

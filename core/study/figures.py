@@ -32,6 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from mtl import locks
 from mtl.errors import MtlError
 from mtl.runs.folder import RunFolder
 
@@ -361,6 +362,14 @@ def plot_run(run: str | Path, out: str | Path | None = None, *, smoothing: float
     """
     if not 0 <= smoothing < 1:
         raise MtlError(f"--smoothing must be in [0, 1) (got {smoothing})")
+    if not (overwrite and out is not None):
+        return _plot_run(run, out, smoothing)
+    with locks.FolderLock(out, "mtl plot --overwrite"):  # a second writer of --output is refused
+        return _plot_run(run, out, smoothing, overwrite=True)
+
+
+def _plot_run(run: str | Path, out: str | Path | None, smoothing: float,
+              overwrite: bool = False) -> list[tuple[str, Path | None, str]]:
     if out is not None and Path(out).exists():
         if not Path(out).is_dir():
             raise MtlError(f"--output {out} exists and is not a folder")

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from mtl import locks
 from mtl.contract import loader
 from mtl.errors import MtlError, OptionError
 from mtl.runs import folder as run_files
@@ -34,6 +35,7 @@ from mtl.version import __version__
 
 
 class Trainer:
+    COMMAND = "mtl run"  # the command that runs this trainer (named in the lock of its folder)
     RESUME_COMMAND = "mtl run --resume"  # the command that continues a stopped run of this trainer (config.json)
     TARGET_OPTIONAL = False  # whether tasks without a target are allowed (the best model is then not exported)
 
@@ -55,11 +57,13 @@ class Trainer:
         self.distiller: distill.Distiller | None = None  # --teacher: soft targets and the KD loss
         self.trackers = tracking.Trackers({})  # --report-to: built by prepare()
         self.events = Events({})
+        self.lock: locks.FolderLock | None = None  # the run folder's, held by the main process while it trains
 
     @classmethod
     def resuming(cls, run_dir: str | Path, *, progress: bool = False) -> Trainer:
         """A trainer that continues the killed run in ``run_dir`` from its last good checkpoint."""
         folder = RunFolder(run_dir)
+        locks.check_free(folder.path, "--resume")
         folder.require_started("--resume")
         wanted = folder.run_record().resume_command or Trainer.RESUME_COMMAND
         if wanted != cls.RESUME_COMMAND:
@@ -140,8 +144,10 @@ class Trainer:
     def _choose_output(self) -> Path:
         c = self.config
         if self.resume:
+            locks.check_free(c.output, "--resume")
             return Path(c.output)
         if c.output:
+            locks.check_free(c.output)
             RunFolder(c.output).check_writable(self.overwrite, self._reads())
             return Path(c.output)
         # the default name has the time in it: rank 0 chooses it for every rank
@@ -187,14 +193,21 @@ class Trainer:
             self.prepare()
         self.folder = RunFolder(self.output)
         created = False
-        if self.engine.ctx.is_main and not self.resume:
-            created = not self.output.exists()
-            self.folder.create(self.overwrite, self._reads())
         try:
+            if self.engine.ctx.is_main:
+                command = (self.RESUME_COMMAND if self.resume else "mtl finetune" if self.config.parent
+                           else self.COMMAND)
+                self.lock = locks.FolderLock(self.output, command, flag="--resume" if self.resume else "--output")
+                self.lock.acquire()
+            if self.engine.ctx.is_main and not self.resume:
+                created = not self.output.exists()
+                self.folder.create(self.overwrite, self._reads())
             with failures.explained(self, created), faults.attributed(self._plugins, self._kept):
                 return self._tracked()
         finally:
             self.engine.ctx.close()
+            if self.lock is not None:
+                self.lock.release()
 
     def _kept(self) -> str:
         """What a run stopped by a plugin's fault keeps, for its message."""

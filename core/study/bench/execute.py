@@ -4,12 +4,14 @@ before the first run and again as each run ends."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mtl import locks
 from mtl.contract import loader
 from mtl.contract.launcher import Job, Launcher
 from mtl.errors import MtlError, OptionError
@@ -155,6 +157,8 @@ def _start_one(item: Scheduled, echo: Echo, launcher: Launcher, env: dict[str, s
         cmd = run.command(overwrite=interrupted)
         state = "running again (stopped before)" if interrupted else "running"
     echo(f"{item.head}: {state}: mtl {shlex.join(cmd[3:])}")
+    # the bench's lock (MTL_LOCKS) lets its runs write inside its folder, on whatever host a launcher starts them
+    env = {**env, locks.ENV: os.environ.get(locks.ENV, "")}
     job = Job(name=run.name, command=cmd, log=run.log, folder=run.folder, bench=item.plan.output, env=env)
     return launcher.start(job), str(run.log)
 

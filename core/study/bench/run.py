@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mtl import locks
 from mtl.errors import OptionError
 from mtl.study.bench.execute import (
     Echo,
@@ -38,6 +39,12 @@ def run_bench(values: dict[str, Any], strategies: list[Strategy], seeds: list[in
     mine, values["options"] = launcher_options(values.get("options") or {}, launcher)
     runner = make_launcher(launcher, mine)  # before anything is written: a wrong name or option is one line
     out = Path(output) if output is not None else default_output()
+    with locks.FolderLock(out, "mtl bench"):  # a second bench of this folder is refused before it writes
+        return _run_bench(values, strategies, seeds, out, pairs, jobs, launcher, runner, echo)
+
+
+def _run_bench(values: dict[str, Any], strategies: list[Strategy], seeds: list[int], out: Path, pairs: bool,
+               jobs: int, launcher: str, runner, echo: Echo) -> dict[str, Any]:
     if pairs:
         plan = make_pairs_plan(values, strategies, seeds, out)
         echo(f"Bench {out} (--pairs): {len(plan.tasks)} tasks alone and {plan.pairs} pair"
