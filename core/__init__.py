@@ -34,6 +34,7 @@ _LAZY = {
     "Backbone": "mtl.model.backbone",
     "HFBackbone": "mtl.model.backbone",
     "from_pretrained": "mtl.model.backbone",
+    "check_model_size": "mtl.model.size",
     "Run": "mtl.model.context",
     "cls_features": "mtl.model.context",
     "train": "mtl.api.train",

@@ -10,6 +10,7 @@ written beside its place and renamed into it. JSON, safetensors tensors (no pick
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -54,6 +55,32 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         storage.remove_quietly(tmp)
         raise
+
+
+def json_safe(obj: Any, replaced: list[str] | None = None, path: str = "") -> Any:
+    """``obj`` as strict JSON holds it: every NaN or infinity (a float, a 0-d tensor, a numpy scalar) becomes None,
+    tensors and numpy arrays lists; the path of each value it replaced (``key``, ``key.inner``, ``key[0]``) is
+    appended to ``replaced``."""
+    if isinstance(obj, (str, bool, int)) or obj is None:
+        return obj
+    if isinstance(obj, dict):
+        return {k: json_safe(v, replaced, f"{path}.{k}" if path else str(k)) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v, replaced, f"{path}[{i}]") for i, v in enumerate(obj)]
+    if hasattr(obj, "tolist"):  # tensors, numpy arrays and scalars
+        return json_safe(obj.tolist(), replaced, path)
+    if not isinstance(obj, float) and hasattr(obj, "__float__"):
+        obj = float(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        if replaced is not None:
+            replaced.append(path)
+        return None
+    return obj
+
+
+def json_line(record: dict[str, Any], replaced: list[str] | None = None) -> str:
+    """``record`` as one line of strict JSON (:func:`json_safe`; ``allow_nan=False`` lets no NaN through)."""
+    return json.dumps(json_safe(record, replaced), allow_nan=False)
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -26,6 +26,7 @@ from mtl.runs import best, checkpoint, storage
 from mtl.runs.checkpoint import MANIFEST, CheckpointError, load_state, save_state
 from mtl.runs.config import RunConfig
 from mtl.runs.files import (
+    json_line,
     load_predictions,
     load_tensors,
     read_json,
@@ -226,8 +227,11 @@ class RunFolder:
         except OSError as exc:
             raise storage.error(self.metrics_path, exc) from None
 
-    def append_metrics(self, record: dict[str, Any]) -> None:
-        storage.append_line(self.metrics_path, json.dumps(record, default=float))
+    def append_metrics(self, record: dict[str, Any]) -> list[str]:
+        """Append ``record`` as one line of strict JSON, a NaN or infinity as null; the keys of those values."""
+        replaced: list[str] = []
+        storage.append_line(self.metrics_path, json_line(record, replaced))
+        return replaced
 
     def metrics_size(self) -> int:
         return self.metrics_path.stat().st_size

@@ -78,24 +78,34 @@ def train_and_log(t, step: int, optimizer, scheduler, scaler, bar: Progress):
     loop.train_seconds += time.perf_counter() - tick
     bar.update(step + 1, {n: v[-1] for n, v in loop.pending.items()})
     if step % t.config.log_every == 0 or step + 1 == t.total_steps:
+        c, sources = t.config, {}  # key -> the plugin that logged it
         record: dict[str, Any] = {"step": step, "epoch": step // t.steps_per_epoch, "tasks": names}
         record.update({f"loss.{n}": v for n, v in loop.take_losses().items()})
-        record.update({f"p.{n}": p for n, p in t.sampler.probabilities(step / t.total_steps).items()})
+        record.update(logged(sources, f"sampler {c.sampler!r}",
+                             {f"p.{n}": p for n, p in t.sampler.probabilities(step / t.total_steps).items()}))
         record["lr"] = lr
-        record.update({f"weight.{task}": value for task, value in t.last_weights.items()})
-        record.update(t.weighting.log())
+        weighting = f"weighting {c.weighting!r}"
+        record.update(logged(sources, weighting, {f"weight.{task}": value for task, value in t.last_weights.items()}))
+        record.update(logged(sources, weighting, t.weighting.log()))
         if t.regularizer is not None:
-            record.update(t.regularizer.log())
+            record.update(logged(sources, f"regularizer {c.regularizer!r}", t.regularizer.log()))
         if loop.skipped:
             record["nonfinite.skipped"] = loop.skipped
-        log(t, record)
+        log(t, record, sources)
     return result
 
 
-def log(t, record: dict[str, Any]) -> None:
-    """A record of metrics.jsonl (rank 0), and the ``on_log`` event."""
+def logged(sources: dict[str, str], who: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values``, their keys noted in ``sources`` as logged by ``who``."""
+    sources.update(dict.fromkeys(values, who))
+    return values
+
+
+def log(t, record: dict[str, Any], sources: dict[str, str] | None = None) -> None:
+    """A record of metrics.jsonl (rank 0; a NaN or infinity written as null and counted under who logged it, see
+    ``sources``), and the ``on_log`` event."""
     if t.engine.ctx.is_main:
-        t.folder.append_metrics(record)
+        t.loop.count_non_finite(t.folder.append_metrics(record), sources or {})
         t.events.fire("on_log", logs=record)
 
 

@@ -26,6 +26,7 @@ def finish(t, total_seconds: float) -> dict[str, Any]:
         "steps": t.total_steps,
         "steps_done": loop.step,
         "skipped_steps": loop.skipped,
+        "non_finite_logged": loop.non_finite_logged(),
         "train_examples": loop.examples,
         "train_seconds": loop.train_seconds,
         "eval_seconds": loop.eval_seconds,
@@ -42,8 +43,17 @@ def finish(t, total_seconds: float) -> dict[str, Any]:
         t.folder.write_eval(loop.best_eval)
         t.folder.write_summary(summary)
         keep(t)
+        warn_non_finite(loop.non_finite)
     ctx.barrier()
     return {"output": str(t.output), "eval": loop.best_eval, "summary": summary, **extra}
+
+
+def warn_non_finite(non_finite: dict[str, dict[str, int]]) -> None:
+    """One warning per plugin (or the run itself) that logged values written as null in metrics.jsonl."""
+    for who, counts in non_finite.items():
+        n, keys = sum(counts.values()), ", ".join(list(counts)[:5]) + (", ..." if len(counts) > 5 else "")
+        what = "1 value that is" if n == 1 else f"{n} values that are"
+        warn(f"{who} logged {what} not finite (NaN or infinity) as null in {run_files.METRICS} (keys: {keys})")
 
 
 def keep(t) -> None:

@@ -9,6 +9,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+RUN = "the run"  # who logged a value no plugin logged (a loss, an evaluation metric)
+
 
 @dataclass
 class LoopState:
@@ -24,6 +26,8 @@ class LoopState:
     skipped: int = 0  # steps skipped for a non-finite loss or gradient (--skip-nonfinite)
     pending: dict[str, list[float]] = field(default_factory=dict)  # task losses since the last metrics record
     metrics_bytes: int = 0  # size of metrics.jsonl when the last checkpoint was written
+    # values written as null in metrics.jsonl (NaN or infinity): who logged them -> key -> how many times
+    non_finite: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,6 +45,17 @@ class LoopState:
         means = {name: sum(values) / len(values) for name, values in self.pending.items()}
         self.pending = {}
         return means
+
+    def count_non_finite(self, keys: list[str], sources: dict[str, str]) -> None:
+        """Count the ``keys`` of a record written as null, each under who logged it (``sources``, else the run)."""
+        for key in keys:
+            counts = self.non_finite.setdefault(sources.get(key, RUN), {})
+            counts[key] = counts.get(key, 0) + 1
+
+    def non_finite_logged(self) -> dict[str, Any]:
+        """summary.json's ``non_finite_logged``: how many values were written as null and the first keys."""
+        keys = list(dict.fromkeys(key for counts in self.non_finite.values() for key in counts))
+        return {"count": sum(sum(counts.values()) for counts in self.non_finite.values()), "keys": keys[:5]}
 
     def is_best(self, value: float) -> bool:
         return value > self.best_value or self.best_eval is None

@@ -18,7 +18,7 @@ def tiny(hidden_size: int = 64, layers: int = 2, heads: int = 2, intermediate_si
     """
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from mtl import HFBackbone
+    from mtl import HFBackbone, check_model_size
     from mtl.plugins.backbones.minilm import model_path
 
     for key, value in {"hidden_size": hidden_size, "layers": layers, "heads": heads,
@@ -36,6 +36,7 @@ def tiny(hidden_size: int = 64, layers: int = 2, heads: int = 2, intermediate_si
         intermediate_size=intermediate_size,
         max_position_embeddings=512,
     )
+    check_model_size(config, f"layers={layers}, hidden_size={hidden_size}, intermediate_size={intermediate_size}")
     return HFBackbone(BertModel(config), tokenizer, name="tiny", task_embedding=task_embedding,
                       task_activation=task_activation)
 

@@ -8,7 +8,6 @@ and per strategy ``<strategy>/run-options.json`` (the options its runs start fro
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from mtl.errors import MtlError
 from mtl.runs import folder as run_files
+from mtl.runs.files import json_safe
 from mtl.runs.folder import RunFolder
 
 FORMAT = "mtl-bench/1"
@@ -183,14 +183,3 @@ def record_problem(data: dict[str, Any]) -> str | None:
         if data.get(key) is not None and not isinstance(data[key], kind):
             return f"'{key}' must be {'a list' if kind is list else 'an object'}"
     return None
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with every NaN or infinity replaced by None (JSON has neither)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
