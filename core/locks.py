@@ -26,7 +26,8 @@ Whether the holder is alive:
 unsupported on some mounts), and they cannot say who holds a folder or since when.
 
 A process passes the tokens of its locks to its children in ``MTL_LOCKS``: a bench's runs write inside the bench's
-folder, and the ranks of ``mtl run --nproc`` inside their launcher's, while anyone else is refused there.
+folder while anyone else is refused there. Under torchrun rank 0 holds the run folder's lock; a folder every rank
+needs (a cache) is made by :func:`build_once`, by the first rank while the others wait.
 """
 
 from __future__ import annotations

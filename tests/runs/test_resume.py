@@ -13,18 +13,15 @@ import time
 import pytest
 import torch
 from conftest import assert_one_line_error, invoke_cli
+from helpers.runs import Crash, assert_same_tensors, config, crash_at, run_files, whole_and_crashed
 from helpers.teachers import make_teacher
 
 from mtl.errors import MtlError, TrainingError
 from mtl.runs import checkpoint
 from mtl.runs.checkpoint import CheckpointError
-from mtl.runs.config import RunConfig
 from mtl.runs.folder import RunFolder
 from mtl.training import distill
 from mtl.training.trainer import Trainer
-
-from helpers.runs import DEMO, Crash, assert_same_tensors, config, crash_at, run_files, whole_and_crashed
-
 
 STRATEGIES = [("uniform", "proportional"), ("mamt", "adaptive"), ("siwlm", "sequential"), ("mmoe", "temperature")]
 
