@@ -177,3 +177,28 @@ def test_a_weighting_state_with_nested_tensors_is_saved_beside_the_best_model(tm
     save_file({"bank": torch.ones(2)}, str(other), metadata={"format": "pt", "state": json.dumps({"step": 3})})
     with pytest.raises(MtlError, match="other.safetensors: not a plugin state file"):
         load_state(other)
+
+
+def test_overwrite_takes_the_old_folder_away_in_one_rename_before_deleting_it(tmp_path, monkeypatch):
+    """A reader of the folder sees the old run whole or none at all: it is renamed aside first, then deleted."""
+    import shutil
+
+    from mtl.runs import files
+
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    for name in ("config.json", "metrics.jsonl", "eval.json"):
+        (run / name).write_text("{}")
+    seen = []
+    real_rmtree = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        seen.append((path, run.exists(), sorted(p.name for p in path.iterdir())))
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(files.shutil, "rmtree", rmtree)
+    RunFolder(run).create(overwrite=True)
+    [(deleted, old_still_there, contents)] = seen
+    assert not old_still_there and deleted.parent == tmp_path and deleted.name.startswith(".run.")
+    assert contents == ["checkpoint", "config.json", "eval.json", "metrics.jsonl"]  # whole when it was moved
+    assert run.is_dir() and list(run.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
