@@ -1,16 +1,18 @@
 """The task base class of the plugin contract (see DESIGN.md, "Backbone and task").
 
-A task names its text columns, its label set (``None`` = regression), its metrics (the first is the
-primary one, used to keep the best checkpoint) and where its data lives: a GLUE-format folder, the
-Hugging Face hub, or a CSV/TSV/JSONL file the user names. Loading is in :mod:`mtl.data.files`, metrics in
-:mod:`mtl.data.metrics`.
+A task names its type (:mod:`mtl.contract.types`: classification, regression, ...; by default classification when
+it has labels, regression when ``labels`` is None), its columns, its label set, its metrics (the first is the
+primary one, used to keep the best checkpoint) and where its data lives: a GLUE-format folder, the Hugging Face hub,
+or a CSV/TSV/JSONL file the user names. Loading is in :mod:`mtl.data.files`, metrics in :mod:`mtl.data.metrics`;
+what depends on the type (instances, head, loss, evaluation) is the type's (:attr:`Task.kind`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mtl.data import files, metrics
+from mtl.contract import types
+from mtl.data import files
 from mtl.data.examples import Examples, GlueLayout
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ class Task:
 
     name: str = ""  # set to the registered name when the task is created
     description: str = ""
+    type: str | None = None  # a name of mtl.contract.types.TYPES; None: classification, or regression without labels
     text_columns: tuple[str, ...] = ("sentence",)
     label_column: str = "label"
     labels: tuple[str, ...] | None = None  # None: regression
@@ -36,12 +39,17 @@ class Task:
     packaged: dict[str, str] = {}  # split -> file shipped inside the package (the demo suite)
 
     @property
+    def kind(self) -> types.TaskType:
+        """The task's type (:class:`mtl.contract.types.TaskType`)."""
+        return types.get(self.type or ("regression" if self.labels is None else "classification"))
+
+    @property
     def is_regression(self) -> bool:
         return self.labels is None
 
     @property
     def num_outputs(self) -> int:
-        return 1 if self.labels is None else len(self.labels)
+        return self.kind.outputs(self)
 
     @property
     def primary_metric(self) -> str:
@@ -54,15 +62,11 @@ class Task:
         return files.load_split(self, split, data_dir=data_dir, file=file, limit=limit)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Per-instance loss (unreduced): cross-entropy, or squared error for regression."""
-        import torch.nn.functional as F
-
-        if self.is_regression:
-            return F.mse_loss(logits.view(-1).float(), targets.float(), reduction="none")
-        return F.cross_entropy(logits.float(), targets, reduction="none")
+        """Per-instance loss (unreduced): cross-entropy, or squared error for regression (the type's)."""
+        return self.kind.loss(self, logits, targets)
 
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits.view(-1) if self.is_regression else logits.argmax(dim=-1)
+        return self.kind.predict(self, logits)
 
     def compute_metrics(self, predictions, references) -> dict[str, float]:
-        return metrics.compute(self.metrics, predictions, references)
+        return self.kind.compute_metrics(self, predictions, references)

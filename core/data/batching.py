@@ -7,59 +7,54 @@ own longest example, which is what makes small-batch CPU training fast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from mtl.data.examples import Examples
 
 
-@dataclass
 class Encoded:
-    """A tokenised split: token ids per example (unpadded) and labels."""
+    """A tokenised split: its instances as columns (``input_ids``, ``labels``, ``length``, ``example``, and what the
+    task's type adds), batched by the type's ``collate``. ``examples``: how many examples (rows) they come from."""
 
-    input_ids: list[list[int]]
-    token_type_ids: list[list[int]] | None
-    labels: torch.Tensor | None
-    pad_id: int
+    def __init__(self, table: dict[str, list], task, pad_id: int, examples: int | None = None) -> None:
+        self.table, self.task, self.pad_id = table, task, pad_id
+        self.kind = task.kind
+        self.examples = len(self) if examples is None else examples
 
     def __len__(self) -> int:
-        return len(self.input_ids)
+        return len(self.table["input_ids"])
 
     @property
     def lengths(self) -> list[int]:
-        return [len(ids) for ids in self.input_ids]
+        return list(self.table["length"])
+
+    @property
+    def labelled(self) -> bool:
+        return "labels" in self.table
+
+    @property
+    def labels(self) -> torch.Tensor | None:
+        """The labels of every instance as one tensor (one label per instance), None when unlabelled."""
+        if not self.labelled:
+            return None
+        return torch.tensor(self.table["labels"], dtype=self.kind.label_dtype(self.task))
+
+    def rows(self, indices) -> dict[str, list]:
+        return {k: [column[i] for i in indices] for k, column in self.table.items()}
 
     def collate(self, indices) -> dict[str, torch.Tensor]:
-        """Pad the examples ``indices`` to their longest length."""
-        rows = [self.input_ids[i] for i in indices]
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        types = torch.zeros((len(rows), width), dtype=torch.long) if self.token_type_ids is not None else None
-        for j, (i, row) in enumerate(zip(indices, rows, strict=True)):
-            input_ids[j, : len(row)] = torch.tensor(row)
-            attention[j, : len(row)] = 1
-            if types is not None:
-                types[j, : len(row)] = torch.tensor(self.token_type_ids[i])
-        batch = {"input_ids": input_ids, "attention_mask": attention}
-        if types is not None:
-            batch["token_type_ids"] = types
-        if self.labels is not None:
-            batch["labels"] = self.labels[torch.as_tensor(list(indices))]
-        return batch
+        """Pad the instances ``indices`` to their longest length (the type's batch)."""
+        return self.kind.collate(self.task, self.rows(indices), self.pad_id)
 
 
-def encode(examples: Examples, tokenizer, max_length: int, regression: bool) -> Encoded:
-    columns = list(zip(*examples.texts, strict=True)) if examples.texts else [[]]
-    first = list(columns[0])
-    second = list(columns[1]) if len(columns) > 1 else None
-    enc = tokenizer(first, second, truncation=True, max_length=max_length)
-    labels = None
-    if examples.labels:
-        labels = torch.tensor(examples.labels, dtype=torch.float32 if regression else torch.long)
+def encode(examples: Examples, tokenizer, max_length: int, task) -> Encoded:
+    """The instances of ``examples`` as ``task``'s type makes them (:meth:`TaskType.encode_batch`)."""
+    rows = examples.columns(task)
+    table = task.kind.encode_batch(task, rows, tokenizer, max_length)
+    if "labels" in table and not examples.labels:
+        del table["labels"]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return Encoded(enc["input_ids"], enc.get("token_type_ids"), labels, pad_id)
+    return Encoded(table, task, pad_id, examples=len(examples))
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, generator: torch.Generator,

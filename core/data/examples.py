@@ -14,14 +14,30 @@ class Examples:
     texts: list[tuple[str, ...]]
     labels: list[Any]
     source: str  # the file or hub dataset they came from, for messages
+    rows: dict[str, list] | None = None  # a type whose rows are not texts (tags, choices, answers): its columns
 
     def __len__(self) -> int:
+        if self.rows is not None:
+            return len(next(iter(self.rows.values()), []))
         return len(self.texts)
 
     def head(self, n: int | None) -> Examples:
-        if n is None or n >= len(self.texts):
+        if n is None or n >= len(self):
             return self
-        return Examples(self.texts[:n], self.labels[:n], self.source)
+        rows = None if self.rows is None else {k: v[:n] for k, v in self.rows.items()}
+        return Examples(self.texts[:n], self.labels[:n], self.source, rows)
+
+    def columns(self, task) -> dict[str, list]:
+        """The examples as columns: each of ``task``'s text columns, ``label`` when labelled, ``__index__`` (the
+        row)."""
+        if self.rows is not None:
+            return {**self.rows, "__index__": list(range(len(self)))}
+        texts = list(zip(*self.texts, strict=True)) if self.texts else [() for _ in task.text_columns]
+        out: dict[str, list] = {name: list(col) for name, col in zip(task.text_columns, texts, strict=False)}
+        if self.labels:
+            out["label"] = list(self.labels)
+        out["__index__"] = list(range(len(self.texts)))
+        return out
 
 
 @dataclass

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mtl.data import records
 from mtl.data.examples import Examples, TaskData
 from mtl.data.hub import read_hub
 from mtl.data.labels import Labels, is_unlabeled_split
@@ -38,6 +39,14 @@ def load_split(task: TaskData, split: str, *, data_dir: str | os.PathLike | None
     for name, value in (("data_dir", data_dir), ("file", file)):
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise OptionError(f"task {task.name!r}: {name} must be a path (got {type(value).__name__})")
+    if getattr(task.kind, "structured", False):  # rows of tags, choices or answers: records
+        if file is not None:
+            return records.read_file(task, split, Path(file), limit=limit)
+        if split in task.packaged:
+            return records.read_packaged(task, split, limit=limit)
+        if task.hub is not None and split in task.hub_splits:
+            return read_hub(task, split, limit=limit)
+        return _no_source(task, split, data_dir)
     if file is not None:
         return read_file(task, split, Path(file), limit=limit)
     if data_dir is not None and task.glue is not None:

@@ -88,6 +88,10 @@ def read_hub(task: TaskData, split: str, *, limit: int | None = None) -> Example
                                   "LocalEntryNotFoundError"):
             raise _unreachable(task, split, _short(exc)) from None
         raise DataError(f"loading {source} for task {task.name!r} failed: {_short(exc)}") from None
+    if getattr(task.kind, "structured", False):
+        from mtl.data.records import from_dataset
+
+        return from_dataset(task, split, dataset, source, limit)
     return _from_hub(task, split, dataset, source, limit)
 
 

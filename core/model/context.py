@@ -70,13 +70,15 @@ class Run:
         was_training = self.model.training
         self.model.eval()
         try:
-            lengths = [len(data.input_ids[i]) for i in order]
+            every = data.lengths
+            lengths = [every[i] for i in order]
             out = torch.empty(len(order), self.hidden_size)
             for batch_positions in sorted_batches(lengths, self.config.eval_batch_size):
                 batch = data.collate([order[p] for p in batch_positions])
                 batch = {k: v.to(self.device) for k, v in batch.items() if k != "labels"}
-                _, hidden_states = self.model.encode(task, batch)
-                out[batch_positions] = cls_features(hidden_states, layers).cpu()
+                _, hidden_states = self.model.encode(task, self.model.backbone_batch(task, batch))
+                features = self.model.features(task, batch, cls_features(hidden_states, layers))
+                out[batch_positions] = features.cpu()
         finally:
             self.model.train(was_training)
         return out.to(self.device)

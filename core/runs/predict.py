@@ -72,7 +72,7 @@ class Predictor:
 
     def encode(self, texts: list[tuple[str, ...]], labels: list | None = None):
         return encode(Examples(list(texts), list(labels or []), "input"), self.tokenizer, self.max_length,
-                      self.task.is_regression)
+                      self.task)
 
     def predict(self, texts: list[tuple[str, ...]]) -> list[dict]:
         """One ``{"label", "score", "logits"}`` per text (classification) or ``{"score"}`` (regression)."""

@@ -44,7 +44,7 @@ def build_model(config: RunConfig):
     with torch.random.fork_rng(devices=[]):  # a random backbone (tiny) must not move the caller's generator
         torch.manual_seed(config.seed)
         backbone = loader.create("backbone", config.backbone, **routed.get(("backbone", config.backbone), {}))
-    model = MultiTaskModel(backbone, {n: t.num_outputs for n, t in tasks.items()}, config.dropout)
+    model = MultiTaskModel(backbone, {n: t.num_outputs for n, t in tasks.items()}, config.dropout, tasks=tasks)
     weighting_options = routed.get(("weighting", config.weighting), {})
     return model, tasks, weighting_options
 

@@ -34,7 +34,8 @@ def load_examples(t) -> None:
 
 def build_model(t) -> None:
     backbone = loader.create("backbone", t.config.backbone, **t.plan.backbone_options)
-    t.model = MultiTaskModel(backbone, {n: task.num_outputs for n, task in t.tasks.items()}, t.config.dropout)
+    t.model = MultiTaskModel(backbone, {n: task.num_outputs for n, task in t.tasks.items()}, t.config.dropout,
+                             tasks=t.tasks)
 
 
 def encode_all(t) -> None:
@@ -47,10 +48,10 @@ def encode_all(t) -> None:
                               f"{needed} tokens for one token of each of its {texts} text(s) with "
                               f"{needed - texts} special tokens")
     t.train_data: dict[str, Encoded] = {
-        n: encode(ex, tokenizer, c.max_length, t.tasks[n].is_regression) for n, ex in t.train_examples.items()
+        n: encode(ex, tokenizer, c.max_length, t.tasks[n]) for n, ex in t.train_examples.items()
     }
     t.eval_data: dict[tuple[str, str], Encoded] = {
-        key: encode(ex, tokenizer, c.max_length, t.tasks[key[0]].is_regression)
+        key: encode(ex, tokenizer, c.max_length, t.tasks[key[0]])
         for key, ex in t.eval_examples.items()
     }
 

@@ -88,20 +88,22 @@ def evaluate(model, eval_data: dict, tasks: dict, batch_size: int, device,
     predictions_of: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     try:
         for (name, split), data in eval_data.items():
-            if data.labels is None or len(data) == 0:
+            if not data.labelled or len(data) == 0:
                 continue
             task = tasks[name]
-            predictions = torch.empty(len(data), dtype=torch.float32 if task.is_regression else torch.long)
             mine = []
             for positions in sorted_batches(data.lengths, batch_size)[ctx.rank :: ctx.world]:
                 batch = {k: v.to(device) for k, v in data.collate(positions).items()}
                 logits, _, _ = model(name, batch)
-                mine.append((positions, task.predict(logits).cpu().to(predictions.dtype)))
+                mine.append((positions, task.predict(logits).cpu()))
+            values: list = [None] * len(data)  # one prediction per instance, in the split's order
             for part in ctx.objects(mine):
-                for positions, values in part:
-                    predictions[positions] = values
-            results.setdefault(name, {})[split] = task.compute_metrics(predictions.numpy(), data.labels.numpy())
-            predictions_of[f"{name}.{split}"] = (predictions, data.labels.to(predictions.dtype))
+                for positions, predicted in part:
+                    for position, value in zip(positions, predicted, strict=True):
+                        values[position] = value
+            predictions, references = task.kind.score(task, data, values)
+            results.setdefault(name, {})[split] = task.compute_metrics(predictions.numpy(), references.numpy())
+            predictions_of[f"{name}.{split}"] = (predictions, references.to(predictions.dtype))
     finally:
         model.train(was_training)
     return results, predictions_of

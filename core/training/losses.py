@@ -36,7 +36,7 @@ def compute(forward, micro: MicroBatch, tasks: dict, hooks: tuple, autocast) -> 
         for hook in hooks:
             losses = hook.loss(name, losses, logits, micro.rows[name])
         out.losses[name] = losses
-        out.features[name] = cls_features(hidden_states)
+        out.features[name] = tasks[name].kind.features(tasks[name], cls_features(hidden_states), micro.batches[name])
         out.hidden[name] = hidden_states
     return out
 

@@ -20,7 +20,11 @@ LENGTHS = [3 + (i * 37) % 64 for i in range(640)]
 
 
 def data() -> Encoded:
-    return Encoded([[1] * n for n in LENGTHS], None, torch.zeros(len(LENGTHS), dtype=torch.long), 0)
+    import mtl
+
+    table = {"input_ids": [[1] * n for n in LENGTHS], "length": list(LENGTHS), "labels": [0] * len(LENGTHS),
+             "example": list(range(len(LENGTHS)))}
+    return Encoded(table, mtl.create("task", "demo-sentiment"), 0)
 
 
 def spread(batches: list[list[int]]) -> float:

@@ -1,0 +1,27 @@
+"""Task types (:class:`TaskType`): what a task's instances, head, loss and evaluation look like. ``TYPES`` maps each
+type's name to its class; :func:`get` gives the type of a name with a one-line error for an unknown one."""
+
+from __future__ import annotations
+
+from mtl.contract.types.base import TaskType, pad_sequences
+from mtl.contract.types.classification import Classification
+from mtl.contract.types.regression import Regression
+from mtl.errors import UnknownNameError, unknown
+
+__all__ = ["TYPES", "TaskType", "get", "pad_sequences"]
+
+TYPES: dict[str, type[TaskType]] = {
+    "classification": Classification,
+    "regression": Regression,
+}
+
+_instances: dict[str, TaskType] = {}
+
+
+def get(name: str) -> TaskType:
+    """The task type ``name``; an unknown name is a one-line :class:`UnknownNameError` naming the valid ones."""
+    if name not in TYPES:
+        raise UnknownNameError(unknown("task type", str(name), list(TYPES)))
+    if name not in _instances:
+        _instances[name] = TYPES[name]()
+    return _instances[name]
