@@ -78,6 +78,7 @@ BUILTIN_PLUGINS = (
     "mtl.plugins.tasks.rte",
     "mtl.plugins.tasks.wnli",
     "mtl.plugins.tasks.snli",
+    "mtl.plugins.tasks.squad",
     "mtl.plugins.tasks.demo",
     "mtl.plugins.regularizers.smart",
     "mtl.plugins.trackers.tensorboard",

@@ -37,6 +37,11 @@ class Task:
     hub_splits: dict[str, str] = {"train": "train", "dev": "validation", "test": "test"}
     hub_columns: dict[str, str] = {}  # our column -> hub column, where they differ
     packaged: dict[str, str] = {}  # split -> file shipped inside the package (the demo suite)
+    question_column: str = "question"  # extractive-qa: the question
+    context_column: str = "context"  # extractive-qa: the passage the answer is a span of
+    answers_column: str = "answers"  # extractive-qa: SQuAD's {"text": [...], "answer_start": [...]}
+    stride: int = 128  # extractive-qa: tokens shared by consecutive windows over a long context
+    max_answer_length: int = 30  # extractive-qa: the longest answer span predicted, in tokens
 
     @property
     def kind(self) -> types.TaskType:

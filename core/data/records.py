@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mtl.data import squad_format
 from mtl.data.examples import Examples
 from mtl.data.labels import is_unlabeled_split
 from mtl.errors import DataError
@@ -50,7 +51,7 @@ def read_file(task, split: str, path: Path, *, limit: int | None = None) -> Exam
     if suffix in (".jsonl", ".ndjson", ".jsonlines"):
         records: Iterable[tuple[str, dict]] = _jsonl(path)
     elif suffix == ".json":
-        records = _json(path)
+        records = _json(path, task)
     elif suffix == ".parquet":
         records = _parquet(path)
     else:
@@ -94,13 +95,17 @@ def _jsonl(path: Path) -> Iterator[tuple[str, dict]]:
             raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
 
 
-def _json(path: Path) -> Iterator[tuple[str, dict]]:
+def _json(path: Path, task) -> Iterator[tuple[str, dict]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if squad_format.is_nested(data):  # SQuAD's articles > paragraphs > questions
+        names = {k: getattr(task, f"{k}_column", k) for k in ("question", "context", "answers")}
+        yield from squad_format.records(path, data, names)
+        return
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):

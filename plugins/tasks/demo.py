@@ -4,6 +4,9 @@ shipped in the package (``mtl/demo/``), so the quick start trains offline in a m
 ``demo-paraphrase`` is the target (F1 and accuracy, like MRPC in GLUE, Wang et al., ICLR 2019);
 ``demo-similarity`` (a 0-5 score, like STS-B) and ``demo-sentiment`` (like SST-2) are its auxiliaries.
 The suite's names and its quick-start run options are in :mod:`mtl.data.suite`.
+
+``demo-qa`` (type ``extractive-qa``, ``tools/make_demo_qa.py``) is the offline demo of span QA: questions on short
+synthetic profiles, some long enough for two windows at ``--max-length 64``.
 """
 
 from __future__ import annotations
@@ -40,8 +43,19 @@ class DemoSentiment(Task):
     packaged = {"train": "sentiment_train.tsv", "dev": "sentiment_dev.tsv"}
 
 
+class DemoQA(Task):
+    description = "demo: the answer to a question about a short profile, a span of it (synthetic; F1, exact match)"
+    type = "extractive-qa"
+    text_columns = ("question", "context")
+    label_column = "answers"
+    labels = ()
+    metrics = ("f1", "exact_match")
+    packaged = {"train": "qa_train.jsonl", "dev": "qa_dev.jsonl"}
+
+
 @hookimpl
 def register_tasks(register):
     register("demo-paraphrase", DemoParaphrase, description=DemoParaphrase.description)
     register("demo-similarity", DemoSimilarity, description=DemoSimilarity.description)
     register("demo-sentiment", DemoSentiment, description=DemoSentiment.description)
+    register("demo-qa", DemoQA, description=DemoQA.description)
