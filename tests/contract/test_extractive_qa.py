@@ -267,7 +267,7 @@ def test_exact_match_and_f1_of_the_chosen_answers_equal_squads_definitions(tmp_p
     texts = [s["answer"] for s in spans]
     assert texts == wanted
     scores, references = kind.score(task, data, predictions)
-    assert references.tolist() == [0, 1, 2]
+    assert references.tolist() == [[0, 0], [1, 1], [2, 2]]
     em = [max(float(squad_normalize(t) == squad_normalize(g)) for g in gs) for t, (gs, _) in zip(texts, golds,
                                                                                                    strict=True)]
     f1 = [max(squad_f1(t, g) for g in gs) for t, (gs, _) in zip(texts, golds, strict=True)]

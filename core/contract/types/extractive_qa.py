@@ -122,8 +122,8 @@ class ExtractiveQA(TaskType):
                                    table["context"][groups[e][0]], task.max_answer_length) for e in sorted(groups)]
 
     def score(self, task, data, predictions: list) -> tuple[Any, Any]:
-        """Per example [N, 2]: SQuAD's (exact match, F1) of its answer, best over its gold answers; references:
-        the examples' indices."""
+        """Per example [N, 2]: SQuAD's (exact match, F1) of its answer, best over its gold answers; references
+        [N, 2]: the example's index in both columns (predictions.safetensors keeps arrays of one shape)."""
         import torch
 
         groups = qa_spans.by_example(data.table["example"])
@@ -131,7 +131,7 @@ class ExtractiveQA(TaskType):
         scores = [squad_metrics.score(span["answer"], data.table["answers"][groups[e][0]])
                   for span, e in zip(spans, sorted(groups), strict=True)]
         return (torch.tensor(scores, dtype=torch.float64).view(-1, 2),
-                torch.tensor(sorted(groups), dtype=torch.float64))
+                torch.tensor(sorted(groups), dtype=torch.float64)[:, None].expand(-1, 2).contiguous())
 
     def compute_metrics(self, task, predictions, references) -> dict[str, float]:
         """The means of the per-example exact match and F1 (fractions 0–1), in ``task.metrics``' order."""
@@ -151,6 +151,12 @@ class ExtractiveQA(TaskType):
                                              self.answers_of(task, data, logits), strict=True)}
         empty = {"answer": "", "start": 0, "end": 0, "score": 0.0}
         return [{k: spans.get(i, empty)[k] for k in empty} for i in range(len(rows["context"]))]
+
+    def sample_rows(self, task) -> dict[str, list]:
+        """Two unlabelled questions, one on a context long enough for several windows at a short max length."""
+        long = " ".join(f"Fact {i}: the {i}th box holds a coin of year {1900 + i}." for i in range(12))
+        return {"id": ["a", "b"], "question": ["Which box holds the coin of 1907?", "Who wrote it?"],
+                "context": [long, "The letter was written by Ada in 1843."]}
 
     # ------------------------------------------------------------------------------------------ export
     def export(self, task, encoder, head):
