@@ -53,9 +53,12 @@ def export(
 def _describe(result: dict) -> None:
     out = result["path"]
     target = "regression, 1 output" if result["labels"] is None else f"labels {', '.join(result['labels'])}"
+    if result.get("problem_type", "") is None:  # a structured type: spans, tags, ...
+        target = f"{result['type']}, {result['num_labels']} outputs"
     typer.echo(f"Exported task {result['task']} ({target}) to {out}")
     if result["loadable_with_transformers"]:
-        typer.echo(f"Loads with plain transformers: AutoModelForSequenceClassification.from_pretrained({out!r}) "
+        auto = result.get("export_class", "AutoModelForSequenceClassification")
+        typer.echo(f"Loads with plain transformers: {auto}.from_pretrained({out!r}) "
                    f"and AutoTokenizer.from_pretrained({out!r}); `mtl predict {out}` works too.")
     elif result.get("feature_map"):
         feature_map = result["feature_map"]

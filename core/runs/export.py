@@ -164,8 +164,12 @@ def _export(model, tasks: dict, target: str, out_dir: Path, *, run_dir: str | Pa
         "task": target,
         "task_options": run_info.get("task_options", {}),
         "text_columns": list(task.text_columns),
-        "labels": list(task.labels) if task.labels is not None else None,
-        "problem_type": "regression" if task.is_regression else "single_label_classification",
+        "type": task.kind.name,
+        "export_class": task.kind.export_class,
+        # a structured type (spans, tags, ...) has no class labels and no sequence-classification problem type
+        "labels": list(task.labels) if task.labels is not None and not task.kind.structured else None,
+        "problem_type": None if task.kind.structured else
+        "regression" if task.is_regression else "single_label_classification",
         "num_labels": task.num_outputs,
         "metrics": run_info.get("metrics", {}),
         "task_embedding": mode,
@@ -193,7 +197,7 @@ def _export(model, tasks: dict, target: str, out_dir: Path, *, run_dir: str | Pa
                             f"{ATTENTION_FILE} holds the target's W·e_t per layer and slot and W'; "
                             "`mtl predict DIR` loads the whole model")
     else:
-        manifest["note"] = ("plain transformers: AutoModelForSequenceClassification.from_pretrained(DIR) and "
+        manifest["note"] = (f"plain transformers: {task.kind.export_class}.from_pretrained(DIR) and "
                             "AutoTokenizer.from_pretrained(DIR)")
     if kind == FEATURE_MAP and attention is not None:
         manifest["note"] += (f"; the encoder also has the activation task embedding (act = {attention['activation']}), "

@@ -106,7 +106,10 @@ def test_the_export_loads_in_plain_transformers_with_the_runs_start_and_end_logi
     result = invoke_cli("export", str(run), "--output", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "out" / "mtl_export.json").read_text())
-    assert manifest["task"] == "demo-qa" and manifest["num_labels"] == 2
+    assert manifest["task"] == "demo-qa" and manifest["num_labels"] == 2 and manifest["type"] == "extractive-qa"
+    assert manifest["labels"] is None and manifest["problem_type"] is None
+    assert "AutoModelForQuestionAnswering.from_pretrained" in result.stdout and "(extractive-qa, 2 outputs)" in \
+        result.stdout
     data, batch = windows_batch(trainer)
     assert len(data) == 3  # one window, then two
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
