@@ -158,6 +158,22 @@ def test_squad_nested_json_is_read_one_row_per_question(tmp_path):
     assert f"{path} data[0].paragraphs[1].qas[0]" in str(info.value) and "'France'" in str(info.value)
 
 
+def test_hub_rows_are_read_as_the_squad_dataset_has_them():
+    from datasets import Dataset
+
+    from mtl.data.records import from_dataset
+
+    context = "Paris is the capital of France."
+    dataset = Dataset.from_list([{"id": "a", "title": "Paris", "context": context, "question": "Capital?",
+                                  "answers": {"text": ["Paris", "Paris"], "answer_start": [0, 0]}},
+                                 {"id": "b", "title": "Paris", "context": context, "question": "Of what?",
+                                  "answers": {"text": ["France"], "answer_start": [3]}}])
+    with pytest.raises(DataError, match=r"rajpurkar/squad row 1: answer 'France' is not at answer_start 3"):
+        from_dataset(QA(), "dev", dataset, "rajpurkar/squad", None)
+    examples = from_dataset(QA(), "dev", dataset.select([0]), "rajpurkar/squad", None)
+    assert examples.rows["label"] == [{"text": ["Paris", "Paris"], "answer_start": [0, 0]}]
+
+
 # ------------------------------------------------------------------------------------------------ head and loss
 
 

@@ -146,6 +146,10 @@ def test_mtl_predict_prints_the_answer_with_its_offsets_and_score(runs, tmp_path
         assert set(row) == {"answer", "start", "end", "score"}
         assert row["answer"] == question["context"][row["start"]:row["end"]] == span["answer"]
         assert 0 < row["score"] <= 1 and row["score"] == pytest.approx(span["score"], abs=1e-5)
+    # mtl eval recomputes the run's dev scores (the only evaluation of these 8 steps is the best one)
+    evaluated = invoke_cli("eval", str(run), "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["metrics"] == json.loads((run / "eval.json").read_text())["demo-qa"]["dev"]
     # the export answers the same
     assert invoke_cli("export", str(run), "--output", str(tmp_path / "out")).exit_code == 0
     again = invoke_cli("predict", str(tmp_path / "out"), "--input", str(lines))
