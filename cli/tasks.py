@@ -20,7 +20,8 @@ def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inste
             task = mtl.create("task", name)
             rows.append({
                 "name": name,
-                "type": "regression" if task.is_regression else f"{task.num_outputs}-way classification",
+                "type": task.kind.name if task.kind.structured else
+                "regression" if task.is_regression else f"{task.num_outputs}-way classification",
                 "labels": list(task.labels or []),
                 "metrics": list(task.metrics),
                 "eval_splits": list(task.eval_splits),
@@ -37,6 +38,7 @@ def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inste
         for column in ("task", "type", "labels", "metrics", "eval splits", "GLUE folder", "hub"):
             table.add_column(column)
         for r in rows:
-            table.add_row(r["name"], r["type"], ", ".join(r["labels"]) or "score", ", ".join(r["metrics"]),
+            labels = ", ".join(r["labels"]) or ("score" if r["type"] == "regression" else "-")
+            table.add_row(r["name"], r["type"], labels, ", ".join(r["metrics"]),
                           ", ".join(r["eval_splits"]), r["glue_folder"] or "-", r["hub"] or "-")
         console().print(table)
