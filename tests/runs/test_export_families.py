@@ -230,8 +230,8 @@ def test_what_does_not_map_is_one_line(folders):
 @pytest.mark.parametrize("name", ["roberta", "deberta-v2", "electra", "distilbert"])
 def test_mtl_run_export_and_plain_transformers_agree(folders, tmp_path, name):
     run = tmp_path / "run"
-    result = invoke_cli("run", "--target", "demo-paraphrase", "--aux", "demo-sentiment", "--backbone", "hf",
-                        "--set", f"hf.name={folders[name]}", "--max-steps", "3", "--batch-size", "8",
+    result = invoke_cli("run", "--target", "demo-paraphrase", "--aux", "demo-sentiment",
+                        "--backbone", f"hf:{folders[name]}", "--max-steps", "3", "--batch-size", "8",
                         "--max-length", "32", "--limit", "24", "--eval-limit", "16", "--lr", "1e-3", "--quiet",
                         "-o", str(run))
     assert result.exit_code == 0, result.output
