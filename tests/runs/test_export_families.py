@@ -198,6 +198,29 @@ def test_each_kind_exports_with_the_run_logits(folders, tmp_path, name, kind):
         assert loaded.config.id2label == dict(enumerate(labels))
 
 
+@pytest.mark.parametrize("model_type", ["xlm-roberta", "camembert"])
+def test_roberta_relatives_map_as_roberta(folders, model_type):
+    from transformers import AutoConfig
+
+    from mtl.model.backbone import HFBackbone
+
+    roberta = _backbone(folders["roberta"])
+    settings = {k: v for k, v in roberta.encoder.config.to_diff_dict().items() if k != "model_type"}
+    config = AutoConfig.for_model(model_type, **settings)
+    encoder = AutoModel.from_config(config).eval()
+    encoder.load_state_dict(roberta.encoder.state_dict())
+    backbone = HFBackbone(encoder, roberta.tokenizer).eval()
+    batch = _batch(roberta.tokenizer, SENTENCES)
+    for kind, outputs in (("sequence-classification", 2), ("multiple-choice", 1)):
+        linear = _linear(32, outputs, seed=3)
+        exported = build_exported(kind, encoder, None, linear)
+        assert type(exported).__name__.lower().startswith(model_type.replace("-", ""))
+        with torch.no_grad():
+            expected = _mtl_logits(kind, backbone, linear, batch, 3)
+            got = exported(**{k: v.view(1, 3, -1) if kind == "multiple-choice" else v for k, v in batch.items()})
+        assert torch.allclose(got.logits, expected, atol=1e-5)
+
+
 def test_one_logit_and_multi_label_problem_types(folders):
     backbone = _backbone(folders["roberta"])
     scorer = build_exported("sequence-classification", backbone.encoder, None, _linear(32, 1, 0),
