@@ -114,14 +114,14 @@ def _export(model, tasks: dict, target: str, out_dir: Path, *, run_dir: str | Pa
     vectors = folding.task_vectors(model, target) if mode != "none" else None
     attention = folding.task_attention_state(model, target) if mode == "activation" else None
     kind = FEATURE_MAP if model.feature_map is not None else TASK_ATTENTION if attention is not None else PLAIN
+    pooler = getattr(backbone, "pooler", None)
+    if pooler is not None and kind != PLAIN:
+        raise MtlError(f"cannot export the {type(encoder).__name__} backbone as a {kind} model: the pooler mtl adds "
+                       "to it is not part of that export format; `mtl predict RUN` still works")
     spec = _feature_map(model, target, run_info, weighting) if kind == FEATURE_MAP else None
     head = model.heads[target]
     device = next(model.parameters()).device
     encoder_state = {k: v.detach() for k, v in encoder.state_dict().items()}
-    pooler = getattr(backbone, "pooler", None)
-    if pooler is not None and kind != PLAIN:
-        raise MtlError(f"cannot export a {kind} model of a {type(encoder).__name__} backbone: its pooler is not "
-                       "part of that export format; `mtl predict RUN` still works")
 
     if kind == PLAIN:
         exported = _classifier(encoder, encoder_state, head, task, pooler)

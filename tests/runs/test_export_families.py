@@ -246,6 +246,21 @@ def test_what_does_not_map_is_one_line(folders):
         build_exported("sequence-classification", mpnet, None, _linear(32, 2, 0))
 
 
+def test_a_feature_map_export_of_a_family_with_an_added_pooler_is_refused(folders, tmp_path):
+    import mtl
+    from mtl.model.multitask import MultiTaskModel
+    from mtl.runs.export import export_model
+
+    tasks = {"demo-sentiment": mtl.create("task", "demo-sentiment")}
+    model = MultiTaskModel(_backbone(folders["electra"]), {"demo-sentiment": 2})
+    model.feature_map = nn.Identity()  # any module between backbone and heads
+    with pytest.raises(MtlError, match=r"^cannot export the ElectraModel backbone as a feature-map model: the pooler "
+                                       r"mtl adds to it is not part of that export format; `mtl predict RUN` still "
+                                       r"works$"):
+        export_model(model, tasks, "demo-sentiment", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------------------------------------ mtl run, export
 
 
