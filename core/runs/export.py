@@ -173,8 +173,7 @@ def _export(model, tasks: dict, target: str, out_dir: Path, *, run_dir: str | Pa
         "export_class": task.kind.export_class,
         # a structured type (spans, tags, ...) has no class labels and no sequence-classification problem type
         "labels": list(task.labels) if task.labels is not None and not task.kind.structured else None,
-        "problem_type": None if task.kind.structured else
-        "regression" if task.is_regression else "single_label_classification",
+        "problem_type": task.kind.problem_type(task),
         "num_labels": task.num_outputs,
         "metrics": run_info.get("metrics", {}),
         "task_embedding": mode,

@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 from mtl.contract.types import qa_spans, qa_windows
-from mtl.contract.types.base import TaskType, pad_sequences
+from mtl.contract.types.base import TaskType, encoder_inputs, pad_sequences
 from mtl.data import squad_metrics
-from mtl.errors import DataError, MtlError
+from mtl.errors import DataError
 
 PAD_LOGIT = -1e4  # padding's start and end logit: no probability, yet finite (a KL of two softmaxes stays finite)
 COLUMNS = {"exact_match": 0, "f1": 1}  # the columns of the per-example score arrays
@@ -33,6 +33,7 @@ class ExtractiveQA(TaskType):
     structured = True
     reads = "sequence"
     export_class = "AutoModelForQuestionAnswering"
+    export_kind = "question-answering"  # mtl.runs.families: qa_outputs = the head's Linear, the pooler left out
     default_metrics = ("f1", "exact_match")
     metric_names = ("f1", "exact_match")
 
@@ -159,30 +160,17 @@ class ExtractiveQA(TaskType):
                 "context": [long, "The letter was written by Ada in 1843."]}
 
     # ------------------------------------------------------------------------------------------ export
-    def export(self, task, encoder, head):
-        """``AutoModelForQuestionAnswering`` of the encoder's config, its weights and ``qa_outputs`` = the head's
-        Linear (BERT family: the encoder's pooler, unused by a span head, is left out)."""
-        import copy
+    def export_labels(self, task) -> list[str]:
+        return ["start", "end"]
 
-        from transformers import AutoModelForQuestionAnswering
-
-        config = copy.deepcopy(encoder.config)
-        config.num_labels = 2
-        model = AutoModelForQuestionAnswering.from_config(config)
-        state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}
-        missing, unexpected = model.base_model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise MtlError(f"task {task.name!r}: the encoder does not fit {type(model).__name__} "
-                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-        model.qa_outputs.load_state_dict(head.classifier.state_dict())
-        return model.to(next(encoder.parameters()).device).eval()
+    def problem_type(self, task) -> str | None:
+        return None
 
     def exported_logits(self, task, exported, batch: dict[str, Any]):
         """[B, L, 2] from the export's ``start_logits`` and ``end_logits``, padding at ``PAD_LOGIT`` as in the run."""
         import torch
 
-        keys = ("input_ids", "attention_mask", "token_type_ids")
-        out = exported(**{k: batch[k] for k in keys if k in batch})
+        out = exported(**encoder_inputs(batch))
         return self.logits(task, torch.stack([out.start_logits, out.end_logits], dim=-1), batch)
 
 
