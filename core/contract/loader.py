@@ -79,6 +79,8 @@ BUILTIN_PLUGINS = (
     "mtl.plugins.tasks.wnli",
     "mtl.plugins.tasks.snli",
     "mtl.plugins.tasks.demo",
+    "mtl.plugins.tasks.conll2003",
+    "mtl.plugins.tasks.demo_entities",
     "mtl.plugins.regularizers.smart",
     "mtl.plugins.trackers.tensorboard",
     "mtl.plugins.trackers.mlflow",

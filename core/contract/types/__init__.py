@@ -6,6 +6,7 @@ from __future__ import annotations
 from mtl.contract.types.base import TaskType, pad_sequences
 from mtl.contract.types.classification import Classification
 from mtl.contract.types.regression import Regression
+from mtl.contract.types.tagging import TokenClassification
 from mtl.errors import UnknownNameError, unknown
 
 __all__ = ["TYPES", "TaskType", "get", "pad_sequences"]
@@ -13,6 +14,7 @@ __all__ = ["TYPES", "TaskType", "get", "pad_sequences"]
 TYPES: dict[str, type[TaskType]] = {
     "classification": Classification,
     "regression": Regression,
+    "token-classification": TokenClassification,
 }
 
 _instances: dict[str, TaskType] = {}
