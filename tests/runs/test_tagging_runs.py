@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-from conftest import invoke_cli
+from conftest import assert_one_line_error, invoke_cli
 from helpers.runs import config, run_files, whole_and_crashed
 
 import mtl
@@ -87,8 +87,8 @@ def test_resume_after_a_crash_gives_the_uninterrupted_run(tmp_path, monkeypatch)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     path = tmp_path_factory.mktemp("tagging") / "run"
-    Trainer(config(path, target="demo-entities", aux=["demo-paraphrase"], epochs=1, limit=48, eval_limit=16,
-                   batch_size=8, lr=3e-3, checkpoint_every=None)).train()
+    Trainer(config(path, target="demo-entities", aux=["demo-paraphrase"], epochs=1, limit=None, eval_limit=16,
+                   batch_size=16, lr=3e-3, checkpoint_every=None)).train()  # learns the demo's names in one epoch
     return path
 
 
@@ -118,21 +118,47 @@ def test_the_export_loads_in_plain_transformers_with_the_runs_logits(trained, tm
 def test_predict_prints_entities_with_character_offsets(trained, tmp_path):
     from mtl.runs.restore import load_run
 
-    lines = ['{"tokens": ["Anna", "Smith", "visited", "Oslo", "."]}', "Omar  joined   Acme Corp in Cape Town ."]
+    lines = ['{"tokens": ["Anna", "Smith", "visited", "Wolfeschlegelsteinhausen", "."]}',
+             "Omar  joined   Acme Corp in Cape Town ."]
     source = tmp_path / "input.txt"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = invoke_cli("predict", str(trained), "--input", str(source))
     assert result.exit_code == 0, result.output
     shown = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(shown) == 2
-    texts = ["Anna Smith visited Oslo .", lines[1]]
-    # what the run's model tags each word with, through the type's own path
+    texts = ["Anna Smith visited Wolfeschlegelsteinhausen .", lines[1]]
+    # each word's tag is the run model's argmax at the word's first sub-word, restated here
     _, model, tasks = load_run(trained)
+    tokenizer = model.backbone.tokenizer
+    labels = tasks["demo-entities"].labels
+    assert len(shown) == 2
     for row, text in zip(shown, texts, strict=True):
-        assert row["text"] == text and len(row["tags"]) == len(text.split())
+        words = text.split()
+        batch = tokenizer([words], is_split_into_words=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model("demo-entities", dict(batch))[0][0]
+        ids, firsts = batch.word_ids(0), {}
+        for position, word in enumerate(ids):
+            if word is not None and word not in firsts:
+                firsts[word] = position
+        assert row["text"] == text and row["words"] == words
+        assert row["tags"] == [labels[int(logits[firsts[j]].argmax())] for j in range(len(words))]
         for entity in row["entities"]:
             assert text[entity["start"]: entity["end"]] == entity["text"]
             assert entity["text"].split() == entity["words"]
-            assert entity["type"] in {"PER", "LOC", "ORG"}
-    # a trained model finds the obvious entities of the demo's vocabulary
-    assert any(e["type"] == "PER" and e["words"][0] == "Anna" for e in shown[0]["entities"])
+            start = len(text[: entity["start"]].split())
+            kinds = {tag[2:] for tag in row["tags"][start: start + len(entity["words"])]}
+            assert kinds == {entity["type"]}
+    # the model (F1 about 0.6 after its epoch) finds Omar, and entities past the runs of spaces, whose offsets (checked
+    # above) are into the line as given
+    found = {(e["type"], e["start"], e["end"]) for e in shown[1]["entities"]}
+    assert ("PER", 0, 4) in found and any(start >= 15 for _, start, _ in found), shown[1]
+
+
+@pytest.mark.slow
+def test_a_bad_input_line_is_a_one_line_error_naming_it(trained, tmp_path):
+    source = tmp_path / "input.jsonl"
+    source.write_text('{"tokens": ["Anna"]}\n{"tokens": 5}\n', encoding="utf-8")
+    result = invoke_cli("predict", str(trained), "--input", str(source))
+    assert_one_line_error(result, f"{source}:2", "'tokens' must be a list of words")
+    source.write_text('Anna went home\n{"tokens": ["Anna"\n', encoding="utf-8")
+    assert_one_line_error(invoke_cli("predict", str(trained), "--input", str(source)), f"{source}:2", "invalid JSON")

@@ -184,6 +184,15 @@ class TokenClassification(TaskType):
             out.append({"text": text, "entities": found, "words": words, "tags": tags})
         return out
 
+    def text_record(self, task, line: str) -> dict:
+        """The record of a plain-text input line of ``mtl predict``: its words are the line split on whitespace
+        (the entities' offsets are then into the line)."""
+        return {task.words_column: line}
+
+    def sample_rows(self, task) -> dict[str, list]:
+        words = [["Anna", "Smith", "flew", "to", "Reykjavik", "with", "Wolfeschlegelsteinhausen", "."], ["Hello"]]
+        return {"words": words, "text": [None, None]}
+
     # ------------------------------------------------------------------------------------------ export
     def export(self, task, encoder, head):
         """``AutoModelForTokenClassification`` of the encoder's config (a BERT-family encoder: its ``classifier``
@@ -214,9 +223,6 @@ class TokenClassification(TaskType):
         linear.load_state_dict(head.classifier.state_dict())
         return model
 
-    def exported_logits(self, task, exported, batch):
-        keys = ("input_ids", "attention_mask", "token_type_ids")
-        return exported(**{k: batch[k] for k in keys if k in batch}).logits
 
 
 def first_subwords(word_ids: list) -> list[int]:
