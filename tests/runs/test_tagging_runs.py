@@ -162,3 +162,11 @@ def test_a_bad_input_line_is_a_one_line_error_naming_it(trained, tmp_path):
     assert_one_line_error(result, f"{source}:2", "'tokens' must be a list of words")
     source.write_text('Anna went home\n{"tokens": ["Anna"\n', encoding="utf-8")
     assert_one_line_error(invoke_cli("predict", str(trained), "--input", str(source)), f"{source}:2", "invalid JSON")
+
+
+@pytest.mark.slow
+def test_mtl_eval_gives_the_runs_own_metrics(trained):
+    result = invoke_cli("eval", str(trained), "--json")
+    assert result.exit_code == 0, result.output
+    stored = json.loads((trained / "eval.json").read_text())["demo-entities"]["dev"]
+    assert json.loads(result.stdout)["metrics"] == pytest.approx(stored)
