@@ -55,7 +55,8 @@ def _describe(result: dict) -> None:
     target = "regression, 1 output" if result["labels"] is None else f"labels {', '.join(result['labels'])}"
     typer.echo(f"Exported task {result['task']} ({target}) to {out}")
     if result["loadable_with_transformers"]:
-        typer.echo(f"Loads with plain transformers: AutoModelForSequenceClassification.from_pretrained({out!r}) "
+        auto = result.get("export_class") or "AutoModelForSequenceClassification"
+        typer.echo(f"Loads with plain transformers: {auto}.from_pretrained({out!r}) "
                    f"and AutoTokenizer.from_pretrained({out!r}); `mtl predict {out}` works too.")
     elif result.get("feature_map"):
         feature_map = result["feature_map"]

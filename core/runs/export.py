@@ -161,6 +161,7 @@ def _export(model, tasks: dict, target: str, out_dir: Path, *, run_dir: str | Pa
         "version": FORMAT_VERSION,
         "kind": kind,
         "loadable_with_transformers": kind == PLAIN,
+        "export_class": task.kind.export_class,  # the transformers class a plain export loads with
         "task": target,
         "task_options": run_info.get("task_options", {}),
         "text_columns": list(task.text_columns),
@@ -193,7 +194,7 @@ def _export(model, tasks: dict, target: str, out_dir: Path, *, run_dir: str | Pa
                             f"{ATTENTION_FILE} holds the target's W·e_t per layer and slot and W'; "
                             "`mtl predict DIR` loads the whole model")
     else:
-        manifest["note"] = ("plain transformers: AutoModelForSequenceClassification.from_pretrained(DIR) and "
+        manifest["note"] = (f"plain transformers: {task.kind.export_class}.from_pretrained(DIR) and "
                             "AutoTokenizer.from_pretrained(DIR)")
     if kind == FEATURE_MAP and attention is not None:
         manifest["note"] += (f"; the encoder also has the activation task embedding (act = {attention['activation']}), "

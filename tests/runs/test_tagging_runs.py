@@ -101,6 +101,7 @@ def test_the_export_loads_in_plain_transformers_with_the_runs_logits(trained, tm
     out = tmp_path / "export"
     result = invoke_cli("export", str(trained), "--output", str(out))
     assert result.exit_code == 0, result.output
+    assert f"AutoModelForTokenClassification.from_pretrained({str(out)!r})" in result.stdout
     model = AutoModelForTokenClassification.from_pretrained(out).eval()
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert model.config.id2label[1] == "B-PER" and len(model.config.id2label) == 7
