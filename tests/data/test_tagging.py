@@ -253,6 +253,7 @@ def test_the_export_is_a_plain_token_classifier_with_the_models_logits(tmp_path,
     from transformers import AutoModelForTokenClassification
 
     from mtl.model.multitask import MultiTaskModel
+    from mtl.runs.families import build_exported
 
     t = task()
     t.name = "demo-entities"
@@ -261,7 +262,10 @@ def test_the_export_is_a_plain_token_classifier_with_the_models_logits(tmp_path,
     model = MultiTaskModel(backbone, {"demo-entities": t.num_outputs}, 0.1, tasks={"demo-entities": t}).eval()
     with torch.no_grad():
         model.heads["demo-entities"].classifier.bias.normal_()
-    exported = t.kind.export(t, backbone.encoder, model.heads["demo-entities"])
+    head = model.heads["demo-entities"]
+    exported = build_exported(t.kind.export_kind, backbone.encoder, None, head.classifier,
+                              labels=t.kind.export_labels(t), problem_type=t.kind.problem_type(t),
+                              dropout=float(head.dropout.p))
     exported.save_pretrained(tmp_path)
     loaded = AutoModelForTokenClassification.from_pretrained(tmp_path).eval()
     assert loaded.config.id2label == dict(enumerate(TAGS))

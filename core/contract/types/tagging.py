@@ -31,6 +31,7 @@ class TokenClassification(TaskType):
     structured = True
     reads = "sequence"
     export_class = "AutoModelForTokenClassification"
+    export_kind = "token-classification"  # mtl.runs.families: `classifier`, Linear(H, C) on every token
     default_metrics = ("f1", "precision", "recall", "accuracy")
     metric_names = ("f1", "precision", "recall", "accuracy")
 
@@ -194,35 +195,8 @@ class TokenClassification(TaskType):
         return {"words": words, "text": [None, None]}
 
     # ------------------------------------------------------------------------------------------ export
-    def export(self, task, encoder, head):
-        """``AutoModelForTokenClassification`` of the encoder's config (a BERT-family encoder: its ``classifier``
-        is a Linear on every token's last hidden state) with the encoder's weights and the head's Linear."""
-        import copy
-
-        from transformers import AutoModelForTokenClassification
-
-        config = copy.deepcopy(encoder.config)
-        if getattr(config, "_attn_implementation", None) == "mtl_sdpa":  # mtl's CPU training kernel: back on sdpa
-            config._attn_implementation = "sdpa"
-        config.num_labels = len(task.labels)
-        config.id2label = dict(enumerate(task.labels))
-        config.label2id = {label: i for i, label in enumerate(task.labels)}
-        config.architectures = None
-        if hasattr(config, "classifier_dropout"):
-            config.classifier_dropout = float(head.dropout.p)
-        model = AutoModelForTokenClassification.from_config(config)
-        base, linear = model.base_model, getattr(model, "classifier", None)
-        state = {k: v for k, v in encoder.state_dict().items()
-                 if not k.startswith("pooler.")}  # the token classifier's encoder has no pooler
-        expected = base.state_dict()
-        if (base is model or not hasattr(linear, "weight") or set(expected) != set(state)
-                or any(tuple(expected[k].shape) != tuple(v.shape) for k, v in state.items())):
-            raise ValueError(f"{type(encoder).__name__} does not map onto {type(model).__name__} (a BERT-family "
-                             "encoder with a classifier Linear on its sequence output)")
-        base.load_state_dict(state)
-        linear.load_state_dict(head.classifier.state_dict())
-        return model
-
+    def problem_type(self, task) -> str | None:
+        return None  # AutoModelForTokenClassification has one loss, per token
 
 
 def first_subwords(word_ids: list) -> list[int]:
