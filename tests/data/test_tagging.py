@@ -277,3 +277,20 @@ def test_the_export_is_a_plain_token_classifier_with_the_models_logits(tmp_path,
         got = t.kind.exported_logits(t, loaded, batch)
     assert expected.shape == got.shape == (2, len(batch["input_ids"][0]), 7)
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_the_bench_bootstrap_resamples_sentences_and_scores_them_with_the_tagging_metrics():
+    from mtl.study import statistics as stats
+    from mtl.study.bench.results import Predictions
+
+    metric = Predictions("demo-entities", "dev").metric("f1")
+    assert callable(metric)  # not the GLUE F1 of class 1
+    gold = torch.tensor([ids("B-PER", "I-PER", "O"), ids("O", "B-LOC"), ids("B-ORG", "O", "O", "O"),
+                         ids("O", "O", "B-PER"), ids("B-LOC", "I-LOC"), ids("O", "B-ORG", "I-ORG")])
+    mine = gold.clone()  # every entity found
+    theirs = gold.clone()
+    theirs[3:][theirs[3:] != IGNORE] = 0  # the last three sentences' entities missed: P 3/3, R 3/6, F1 2/3
+    interval = stats.paired_bootstrap(metric, [mine.numpy()], [theirs.numpy()], [gold.numpy()], resamples=200)
+    assert interval["examples"] == 6
+    assert interval["delta"] == pytest.approx(1 - 2 / 3)
+    assert 0.0 <= interval["low"] <= interval["delta"] <= interval["high"] <= 1.0
