@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mtl.errors import DataError
 
-SUFFIXES = (".conll", ".txt")
+SUFFIXES = (".conll", ".txt", ".train", ".testa", ".testb")  # the shared task's own files: eng.train, eng.testa
 
 
 def read(path: Path, words_column: str, tags_column: str) -> Iterator[tuple[str, dict]]:

@@ -56,7 +56,8 @@ def read_file(task, split: str, path: Path, *, limit: int | None = None) -> Exam
     elif (reader := _type_reader(task, suffix)) is not None:  # a format of the type's own (CoNLL text for tags)
         records = reader(path)
     else:
-        raise DataError(f"{path}: task {task.name!r} ({task.kind.name}) reads {', '.join(FORMATS)} files, not "
+        formats = FORMATS + tuple(getattr(task.kind, "file_suffixes", ()))
+        raise DataError(f"{path}: task {task.name!r} ({task.kind.name}) reads {', '.join(formats)} files, not "
                         f"{suffix or '(no extension)'!r}")
     return from_records(task, split, records, str(path), limit)
 

@@ -171,3 +171,47 @@ def test_mtl_eval_gives_the_runs_own_metrics(trained):
     assert result.exit_code == 0, result.output
     stored = json.loads((trained / "eval.json").read_text())["demo-entities"]["dev"]
     assert json.loads(result.stdout)["metrics"] == pytest.approx(stored)
+
+
+def conll_file(path, sentences: list[list[tuple[str, str]]]):
+    lines = ["-DOCSTART- -X- -X- O", ""]
+    for sentence in sentences:
+        lines += [f"{word} NNP B-NP {tag}" for word, tag in sentence] + [""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+SENTENCES = [[("EU", "B-ORG"), ("rejects", "O"), ("German", "B-MISC"), ("call", "O"), (".", "O")],
+             [("Peter", "B-PER"), ("Blackburn", "I-PER")],
+             [("BRUSSELS", "B-LOC"), ("1996-08-22", "O")],
+             [("The", "O"), ("European", "B-ORG"), ("Commission", "I-ORG"), ("said", "O"), ("on", "O"),
+              ("Thursday", "O"), ("it", "O"), ("disagreed", "O"), ("with", "O"), ("German", "B-MISC"),
+              ("advice", "O"), (".", "O")]]
+
+
+@pytest.mark.slow
+def test_conll2003_trains_on_conll_files_given_with_data(tmp_path):
+    train = conll_file(tmp_path / "eng.train", SENTENCES * 4)
+    dev = conll_file(tmp_path / "eng.testa", SENTENCES)
+    out = tmp_path / "run"
+    result = invoke_cli("run", "--target", "conll2003", "--data", f"conll2003.train={train}", "--data",
+                        f"conll2003.dev={dev}", "--backbone", "tiny", "--max-steps", "2", "--batch-size", "8",
+                        "--max-length", "32", "--quiet", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert set(json.loads((out / "eval.json").read_text())["conll2003"]["dev"]) == METRICS
+    stored = run_files_module.load_predictions(out / "predictions.safetensors")["splits"]["conll2003.dev"]
+    assert [int((row != IGNORE).sum()) for row in stored["labels"]] == [len(s) for s in SENTENCES]
+    labels = mtl.create("task", "conll2003").labels
+    assert [[labels[i] for i in row if i != IGNORE] for row in stored["labels"].tolist()] == [
+        [tag for _, tag in s] for s in SENTENCES]
+
+
+def test_a_bad_conll_file_stops_the_run_before_anything_is_written(tmp_path):
+    bad = [[("Peter", "B-PER"), ("Blackburn", "I-PERSON")]]
+    train = conll_file(tmp_path / "eng.train", SENTENCES + bad)
+    out = tmp_path / "run"
+    result = invoke_cli("run", "--target", "conll2003", "--data", f"conll2003.train={train}", "--backbone", "tiny",
+                        "--max-steps", "2", "--quiet", "--output", str(out))
+    # lines: 1-2 -DOCSTART- and a blank, then 5, 2, 2 and 12 words each followed by a blank (3-27), Peter 28
+    assert_one_line_error(result, f"{train}:29", "'I-PERSON'", "'Blackburn'")
+    assert not out.exists()

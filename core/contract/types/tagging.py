@@ -21,6 +21,7 @@ from typing import Any
 
 from mtl.contract.types.base import TaskType, pad_sequences
 from mtl.contract.types.tags import entities, metrics, offsets
+from mtl.data import conll
 from mtl.errors import DataError
 
 IGNORE = -100  # the label of a token that is not scored (torch's cross-entropy ignore_index)
@@ -32,6 +33,7 @@ class TokenClassification(TaskType):
     reads = "sequence"
     export_class = "AutoModelForTokenClassification"
     export_kind = "token-classification"  # mtl.runs.families: `classifier`, Linear(H, C) on every token
+    file_suffixes = conll.SUFFIXES  # files read as CoNLL text, beside JSONL, JSON and Parquet
     default_metrics = ("f1", "precision", "recall", "accuracy")
     metric_names = ("f1", "precision", "recall", "accuracy")
 
@@ -45,8 +47,6 @@ class TokenClassification(TaskType):
     # ------------------------------------------------------------------------------------------ data
     def file_reader(self, task, suffix: str):
         """A reader of ``(where, record)`` for a file of ``suffix`` beside JSONL/JSON/Parquet: CoNLL text."""
-        from mtl.data import conll
-
         if suffix in conll.SUFFIXES:
             return lambda path: conll.read(path, task.words_column, task.tags_column)
         return None
