@@ -294,3 +294,25 @@ def test_the_bench_bootstrap_resamples_sentences_and_scores_them_with_the_taggin
     assert interval["examples"] == 6
     assert interval["delta"] == pytest.approx(1 - 2 / 3)
     assert 0.0 <= interval["low"] <= interval["delta"] <= interval["high"] <= 1.0
+
+
+def test_hub_rows_with_class_label_tags_are_read_as_the_hub_gives_them():
+    """eriktks/conll2003's shape: ``tokens`` and ``ner_tags`` (ClassLabel indices), plus columns the task ignores."""
+    import datasets
+
+    from mtl.data.records import from_dataset
+
+    t = task("conll2003")
+    names = list(t.labels)
+    features = datasets.Features({"id": datasets.Value("string"),
+                                  "tokens": datasets.Sequence(datasets.Value("string")),
+                                  "pos_tags": datasets.Sequence(datasets.Value("int32")),
+                                  "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
+    rows = {"id": ["0", "1"], "tokens": [["EU", "rejects", "German", "call"], ["Peter", "Blackburn"]],
+            "pos_tags": [[22, 42, 16, 21], [22, 22]], "ner_tags": [[3, 0, 7, 0], [1, 2]]}
+    examples = from_dataset(t, "train", datasets.Dataset.from_dict(rows, features=features), "eriktks/conll2003",
+                            None)
+    assert examples.rows["words"] == rows["tokens"] and examples.labels == rows["ner_tags"]
+    rows["ner_tags"][1] = [1]
+    with pytest.raises(DataError, match=r"^eriktks/conll2003 row 1: 2 words but 1 tags$"):
+        from_dataset(t, "train", datasets.Dataset.from_dict(rows, features=features), "eriktks/conll2003", None)
