@@ -121,7 +121,6 @@ def test_jsonl_rows_take_tag_names_or_indices(tmp_path):
     ('{"tokens": 3, "ner_tags": [0]}', ["d.jsonl:1", "'tokens' must be a list of words"]),
     ('{"words": ["a"], "ner_tags": ["O"]}', ["d.jsonl:1", "no column 'tokens'"]),
     ('{"tokens": ["a"]}', ["d.jsonl:1", "no column 'ner_tags'"]),
-    ('{"tokens": ["a b"], "ner_tags": ["O"]}', ["d.jsonl:1", "'a b'", "whitespace"]),
 ])
 def test_a_row_that_does_not_fit_is_a_one_line_error_naming_file_and_line(tmp_path, text, fragments):
     path = write(tmp_path / "d.jsonl", text + "\n")

@@ -63,9 +63,6 @@ class TokenClassification(TaskType):
             words = list(words)
         else:
             raise DataError(f"{where}: {words_column!r} must be a list of words (got {_kind(words)})")
-        bad = next((w for w in words if not w or any(c.isspace() for c in w)), None)
-        if bad is not None:
-            raise DataError(f"{where}: word {bad!r} of {words_column!r} is empty or holds whitespace")
         if not words:
             return None
         row: dict[str, Any] = {"words": words, "text": text}
