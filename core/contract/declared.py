@@ -172,9 +172,9 @@ def in_memory(path: str) -> bool:
     return _memory is not None and Path(path).is_relative_to(_memory)
 
 
-def record(decls: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+def record(decls: list[dict[str, Any]], folder: Path, *, copy: bool = True) -> list[dict[str, Any]]:
     """The declarations as a run (or bench) folder records them: a split written from memory copied to
-    ``FOLDER/data/<task>/<split>.parquet`` and named there."""
+    ``FOLDER/data/<task>/<split>.parquet`` (unless not ``copy``) and named there."""
     out = []
     for decl in decls:
         files = decl.get("files") or {}
@@ -183,8 +183,9 @@ def record(decls: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
             for split, path in files.items():
                 if in_memory(path):
                     target = Path(folder).absolute() / "data" / decl["name"] / f"{split}.parquet"
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(path, target)
+                    if copy:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(path, target)
                     decl["files"][split] = str(target)
         out.append(decl)
     return out
