@@ -47,6 +47,7 @@ def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inste
         for column in ("task", "type", "labels", "metrics", "eval splits", "GLUE folder", "hub"):
             table.add_column(column)
         for r in rows:
-            table.add_row(r["name"] + (" (declared)" if r["declared"] else ""), r["type"], ", ".join(r["labels"]) or "score", ", ".join(r["metrics"]),
+            name = r["name"] + (" (declared)" if r["declared"] else "")
+            table.add_row(name, r["type"], ", ".join(r["labels"]) or "score", ", ".join(r["metrics"]),
                           ", ".join(r["eval_splits"]), r["glue_folder"] or "-", r["hub"] or "-")
         console().print(table)

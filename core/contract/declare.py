@@ -203,6 +203,10 @@ def resolve(decl: dict[str, Any], where: str) -> dict[str, Any]:
         column = decl.get(source_key, getattr(Task, source_key, None))
         decl["labels"] = _infer(decl, column, renamed.get(column, column), source, dataset, at)
     decl.setdefault("metrics", list(types.TYPES[decl["type"]].default_metrics))
+    for key in column_keys(decl):  # recorded in full: the columns the type reads by default too
+        if key not in decl:
+            decl[key] = _value(key, getattr(Task, key), at)
+    decl = {k: decl[k] for k in sorted(decl, key=_order)}
     task = task_class(decl)()
     task.name = decl["name"]
     try:
@@ -212,8 +216,18 @@ def resolve(decl: dict[str, Any], where: str) -> dict[str, Any]:
     if decl["type"] == "classification" and dataset is None:
         labels = Labels(task)  # a label outside the declared set: FILE:LINE
         for line, value in peek.values(Path(decl["files"]["train"]), task.label_column):
-            labels.convert(value, f"{line} ({where})")
+            try:
+                labels.convert(value, line)
+            except DataError as exc:
+                raise DataError(f"{exc} (task declared in {where})") from None
     return decl
+
+
+def _order(key: str) -> int:
+    """Keys in a readable order: name, type, description, the columns and other attributes, labels, metrics,
+    splits, data, source."""
+    fixed = ("name", "type", "description", "labels", "metrics", "eval_splits", "files", "hub", "source")
+    return fixed.index(key) + (0 if key in fixed[:3] else 50) if key in fixed else 10
 
 
 def _first_split(decl: dict[str, Any]) -> tuple[list[str], str, Any]:
