@@ -71,8 +71,8 @@ def register(decls: list[dict[str, Any]], where: str) -> None:
         entry = registry.entries["task"].get(name) or registry.entries["task"].get(
             registry.aliases["task"].get(name, ""))
         if entry is not None and entry.plugin != PLUGIN:
-            raise MtlError(f"{where}: task {name!r} is already registered by {entry.source}; give the declared "
-                           f"task another name")
+            raise MtlError(f"{decl.get('source') or where}: task {name!r} is already registered by {entry.source}; "
+                           f"give the declared task another name")
     for decl in decls:
         _declared[decl["name"]] = decl
     _refresh()
