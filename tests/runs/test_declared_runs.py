@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -167,3 +168,32 @@ def test_a_bad_declaration_is_one_line_before_anything_is_written(tmp_path, chan
     assert result.returncode != 0 and len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     assert error in lines[0] and "tasks.yaml" in lines[0], lines[0]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_the_readme_walkthrough_runs_as_written(tmp_path, monkeypatch):
+    """README "Your own task in a few lines": the tasks file, every command and the Python block, as written."""
+    import shlex
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Your own task in a few lines"):readme.index("## Training on GLUE")]
+    yaml_block, bash_block, python_block = (re.search(rf"```{kind}\n(.*?)```", section, re.S).group(1)
+                                            for kind in ("yaml", "bash", "python"))
+    write_data(tmp_path / "data")
+    (tmp_path / "tasks.yaml").write_text(yaml_block, encoding="utf-8")
+    (tmp_path / "reviews.txt").write_text("A truly wonderful show.\nThe food was awful.\n", encoding="utf-8")
+    commands = [shlex.split(line, comments=True) for line in bash_block.splitlines() if line.startswith("mtl ")]
+    assert [c[1] for c in commands] == ["tasks", "run", "eval", "predict"]
+    for command in commands:
+        result = run_mtl(*command[1:], cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stderr)
+        if command[1] == "run":
+            (tmp_path / "tasks.yaml").unlink()  # eval and predict below read the run's own record
+    assert len(result.stdout.splitlines()) == 2  # one prediction per input line
+    assert json.loads((tmp_path / "runs" / "reviews" / "config.json").read_text())["aux"] == [
+        "demo-sentiment", "demo-paraphrase"]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(python_block, "README.md", "exec"), namespace)
+    assert set(namespace["result"].metrics) == {"reviews", "demo-sentiment", "demo-paraphrase"}
+    assert namespace["result"].metrics["reviews"]["dev"]["accuracy"] >= 0
