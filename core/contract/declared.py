@@ -63,8 +63,8 @@ def names() -> list[str]:
 def register(decls: list[dict[str, Any]], where: str) -> None:
     """Register normalised declarations (a later one of the same name replaces the earlier); a name a plugin
     registered is a one-line error naming ``where``."""
-    if not decls:
-        return
+    if not decls or all(_declared.get(d["name"]) == d for d in decls):
+        return  # nothing new (a run folder read again)
     registry = loader.registry()
     for decl in decls:
         name = decl["name"]
@@ -128,6 +128,7 @@ def use(config) -> None:
     """Make ``config`` (a RunConfig) self-contained: its tasks file read into ``config.declared`` (then
     ``tasks_file`` is None), the declarations of its tasks declared in Python added, all registered."""
     decls = [declare.normalise(d, "declared") for d in (config.declared or [])]
+    decls = [declare.resolve(d, "declared") if _unresolved(d) else d for d in decls]
     if config.tasks_file:
         decls += read_tasks_file(config.tasks_file)
         config.tasks_file = None
@@ -137,6 +138,11 @@ def use(config) -> None:
             by_name[name] = _declared[name]
     register(list(by_name.values()), "declared tasks")
     config.declared = list(by_name.values())
+
+
+def _unresolved(decl: dict[str, Any]) -> bool:
+    """A declaration whose labels are still to be inferred from its data (not one a run recorded)."""
+    return "metrics" not in decl or (decl.get("labels") is None and decl["type"] in declare.LABEL_SOURCE)
 
 
 def use_values(values: dict[str, Any]) -> dict[str, Any]:
