@@ -202,6 +202,7 @@ def resolve(decl: dict[str, Any], where: str) -> dict[str, Any]:
     if source_key is not None and decl.get("labels") is None and decl["type"] != "regression":
         column = decl.get(source_key, getattr(Task, source_key, None))
         decl["labels"] = _infer(decl, column, renamed.get(column, column), source, dataset, at)
+    decl.setdefault("labels", None)  # a regression (or a type without labels)
     decl.setdefault("metrics", list(types.TYPES[decl["type"]].default_metrics))
     for key in column_keys(decl):  # recorded in full: the columns the type reads by default too
         if key not in decl:

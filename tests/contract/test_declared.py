@@ -123,3 +123,17 @@ def test_a_declared_name_of_a_registered_task_is_refused(tmp_path):
     write_tsv(tmp_path / "train.tsv")
     with pytest.raises(MtlError, match=r"task 'rte' is already registered by plugin 'mtl.plugins.tasks.rte'"):
         mtl.task("rte", text_columns=["text"], data={"train": tmp_path / "train.tsv"})
+
+
+def test_a_json_tasks_file_may_be_a_list_and_declare_a_regression(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "scores.csv").write_text("a,b,score\nx y,x z,2.5\np q,r s,0\n", encoding="utf-8")
+    path = tmp_path / "tasks.json"
+    path.write_text(json.dumps([{"name": "sims", "type": "regression", "text_columns": ["a", "b"],
+                                 "label_column": "score", "files": {"train": "sub/scores.csv"}}]), encoding="utf-8")
+    (decl,) = declared.read_tasks_file(path)
+    assert decl["labels"] is None and decl["metrics"] == ["pearson", "spearman"] and decl["eval_splits"] == []
+    declared.register([decl], str(path))
+    task = mtl.create("task", "sims")
+    assert task.kind.name == "regression" and task.load("train").labels == [2.5, 0.0]
+    assert task.load("train").texts == [("x y", "x z"), ("p q", "r s")]
