@@ -137,3 +137,34 @@ def test_a_json_tasks_file_may_be_a_list_and_declare_a_regression(tmp_path):
     task = mtl.create("task", "sims")
     assert task.kind.name == "regression" and task.load("train").labels == [2.5, 0.0]
     assert task.load("train").texts == [("x y", "x z"), ("p q", "r s")]
+
+
+def test_a_hub_declaration_maps_its_columns_and_keeps_the_class_label_order(monkeypatch):
+    """The Hub is offline here: ``datasets.load_dataset`` gives a local Dataset with the Hub's column names."""
+    datasets = pytest.importorskip("datasets")
+    from mtl.data import hub
+
+    features = datasets.Features({"sentence": datasets.Value("string"),
+                                  "gold": datasets.ClassLabel(names=["yes", "no"])})
+    splits = {"train": datasets.Dataset.from_dict({"sentence": ["a", "b", "c"], "gold": [1, 0, 1]}, features=features),
+              "validation": datasets.Dataset.from_dict({"sentence": ["d"], "gold": [0]}, features=features)}
+    asked = []
+
+    def load_dataset(path, name=None, split=None):
+        asked.append((path, name, split))
+        return splits[split]
+
+    monkeypatch.setattr(hub, "offline", lambda: None)
+    monkeypatch.setattr(hub, "probe", lambda *a, **k: None)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    task = mtl.task("answers", hub={"path": "org/answers", "name": "v1", "columns": {"text": "sentence",
+                                                                                      "label": "gold"}},
+                    text_columns=["text"])
+    assert task.labels == ("yes", "no") and task.eval_splits == ("dev",)
+    train = task.load("train")
+    assert train.texts == [("a",), ("b",), ("c",)] and train.labels == [1, 0, 1]
+    assert task.load("dev").labels == [0]
+    assert ("org/answers", "v1", "train") in asked and ("org/answers", "v1", "validation") in asked
+    with pytest.raises(DataError, match=r"hub:org/answers/v1\[train\]: no column 'body'"):
+        mtl.task("answers", hub={"path": "org/answers", "name": "v1", "columns": {"label": "gold"}},
+                 text_columns=["body"])
