@@ -92,10 +92,11 @@ def normalise(raw: Any, where: str, base: Path | None = None) -> dict[str, Any]:
     else:
         decl["hub"] = _hub(hub, at)
     splits = list(decl["files"] if "files" in decl else decl["hub"]["splits"])
-    if "train" not in splits:
-        raise MtlError(f"{at}: no 'train' split (its splits: {', '.join(splits)})")
+    train = decl.get("train_split", "train")
+    if train not in splits:
+        raise MtlError(f"{at}: no {train!r} split (its splits: {', '.join(splits)})")
     if "eval_splits" not in decl:
-        decl["eval_splits"] = [s for s in splits if s != "train" and not is_unlabeled_split(s)]
+        decl["eval_splits"] = [s for s in splits if s != train and not is_unlabeled_split(s)]
     for split in decl["eval_splits"]:
         if split not in splits:
             raise MtlError(f"{at}: eval split {split!r} has no data (its splits: {', '.join(splits)})")
@@ -216,7 +217,7 @@ def resolve(decl: dict[str, Any], where: str) -> dict[str, Any]:
         raise MtlError(f"{where}: {exc}") from None
     if decl["type"] == "classification" and dataset is None:
         labels = Labels(task)  # a label outside the declared set: FILE:LINE
-        for line, value in peek.values(Path(decl["files"]["train"]), task.label_column):
+        for line, value in peek.values(Path(decl["files"][task.train_split]), task.label_column):
             try:
                 labels.convert(value, line)
             except DataError as exc:
@@ -234,11 +235,12 @@ def _order(key: str) -> int:
 def _first_split(decl: dict[str, Any]) -> tuple[list[str], str, Any]:
     """The training split's columns, what names it in errors, and the Hub's dataset (None for a file)."""
     if "files" in decl:
-        path = Path(decl["files"]["train"])
+        path = Path(decl["files"][decl.get("train_split", "train")])
         return peek.columns(path), str(path), None
     hub = decl["hub"]
-    dataset = peek.hub_dataset(hub["path"], hub["name"], hub["splits"]["train"])
-    source = f"hub:{hub['path']}" + (f"/{hub['name']}" if hub["name"] else "") + f"[{hub['splits']['train']}]"
+    split = hub["splits"][decl.get("train_split", "train")]
+    dataset = peek.hub_dataset(hub["path"], hub["name"], split)
+    source = f"hub:{hub['path']}" + (f"/{hub['name']}" if hub["name"] else "") + f"[{split}]"
     return list(dataset.column_names), source, dataset
 
 
@@ -249,7 +251,7 @@ def _infer(decl: dict[str, Any], column: str, theirs: str, source: str, dataset:
             return names
         found = dataset[theirs]
     else:
-        found = [value for _, value in peek.values(Path(decl["files"]["train"]), theirs)]
+        found = [value for _, value in peek.values(Path(decl["files"][decl.get("train_split", "train")]), theirs)]
     seen: set[str] = set()
     for value in found:
         for item in value if isinstance(value, (list, tuple)) else [value]:
