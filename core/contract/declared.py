@@ -48,7 +48,7 @@ def _refresh() -> None:
     if _plugin is not None and loader.pm.is_registered(_plugin):
         loader.pm.unregister(_plugin)
     _plugin = _Plugin(dict(_declared))
-    loader._register(_plugin, loader.PluginInfo(PLUGIN, "declared", "", builtin=False))
+    loader.register_module(_plugin, loader.PluginInfo(PLUGIN, "declared", "", builtin=False))
 
 
 def declared(name: str) -> dict[str, Any] | None:
