@@ -113,6 +113,24 @@ def test_the_export_loads_in_plain_transformers_with_the_runs_logits(trained, tm
         got = model(**batch).logits
     assert got.shape == expected.shape == (2, batch["input_ids"].shape[1], 7)
     assert torch.allclose(got, expected, atol=1e-4)
+    # the model card's code, run as written, prints the run model's tag of each word (its first sub-word's)
+    import contextlib
+    import io
+    import re
+
+    code = re.search(r"```python\n(.*?)```", (out / "README.md").read_text(encoding="utf-8"), re.S).group(1)
+    assert "AutoModelForTokenClassification" in code
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "README.md", "exec"), {})
+    card_words = ["Anna", "visited", "Oslo", "."]
+    inputs = tokenizer(card_words, is_split_into_words=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = run_model("demo-entities", dict(inputs))[0][0]
+    ids = inputs.word_ids()
+    firsts = [ids.index(j) for j in range(len(card_words))]
+    labels = model.config.id2label
+    assert printed.getvalue().strip() == str([labels[int(logits[i].argmax())] for i in firsts])
 
 
 @pytest.mark.slow
