@@ -57,7 +57,7 @@ def _describe(result: dict) -> None:
         target = f"{result['type']}, {result['num_labels']} outputs"
     typer.echo(f"Exported task {result['task']} ({target}) to {out}")
     if result["loadable_with_transformers"]:
-        auto = result.get("export_class", "AutoModelForSequenceClassification")
+        auto = result.get("export_class") or "AutoModelForSequenceClassification"
         typer.echo(f"Loads with plain transformers: {auto}.from_pretrained({out!r}) "
                    f"and AutoTokenizer.from_pretrained({out!r}); `mtl predict {out}` works too.")
     elif result.get("feature_map"):

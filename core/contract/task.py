@@ -29,6 +29,8 @@ class Task:
     label_column: str = "label"
     labels: tuple[str, ...] | None = None  # None: regression
     label_aliases: dict[str, str] = {}  # other spellings of a label in files, e.g. {"-1": ...}
+    words_column: str = "tokens"  # token-classification: the column of a sentence's words (a list)
+    tags_column: str = "ner_tags"  # token-classification: their tags (names of `labels` or indices into them)
     metrics: tuple[str, ...] = ("accuracy",)  # the first one is the primary metric
     train_split: str = "train"
     eval_splits: tuple[str, ...] = ("dev",)

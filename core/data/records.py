@@ -54,10 +54,19 @@ def read_file(task, split: str, path: Path, *, limit: int | None = None) -> Exam
         records = _json(path, task)
     elif suffix == ".parquet":
         records = _parquet(path)
+    elif (reader := _type_reader(task, suffix)) is not None:  # a format of the type's own (CoNLL text for tags)
+        records = reader(path)
     else:
-        raise DataError(f"{path}: task {task.name!r} ({task.kind.name}) reads {', '.join(FORMATS)} files, not "
+        formats = FORMATS + tuple(getattr(task.kind, "file_suffixes", ()))
+        raise DataError(f"{path}: task {task.name!r} ({task.kind.name}) reads {', '.join(formats)} files, not "
                         f"{suffix or '(no extension)'!r}")
     return from_records(task, split, records, str(path), limit)
+
+
+def _type_reader(task, suffix: str):
+    """The task type's reader of ``(where, record)`` from a file of ``suffix``, or None."""
+    file_reader = getattr(task.kind, "file_reader", None)
+    return file_reader(task, suffix) if file_reader is not None else None
 
 
 def read_packaged(task, split: str, *, limit: int | None = None) -> Examples:

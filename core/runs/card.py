@@ -186,6 +186,8 @@ def _value(value: Any) -> str:
 
 
 def _usage(manifest: dict, model_id: str, plain: bool) -> list[str]:
+    if manifest.get("export_class") == "AutoModelForTokenClassification":
+        return _token_usage(manifest, model_id, plain)
     columns = manifest.get("text_columns") or ["sentence"]
     max_length = manifest["max_length"]
     examples = ["A first sentence.", "A second sentence."][: min(len(columns), 2)]
@@ -203,3 +205,26 @@ def _usage(manifest: dict, model_id: str, plain: bool) -> list[str]:
                 "with torch.no_grad():", "    logits = model(**inputs).logits", last, "```", "", *predict]
     note = manifest.get("note") or "it loads with `mtl predict`"
     return [f"Not a plain `transformers` classifier: {note}.", "", *predict]
+
+
+def _token_usage(manifest: dict, model_id: str, plain: bool) -> list[str]:
+    """A token classifier: the tag of each word is the one of its first sub-word (as it was trained)."""
+    words = ["Anna", "visited", "Oslo", "."]
+    predict = [f"A local copy also works with `mtl predict FOLDER` (one JSON line in, one out, the entities with "
+               f"character offsets: `echo '{json.dumps({'tokens': words})}' | mtl predict FOLDER`, or a plain text "
+               "line split on whitespace)."]
+    if not plain:
+        return [f"Not a plain `transformers` model: {manifest.get('note') or 'it loads with `mtl predict`'}.", "",
+                *predict]
+    return ["With plain `transformers` (the input: a list of words; the tag of a word is its first sub-word's):", "",
+            "```python", "import torch", "from transformers import AutoModelForTokenClassification, AutoTokenizer", "",
+            f'tokenizer = AutoTokenizer.from_pretrained("{model_id}")',
+            f'model = AutoModelForTokenClassification.from_pretrained("{model_id}").eval()',
+            f"words = {json.dumps(words)}",
+            f"inputs = tokenizer(words, is_split_into_words=True, truncation=True, "
+            f'max_length={manifest["max_length"]}, return_tensors="pt")',
+            "with torch.no_grad():", "    logits = model(**inputs).logits[0]",
+            "ids = inputs.word_ids()",
+            "first = [i for i, w in enumerate(ids) if w is not None and (i == 0 or ids[i - 1] != w)]",
+            "print([model.config.id2label[int(logits[i].argmax())] for i in first])  # one tag per word",
+            "```", "", *predict]

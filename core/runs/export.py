@@ -166,13 +166,12 @@ def _export(model, tasks: dict, target: str, out_dir: Path, *, run_dir: str | Pa
         "version": FORMAT_VERSION,
         "kind": kind,
         "loadable_with_transformers": kind == PLAIN,
+        "export_class": task.kind.export_class,  # the transformers class a plain export loads with
         "task": target,
         "task_options": run_info.get("task_options", {}),
         "text_columns": list(task.text_columns),
         "type": task.kind.name,
-        "export_class": task.kind.export_class,
-        # a structured type (spans, tags, ...) has no class labels and no sequence-classification problem type
-        "labels": list(task.labels) if task.labels is not None and not task.kind.structured else None,
+        "labels": list(task.labels) if task.labels else None,  # None: regression, or a type without classes (spans)
         "problem_type": task.kind.problem_type(task),
         "num_labels": task.num_outputs,
         "metrics": run_info.get("metrics", {}),

@@ -288,6 +288,10 @@ def _parse_records(lines, task, where: str) -> Examples:
             if not line.strip():
                 continue
             at = f"{where}:{number}"
+            text_record = getattr(task.kind, "text_record", None)  # a type that also reads a line of plain text
+            if text_record is not None and not line.lstrip().startswith("{"):
+                yield at, text_record(task, line.rstrip("\r\n"))
+                continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:

@@ -78,10 +78,10 @@ def metric_scores(metric: str | Callable[[Any, Any], float], predictions, labels
     import numpy as np
 
     pred, ref = np.asarray(predictions), np.asarray(labels)
+    if callable(metric) and pred.shape == ref.shape and pred.ndim >= 2:  # an example may be a row (a sentence's tags)
+        return np.array([float(metric(p, r)) for p, r in zip(pred, ref, strict=False)], dtype=np.float64)
     if pred.shape != ref.shape or pred.ndim != 2:
         raise ValueError(f"predictions {pred.shape} and labels {ref.shape}: expected two arrays [resamples, n]")
-    if callable(metric):
-        return np.array([float(metric(p, r)) for p, r in zip(pred, ref, strict=False)], dtype=np.float64)
     n = pred.shape[1]
     if metric == "accuracy":
         return (pred == ref).mean(axis=1, dtype=np.float64)
@@ -142,14 +142,17 @@ def paired_bootstrap(metric: str | Callable[[Any, Any], float], mine: Sequence[A
         raise ValueError(f"resamples must be >= 1 (got {resamples})")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1) (got {level})")
-    a = [np.asarray(m).reshape(-1) for m in mine]
-    b = [np.asarray(r).reshape(-1) for r in reference]
+    # with a metric function, an example may be a row of its own (a tagged sentence: [n, W]); resamples draw rows
+    rows = callable(metric) and np.asarray(mine[0]).ndim > 1
+    a = [np.asarray(m) if rows else np.asarray(m).reshape(-1) for m in mine]
+    b = [np.asarray(r) if rows else np.asarray(r).reshape(-1) for r in reference]
+    extra = a[0].ndim - 1  # the dimensions of one example
     try:
         given = np.asarray(labels)
     except ValueError:  # arrays of different lengths
         raise ValueError("every seed's labels must hold the same number of examples") from None
-    ys = [given.reshape(-1)] * len(a) if given.ndim == 1 else list(given)
-    if given.ndim > 2 or len(ys) != len(a):
+    ys = [given.reshape(-1) if not extra else given] * len(a) if given.ndim == 1 + extra else list(given)
+    if given.ndim > 2 + extra or len(ys) != len(a):
         raise ValueError(f"labels: give one array, or one per seed ({len(a)})")
     n = len(ys[0])
     if n == 0 or any(len(x) != n for x in (*a, *b, *ys)):

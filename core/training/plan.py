@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtl.contract import loader
+from mtl.contract import declared, loader
 from mtl.errors import MtlError, PluginError
 from mtl.runs.config import FIELD_NAMES, RunConfig
 from mtl.training import tracking
@@ -43,6 +43,7 @@ class RunPlan:
         """Check ``config`` and build the run's plugins (one-line errors naming what is wrong). ``distributed``:
         under torchrun; ``main``: rank 0 (the trackers report there only); ``target_optional``: tasks without a
         target are allowed (`mtl affinity --tasks`; the first task is checked as the target would be)."""
+        declared.use(config)  # --tasks-file read, declared tasks registered (one-line errors, nothing written)
         check(config, target_optional)
         c = config
         routed = c.plugin_options()
@@ -116,11 +117,11 @@ def check_task(name: str, task) -> None:
     metrics = tuple(task.metrics or ())
     if not metrics:
         raise PluginError(f"task {name!r} declares no metrics (the first one is the primary metric)")
-    structured = task.kind.structured  # a type of its own rows (spans, tags): its own metrics, no class labels
-    known = task.kind.metric_names if structured else METRICS
+    kind = getattr(task, "kind", None)
+    known = kind.metric_names if getattr(kind, "structured", False) else METRICS  # a structured type's own metrics
     for metric in metrics:
         if metric not in known:
             raise PluginError(f"task {name!r}: unknown metric {metric!r} (known: {', '.join(known)})")
-    if not structured and task.labels is not None and len(task.labels) < 2:
+    if not getattr(kind, "structured", False) and task.labels is not None and len(task.labels) < 2:
         raise PluginError(f"task {name!r} declares {len(task.labels)} labels; a classification task needs two or "
                           f"more (labels = None for a regression task)")

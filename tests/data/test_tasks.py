@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 GLUE_NAMES = ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "snli"]
 DEMO_NAMES = ["demo-paraphrase", "demo-similarity", "demo-sentiment"]
+TAGGING_NAMES = ["conll2003", "demo-entities"]  # token-classification (tests/data/test_tagging.py)
 QA_NAMES = ["squad", "demo-qa"]  # extractive-qa
 
 
@@ -37,8 +38,8 @@ def glue_folder(folder: str) -> Path:
 
 
 def test_all_tasks_are_registered():
-    assert sorted(mtl.available("task")) == sorted(GLUE_NAMES + DEMO_NAMES + QA_NAMES)
-    assert len(mtl.available("task")) == 15
+    assert sorted(mtl.available("task")) == sorted(GLUE_NAMES + DEMO_NAMES + TAGGING_NAMES + QA_NAMES)
+    assert len(mtl.available("task")) == len(GLUE_NAMES + DEMO_NAMES + TAGGING_NAMES + QA_NAMES) == 17
 
 
 @pytest.mark.parametrize(("alias", "name"), [("sst-2", "sst2"), ("sts-b", "stsb")])
@@ -58,7 +59,7 @@ def test_listing_tasks_does_not_import_torch_or_sklearn():
             "heavy = [m for m in ('torch', 'transformers', 'sklearn', 'scipy', 'datasets') if m in sys.modules]; "
             "print(len(names), heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "15 []"
+    assert out.strip() == "17 []"
 
 
 # Label orders of nyu-mll/glue's ClassLabel features (and stanfordnlp/snli), so hub integers index them.

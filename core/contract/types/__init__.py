@@ -7,6 +7,7 @@ from mtl.contract.types.base import TaskType, encoder_inputs, pad_sequences
 from mtl.contract.types.classification import Classification
 from mtl.contract.types.extractive_qa import ExtractiveQA
 from mtl.contract.types.regression import Regression
+from mtl.contract.types.tagging import TokenClassification
 from mtl.errors import UnknownNameError, unknown
 
 __all__ = ["TYPES", "TaskType", "encoder_inputs", "get", "pad_sequences"]
@@ -14,6 +15,7 @@ __all__ = ["TYPES", "TaskType", "encoder_inputs", "get", "pad_sequences"]
 TYPES: dict[str, type[TaskType]] = {
     "classification": Classification,
     "regression": Regression,
+    "token-classification": TokenClassification,
     "extractive-qa": ExtractiveQA,
 }
 

@@ -131,12 +131,19 @@ class Predictions:
         return stored["splits"][self.key], ""
 
     def metric(self, metric: str):
-        """The metric's name where it is vectorised, else the target task's own metric code per resample."""
-        if metric in stats.VECTORISED:
-            return metric
+        """The metric's name where it is vectorised, else the target task's own metric code per resample (always
+        for a structured type: its ``f1`` is not the GLUE one, and its examples are rows)."""
         if metric not in self.functions:
-            task = loader.create("task", self.target)
-            self.functions[metric] = lambda p, y: task.compute_metrics(p, y)[metric]
+            try:
+                task = loader.create("task", self.target)
+            except MtlError:
+                if metric in stats.VECTORISED:  # the GLUE metric, as before the task types
+                    return metric
+                raise
+            if metric in stats.VECTORISED and not task.kind.structured:
+                self.functions[metric] = metric
+            else:
+                self.functions[metric] = lambda p, y: task.compute_metrics(p, y)[metric]
         return self.functions[metric]
 
     def interval(self, metric: str, label: str, reference: str, seeds: list[int],
