@@ -79,6 +79,7 @@ BUILTIN_PLUGINS = (
     "mtl.plugins.tasks.wnli",
     "mtl.plugins.tasks.snli",
     "mtl.plugins.tasks.demo",
+    "mtl.plugins.tasks.demo_types",
     "mtl.plugins.regularizers.smart",
     "mtl.plugins.trackers.tensorboard",
     "mtl.plugins.trackers.mlflow",
