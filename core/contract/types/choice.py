@@ -97,7 +97,7 @@ class MultipleChoice(TaskType):
             scores = row_logits.float().softmax(dim=-1)
             choice = int(scores.argmax())
             out.append({"choice": choice, "ending": rows["choices"][example][choice],
-                        "score": float(scores[choice]), "scores": [round(float(s), 6) for s in scores]})
+                        "score": float(scores[choice]), "scores": [float(s) for s in scores]})
         return out
 
     def export(self, task, encoder, head):

@@ -103,7 +103,7 @@ class MultiLabelClassification(Classification):
         for row_logits in logits:
             p = row_logits.float().sigmoid()
             out.append({"labels": [name for name, q in zip(task.labels, p, strict=True) if q > 0.5],
-                        "probabilities": {name: round(float(q), 6) for name, q in zip(task.labels, p, strict=True)}})
+                        "probabilities": {name: float(q) for name, q in zip(task.labels, p, strict=True)}})
         return out
 
     def export(self, task, encoder, head):
