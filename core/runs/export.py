@@ -41,6 +41,8 @@ from torch import nn
 from transformers import AutoModel, AutoModelForSequenceClassification
 
 from mtl import locks
+from mtl.data.batching import encode
+from mtl.data.examples import Examples
 from mtl.errors import MtlError
 from mtl.model.attention import plain_attention
 from mtl.runs import card, folding
@@ -58,7 +60,6 @@ from mtl.runs.exported import (
     FeatureMapClassifier,
     create_weighting,
     inference_module,
-    inputs,
     quiet_transformers,
     task_attention,
 )
@@ -117,7 +118,9 @@ def _export(model, tasks: dict, target: str, out_dir: Path, *, run_dir: str | Pa
     encoder_state = {k: v.detach() for k, v in encoder.state_dict().items()}
 
     if kind == PLAIN:
-        exported = _classifier(encoder, encoder_state, head, task, target)
+        exported = task.kind.export(task, encoder, head)  # None: a sequence classification, mapped here
+        if exported is None:
+            exported = _classifier(encoder, encoder_state, head, task, target)
         base = exported.base_model
     else:
         base = AutoModel.from_config(_plain_config(encoder))
@@ -126,7 +129,7 @@ def _export(model, tasks: dict, target: str, out_dir: Path, *, run_dir: str | Pa
     base.to(device)
     if kind == PLAIN:
         exported.to(device).eval()
-        forward = lambda batch: exported(**inputs(batch)).logits  # noqa: E731
+        forward = lambda batch: task.kind.exported_logits(task, exported, batch)  # noqa: E731
         head_state = None
     else:
         head_state = {**(spec.pop("state") if spec is not None else {}),
@@ -333,10 +336,11 @@ def _load_base(base, state: dict, encoder) -> None:
 
 def _verify(model, target: str, task, tokenizer, forward, max_length: int, device) -> None:
     """The exported model must give the trained model's logits (eval mode) on a few inputs."""
-    first = ["A short sentence.", "Another, somewhat longer example sentence to make the batch need padding."]
-    second = ["Something else entirely, for the second text.", "Short."] if len(task.text_columns) > 1 else None
-    batch = tokenizer(first, second, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    batch = {k: v.to(device) for k, v in inputs(batch).items()}
+    rows = task.kind.sample_rows(task)
+    sample = Examples([], [], "export check", rows) if task.kind.structured else Examples(
+        list(zip(*rows.values(), strict=True)), [], "export check")
+    data = encode(sample, tokenizer, max_length, task)
+    batch = {k: v.to(device) for k, v in data.collate(list(range(len(data)))).items() if k != "labels"}
     was_training = model.training
     model.eval()
     try:

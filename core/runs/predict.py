@@ -24,6 +24,7 @@ from mtl.contract import loader
 from mtl.contract.task import Task
 from mtl.data.batching import encode, sorted_batches
 from mtl.data.examples import Examples
+from mtl.data.records import from_records
 from mtl.errors import MtlError, UnknownNameError, unknown
 from mtl.runs import folder as run_folder
 from mtl.runs.exported import (
@@ -32,7 +33,6 @@ from mtl.runs.exported import (
     create_weighting,
     feature_map_spec,
     inference_module,
-    inputs,
     manifest_problem,
     quiet_transformers,
     split_head,
@@ -59,35 +59,37 @@ class Predictor:
         self.data = data or {}
 
     def logits(self, encoded) -> torch.Tensor:
-        """Logits [N, C] of an :class:`mtl.batching.Encoded` split, in its order (length-sorted batches)."""
-        out = None
+        """Logits [N, C] of an :class:`mtl.batching.Encoded` split of a sequence classification, in its order."""
+        rows = self.instance_logits(encoded)[0]
+        return torch.stack(rows) if rows else torch.empty(0, self.task.num_outputs)
+
+    def instance_logits(self, encoded) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """One logits tensor and one prediction per instance of ``encoded``, in its order (length-sorted batches)."""
+        logits: list = [None] * len(encoded)
+        predictions: list = [None] * len(encoded)
         with torch.no_grad():
             for positions in sorted_batches(encoded.lengths, self.batch_size):
                 batch = {k: v for k, v in encoded.collate(positions).items() if k != "labels"}
-                logits = self.forward(batch).float().cpu()
-                if out is None:
-                    out = torch.empty(len(encoded), logits.shape[-1])
-                out[positions] = logits
-        return out if out is not None else torch.empty(0, self.task.num_outputs)
+                out = self.forward(batch).float().cpu()
+                predicted = self.task.predict(out)
+                for j, position in enumerate(positions):
+                    logits[position], predictions[position] = out[j], predicted[j]
+        return logits, predictions
 
     def encode(self, texts: list[tuple[str, ...]], labels: list | None = None):
         return encode(Examples(list(texts), list(labels or []), "input"), self.tokenizer, self.max_length,
                       self.task)
 
-    def predict(self, texts: list[tuple[str, ...]]) -> list[dict]:
-        """One ``{"label", "score", "logits"}`` per text (classification) or ``{"score"}`` (regression)."""
-        if not texts:
+    def predict(self, given) -> list[dict]:
+        """One dict per example, as the task's type presents it (:meth:`mtl.contract.types.TaskType.present`):
+        ``{"label", "score", "logits"}`` (classification), ``{"score"}`` (regression), ... ``given``: text tuples,
+        or :class:`Examples` (a structured type's, from :func:`parse_lines`)."""
+        examples = given if isinstance(given, Examples) else Examples(list(given), [], "input")
+        if len(examples) == 0:
             return []
-        logits = self.logits(self.encode(texts))
-        if self.task.is_regression:
-            return [{"score": float(row[0])} for row in logits]
-        probabilities = logits.softmax(dim=-1)
-        rows = []
-        for row, p in zip(logits, probabilities, strict=True):
-            index = int(row.argmax())
-            rows.append({"label": self.task.labels[index], "score": float(p[index]),
-                         "logits": [float(v) for v in row]})
-        return rows
+        encoded = encode(examples, self.tokenizer, self.max_length, self.task)
+        logits, _ = self.instance_logits(encoded)
+        return self.task.kind.present(self.task, examples.columns(self.task), encoded, logits)
 
     def evaluate(self, split: str, *, data_dir: str | None = None, data: dict[str, str] | None = None,
                  limit: int | None = None) -> dict[str, Any]:
@@ -110,10 +112,10 @@ class Predictor:
         examples = self.task.load(split, data_dir=source, file=file, limit=limit)
         if not examples.labels:
             raise MtlError(f"{examples.source}: split {split!r} of task {name!r} has no labels to evaluate against")
-        encoded = self.encode(examples.texts, examples.labels)
-        logits = self.logits(encoded)
-        predictions = self.task.predict(logits).to(torch.float32 if self.task.is_regression else torch.long)
-        metrics = self.task.compute_metrics(predictions.numpy(), encoded.labels.numpy())
+        encoded = encode(examples, self.tokenizer, self.max_length, self.task)
+        _, values = self.instance_logits(encoded)
+        predictions, references = self.task.kind.score(self.task, encoded, values)
+        metrics = self.task.compute_metrics(predictions.numpy(), references.numpy())
         return {"task": name, "split": split, "examples": len(examples), "source": examples.source,
                 "model": str(self.path), "metrics": metrics}
 
@@ -166,8 +168,11 @@ def _export_predictor(path: Path, task: str | None) -> Predictor:
         if spec is not None or attention is not None:
             forward = _encoder_model(path, spec, attention, name, task_obj)
         else:
-            model = AutoModelForSequenceClassification.from_pretrained(str(path)).eval()
-            forward = lambda batch: model(**inputs(batch)).logits  # noqa: E731
+            import transformers
+
+            auto = getattr(transformers, task_obj.kind.export_class, AutoModelForSequenceClassification)
+            model = auto.from_pretrained(str(path)).eval()
+            forward = lambda batch: task_obj.kind.exported_logits(task_obj, model, batch)  # noqa: E731
     except MtlError:
         raise
     except Exception as exc:
@@ -240,9 +245,12 @@ def export_task(manifest: dict):
 # ------------------------------------------------------------------------------------------------ input lines
 
 
-def parse_lines(lines, task, where: str = "<stdin>") -> list[tuple[str, ...]]:
+def parse_lines(lines, task, where: str = "<stdin>") -> list[tuple[str, ...]] | Examples:
     """The texts of each non-blank input line: a JSON object with the task's text columns, or one text (two
-    separated by a tab for a pair task). A bad line is an MtlError naming ``where`` and its 1-based number."""
+    separated by a tab for a pair task). A bad line is an MtlError naming ``where`` and its 1-based number. A
+    structured type's lines are JSON objects read as its rows (:class:`Examples`)."""
+    if task.kind.structured:
+        return _parse_records(lines, task, where)
     columns = tuple(task.text_columns)
     texts = []
     for number, line in enumerate(lines, start=1):
@@ -272,3 +280,18 @@ def parse_lines(lines, task, where: str = "<stdin>") -> list[tuple[str, ...]]:
             raise MtlError(f"{at}: task {task.name!r} needs {need} ({', '.join(columns)}), got {len(fields)}")
         texts.append(tuple(fields))
     return texts
+
+
+def _parse_records(lines, task, where: str) -> Examples:
+    def records():
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            at = f"{where}:{number}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise MtlError(f"{at}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+            yield at, obj
+
+    return from_records(task, "test", records(), where, None)

@@ -3,7 +3,7 @@ type's name to its class; :func:`get` gives the type of a name with a one-line e
 
 from __future__ import annotations
 
-from mtl.contract.types.base import TaskType, pad_sequences
+from mtl.contract.types.base import TaskType, encoder_inputs, pad_sequences
 from mtl.contract.types.choice import MultipleChoice
 from mtl.contract.types.classification import Classification
 from mtl.contract.types.multilabel import MultiLabelClassification
@@ -11,7 +11,7 @@ from mtl.contract.types.ranking import Ranking
 from mtl.contract.types.regression import Regression
 from mtl.errors import UnknownNameError, unknown
 
-__all__ = ["TYPES", "TaskType", "get", "pad_sequences"]
+__all__ = ["TYPES", "TaskType", "encoder_inputs", "get", "pad_sequences"]
 
 TYPES: dict[str, type[TaskType]] = {
     "classification": Classification,

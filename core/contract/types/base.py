@@ -129,6 +129,40 @@ class TaskType:
 
         return metrics.compute(task.metrics, predictions, references)
 
+    # ------------------------------------------------------------------------------------------ serving
+    def present(self, task, rows: dict[str, list], data, logits: list) -> list[dict]:
+        """What ``mtl predict`` prints, one JSON-able dict per example (``rows``: the examples' columns; ``data``:
+        their instances; ``logits``: one tensor per instance, in ``data``'s order): the label, its probability and
+        the logits."""
+        out = []
+        for row in logits:
+            probabilities = row.float().softmax(dim=-1)
+            index = int(row.argmax())
+            out.append({"label": task.labels[index], "score": float(probabilities[index]),
+                        "logits": [float(v) for v in row]})
+        return out
+
+    def sample_rows(self, task) -> dict[str, list]:
+        """Two unlabelled rows of this type (``convert_row``'s form for a structured type): the inputs on which an
+        export is checked to give the run's logits."""
+        texts = [["A short sentence.", "Another, somewhat longer example sentence to make the batch need padding."],
+                 ["Something else entirely, for the second text.", "Short."]]
+        return {column: texts[i] for i, column in enumerate(task.text_columns)}
+
+    def export(self, task, encoder, head):
+        """The transformers model of :attr:`export_class` with the encoder's weights and ``head``'s Linear; None for
+        a sequence classification, which :mod:`mtl.runs.export` maps itself (every encoder family)."""
+        return None
+
+    def exported_logits(self, task, exported, batch: dict[str, Any]):
+        """The logits of an exported model (:meth:`export`) in this type's shape."""
+        return exported(**encoder_inputs(batch)).logits
+
+
+def encoder_inputs(batch: dict[str, Any]) -> dict[str, Any]:
+    """The inputs a transformers model takes of a padded batch."""
+    return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+
 
 def pad_sequences(rows: dict[str, list], pad_id: int, keys=("input_ids", "token_type_ids")) -> dict[str, Any]:
     """``input_ids`` (and ``token_type_ids``) of the instances padded to the longest, with ``attention_mask``."""

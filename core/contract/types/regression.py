@@ -37,3 +37,6 @@ class Regression(TaskType):
 
     def predict(self, task, logits):
         return logits.view(-1)
+
+    def present(self, task, rows: dict[str, list], data, logits: list) -> list[dict]:
+        return [{"score": float(row.view(-1)[0])} for row in logits]
