@@ -116,9 +116,11 @@ def check_task(name: str, task) -> None:
     metrics = tuple(task.metrics or ())
     if not metrics:
         raise PluginError(f"task {name!r} declares no metrics (the first one is the primary metric)")
+    kind = task.kind
+    known = METRICS if kind.name in ("classification", "regression") else kind.metric_names  # a type's own metrics
     for metric in metrics:
-        if metric not in METRICS:
-            raise PluginError(f"task {name!r}: unknown metric {metric!r} (known: {', '.join(METRICS)})")
+        if metric not in known:
+            raise PluginError(f"task {name!r}: unknown metric {metric!r} (known: {', '.join(known)})")
     if task.labels is not None and len(task.labels) < 2:
         raise PluginError(f"task {name!r} declares {len(task.labels)} labels; a classification task needs two or "
                           f"more (labels = None for a regression task)")

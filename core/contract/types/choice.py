@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from mtl.contract.types import grouped
-from mtl.contract.types.base import TaskType
+from mtl.contract.types.base import TaskType, encoder_inputs
 from mtl.errors import DataError
 
 
@@ -100,11 +100,18 @@ class MultipleChoice(TaskType):
                         "score": float(scores[choice]), "scores": [float(s) for s in scores]})
         return out
 
+    def sample_rows(self, task) -> dict[str, list]:
+        k = task.num_choices or max(len(task.choice_columns), 2)
+        endings = ["the door opened.", "nothing happened at all, for a long while, until the evening came.",
+                   "it rained.", "they left.", "a dog barked."]
+        return {"context": ["A short sentence.", "Another, somewhat longer context to make the batch need padding."],
+                "prefix": ["Then", ""], "choices": [[endings[(i + j) % 5] for j in range(k)] for i in range(2)]}
+
     def export(self, task, encoder, head):
         return grouped.transformers_model("AutoModelForMultipleChoice", encoder, head)
 
     def exported_logits(self, task, exported, batch: dict[str, Any]):
-        return exported(**grouped.model_inputs(batch)).logits
+        return exported(**encoder_inputs(batch)).logits
 
 
 def text(record: dict, column: str, where: str, task) -> str:

@@ -109,7 +109,3 @@ def transformers_model(class_name: str, encoder, head, **settings):
     base.load_state_dict({k: v.detach().to(expected[k].device) for k, v in state.items()})
     linear.load_state_dict(head.classifier.state_dict())
     return model.eval()
-
-
-def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
-    return {k: batch[k] for k in SEQUENCE_KEYS if k in batch}

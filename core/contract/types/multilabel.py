@@ -115,7 +115,3 @@ class MultiLabelClassification(Classification):
                                           label2id={name: i for i, name in enumerate(labels)},
                                           problem_type="multi_label_classification")
 
-    def exported_logits(self, task, exported, batch: dict[str, Any]):
-        from mtl.contract.types import grouped
-
-        return exported(**grouped.model_inputs(batch)).logits

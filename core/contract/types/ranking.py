@@ -17,7 +17,7 @@ import warnings
 from typing import Any
 
 from mtl.contract.types import grouped
-from mtl.contract.types.base import TaskType
+from mtl.contract.types.base import TaskType, encoder_inputs
 
 
 class Ranking(TaskType):
@@ -154,10 +154,15 @@ class Ranking(TaskType):
                                     for r, j in enumerate(ranked)]})
         return out
 
+    def sample_rows(self, task) -> dict[str, list]:
+        query, candidate = task.text_columns  # two queries, of two candidates and of one: a padded group
+        return {query: ["Where is the station?", "Where is the station?", "Who won?"],
+                candidate: ["It is next to the old market, two streets from here.", "The sun was out.", "Short."]}
+
     def export(self, task, encoder, head):
         return grouped.transformers_model("AutoModelForSequenceClassification", encoder, head, num_labels=1,
                                           id2label={0: "score"}, label2id={"score": 0}, problem_type="regression")
 
     def exported_logits(self, task, exported, batch: dict[str, Any]):
         flat = grouped.flatten(batch, real_only=True)
-        return grouped.regroup(exported(**grouped.model_inputs(flat)).logits.view(-1), batch, grouped.FILL)
+        return grouped.regroup(exported(**encoder_inputs(flat)).logits.view(-1), batch, grouped.FILL)
