@@ -314,6 +314,21 @@ def test_macro_f1_of_a_single_label_task_restated():
     assert metrics.compute(["f1_macro"], pred, ref)["f1_macro"] == pytest.approx(np.mean(f1s))
 
 
+def test_the_demo_files_of_the_pooled_types_are_reproduced_by_their_generator(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, str(root / "tools" / "make_demo_choice.py"), str(tmp_path)], check=True,
+                   capture_output=True)
+    made = sorted(p.name for p in tmp_path.iterdir())
+    assert made == sorted(f"{t}_{s}.{x}" for t, x in (("choice", "jsonl"), ("ranking", "tsv"), ("topics", "jsonl"))
+                          for s in ("train", "dev"))
+    for name in made:
+        assert (tmp_path / name).read_bytes() == (root / "core" / "data" / "demo" / name).read_bytes(), name
+
+
 def test_demo_tasks_of_the_pooled_types_declare_what_their_type_needs():
     for name, kind in (("demo-choice", "multiple-choice"), ("demo-ranking", "ranking"),
                        ("demo-topics", "multi-label-classification")):

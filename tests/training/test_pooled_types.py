@@ -52,8 +52,8 @@ def test_each_pooled_type_trains_with_each_kind_of_strategy(tmp_path, target, we
 @pytest.mark.slow
 @pytest.mark.parametrize("target", TARGETS)
 def test_a_pooled_type_resumes_after_a_crash_as_the_uninterrupted_run(tmp_path, monkeypatch, target):
-    options = dict(weighting="mamt", sampler="adaptive", epochs=2, checkpoint_every=4)
-    Trainer(config(tmp_path / "whole", target, **options)).train()  # 4 + 4 steps per epoch: 16 in all
+    options = dict(weighting="mamt", sampler="adaptive", max_steps=14, checkpoint_every=4)
+    Trainer(config(tmp_path / "whole", target, **options)).train()  # past an epoch: 4 + 4 steps (ranking: 2 + 4)
     crash_at(monkeypatch, 10)
     with pytest.raises(Crash):
         Trainer(config(tmp_path / "crashed", target, **options)).train()
