@@ -27,8 +27,8 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace --output if it is not empty.")] = False,
 ) -> None:
     """Write the deployable target model: backbone + target head, training-only parts (MAMT's memory,
-    auxiliary heads) plugged out. BERT-family backbones load with plain transformers
-    (AutoModelForSequenceClassification.from_pretrained(OUT)); models with a module between backbone and
+    auxiliary heads) plugged out. BERT, RoBERTa, DeBERTa-v2, ELECTRA and DistilBERT backbones load with plain
+    transformers (AutoModelForSequenceClassification.from_pretrained(OUT)); models with a module between backbone and
     heads (MMoE's experts and gates) load with `mtl predict OUT`."""
     with user_errors():
         from mtl.locks import check_free

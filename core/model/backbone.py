@@ -1,8 +1,10 @@
 """Backbones: a shared transformer encoder with its tokenizer (imports torch and transformers).
 
 A backbone gives ``tokenizer``, ``hidden_size`` and ``forward(batch) -> (pooled [B, D], hidden_states)``.
-``pooled`` is the encoder's pooler output where it has one (BERT: tanh(W·h_[CLS])), which is exactly what
-``AutoModelForSequenceClassification`` feeds its classifier, so a trained target model exports unchanged.
+``pooled`` is what the encoder family's own transformers heads apply their last Linear to (:mod:`mtl.model.families`):
+the encoder's pooler output where it has one (BERT, RoBERTa: tanh(W·h_[CLS])), else a pooler the backbone owns
+(``pooler``, part of its state: ELECTRA gelu, DeBERTa-v2 ``pooler_hidden_act``, DistilBERT relu, each of dense(h_0)),
+so a trained target model exports exactly.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from transformers.utils import logging as hf_logging
 
 from mtl.data import hub
 from mtl.errors import MtlError
+from mtl.model.families import make_pooler
 from mtl.model.task_embedding import DEFAULT_ACTIVATION, TaskEmbedding, check_activation, check_encoder
 
 
@@ -59,6 +62,9 @@ class HFBackbone(Backbone):
         self.task_embedding_mode = task_embedding
         self.task_activation = check_activation(task_activation)
         self.task_embedding = None  # TaskEmbedding, made by configure_tasks
+        # the family's pooler when the encoder has none of its own (ELECTRA, DeBERTa-v2, DistilBERT); BERT and
+        # RoBERTa keep theirs and add no parameter
+        self.pooler = make_pooler(encoder)
 
     @property
     def config(self):
@@ -102,6 +108,8 @@ class HFBackbone(Backbone):
 
     def _encode(self, inputs):
         out = self.encoder(**inputs, output_hidden_states=True, return_dict=True)
+        if self.pooler is not None:
+            return self.pooler(out.last_hidden_state), out.hidden_states
         pooled = getattr(out, "pooler_output", None)
         if pooled is None:
             pooled = out.last_hidden_state[:, 0]

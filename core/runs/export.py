@@ -4,10 +4,11 @@ What is exported is the backbone plus the target head, nothing else: the auxilia
 task vectors and any training-only weighting state (MAMT's memory, kept in ``checkpoint/weighting.safetensors``)
 are plugged out simply by not being written.
 
-- A BERT-family backbone (BERT, MiniLM, MobileBERT: ``AutoModelForSequenceClassification`` feeds
-  ``classifier(dropout(pooler_output))``, exactly what a :class:`mtl.model.Head` computes) is written with
-  ``save_pretrained``: ``AutoModelForSequenceClassification.from_pretrained(DIR)`` and
-  ``AutoTokenizer.from_pretrained(DIR)`` load it with plain transformers.
+- A backbone of a family mtl maps (BERT, MiniLM, MobileBERT, RoBERTa, XLM-R, CamemBERT, DeBERTa-v2, ELECTRA,
+  DistilBERT: the backbone's pooled feature is what the family's classifier applies its last Linear to, see
+  :mod:`mtl.model.families` and :mod:`mtl.runs.families`) is written with ``save_pretrained``:
+  ``AutoModelForSequenceClassification.from_pretrained(DIR)`` and ``AutoTokenizer.from_pretrained(DIR)`` load it
+  with plain transformers.
 - Task embeddings (TEA-BERT) fold exactly into plain BERT: ``input`` adds the target's vector to every row of
   the word-embedding matrix (the embedding of any token is then the word vector plus the task vector, as in
   training); ``attention`` adds the target's vectors to the biases of every layer's query/key/value Linear;
@@ -38,13 +39,14 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoModelForSequenceClassification
+from transformers import AutoModel
 
 from mtl import locks
 from mtl.data.batching import encode
 from mtl.data.examples import Examples
 from mtl.errors import MtlError
 from mtl.model.attention import plain_attention
+from mtl.model.families import SEQUENCE
 from mtl.runs import card, folding
 from mtl.runs import folder as run_folder
 from mtl.runs.config import RunConfig
@@ -63,6 +65,7 @@ from mtl.runs.exported import (
     quiet_transformers,
     task_attention,
 )
+from mtl.runs.families import build_exported
 from mtl.runs.folder import RunFolder
 from mtl.runs.restore import load_state
 
@@ -115,15 +118,17 @@ def _export(model, tasks: dict, target: str, out_dir: Path, *, run_dir: str | Pa
     vectors = folding.task_vectors(model, target) if mode != "none" else None
     attention = folding.task_attention_state(model, target) if mode == "activation" else None
     kind = FEATURE_MAP if model.feature_map is not None else TASK_ATTENTION if attention is not None else PLAIN
+    pooler = getattr(backbone, "pooler", None)
+    if pooler is not None and kind != PLAIN:
+        raise MtlError(f"cannot export the {type(encoder).__name__} backbone as a {kind} model: the pooler mtl adds "
+                       "to it is not part of that export format; `mtl predict RUN` still works")
     spec = _feature_map(model, target, run_info, weighting) if kind == FEATURE_MAP else None
     head = model.heads[target]
     device = next(model.parameters()).device
     encoder_state = {k: v.detach() for k, v in encoder.state_dict().items()}
 
     if kind == PLAIN:
-        exported = task.kind.export(task, encoder, head)  # None: a sequence classification, mapped here
-        if exported is None:
-            exported = _classifier(encoder, encoder_state, head, task, target)
+        exported = _classifier(encoder, encoder_state, head, task, pooler)
         base = exported.base_model
     else:
         base = AutoModel.from_config(_plain_config(encoder))
@@ -299,36 +304,17 @@ def _plain_config(encoder):
     return config
 
 
-def _classifier(encoder, encoder_state: dict, head, task, target: str):
-    """``AutoModelForSequenceClassification`` of the encoder's config with the encoder's weights and the head."""
-    config = _plain_config(encoder)
-    model_type = getattr(config, "model_type", type(encoder).__name__)
-    config.num_labels = task.num_outputs
-    labels = list(task.labels) if task.labels is not None else ["score"]
-    config.id2label = dict(enumerate(labels))
-    config.label2id = {label: i for i, label in enumerate(labels)}
-    config.problem_type = "regression" if task.is_regression else "single_label_classification"
-    config.architectures = None
-    if hasattr(config, "classifier_dropout"):
-        config.classifier_dropout = float(head.dropout.p)
-    unsupported = (f"cannot export backbone architecture {model_type!r} ({type(encoder).__name__}) as a plain "
-                   "transformers classifier: only BERT-family encoders (BERT, MiniLM, MobileBERT, ...) whose "
-                   "classifier is a Linear on the pooler output map exactly; `mtl predict RUN` still works")
-    try:
-        classifier = AutoModelForSequenceClassification.from_config(config)
-    except Exception as exc:
-        raise MtlError(f"{unsupported} ({type(exc).__name__})") from None
-    linear = getattr(classifier, "classifier", None)
-    base = classifier.base_model
-    if (not isinstance(linear, nn.Linear) or base is classifier or getattr(base, "pooler", None) is None
-            or linear.in_features != head.classifier.in_features):
-        raise MtlError(unsupported)
-    try:
-        _load_base(base, encoder_state, encoder)
-    except MtlError:
-        raise MtlError(unsupported) from None
-    linear.load_state_dict(head.classifier.state_dict())
-    return classifier
+def _classifier(encoder, encoder_state: dict, head, task, pooler: nn.Module | None):
+    """The transformers model of the task type's export kind (``AutoModelForSequenceClassification``, ...ForMultiple
+    Choice, ...ForTokenClassification, ...ForQuestionAnswering) of the encoder's family with the encoder's weights,
+    the backbone's pooler (``pooler``: the one mtl adds to ELECTRA, DeBERTa-v2, DistilBERT) and the head's Linear
+    (:func:`mtl.runs.families.build_exported`)."""
+    kind = task.kind
+    pooler_state = {k: v.detach() for k, v in pooler.state_dict().items()} if pooler is not None else None
+    return build_exported(kind.export_kind, encoder, pooler_state, head.classifier,
+                          num_labels=head.classifier.out_features if kind.export_kind != SEQUENCE else task.num_outputs,
+                          labels=kind.export_labels(task), problem_type=kind.problem_type(task),
+                          dropout=float(head.dropout.p), encoder_state=encoder_state)
 
 
 def _load_base(base, state: dict, encoder) -> None:

@@ -42,11 +42,14 @@ def symmetric_kl(p_logits, q_logits):
     return ((log_p.exp() - log_q.exp()) * (log_p - log_q)).sum(dim=-1)
 
 
-def divergence(a, b, regression: bool):
-    """ℓ_s per instance: squared error for a regression output, symmetric KL otherwise."""
-    if regression:
+def divergence(a, b, task):
+    """ℓ_s: squared error per instance for a regression output; otherwise the symmetric KL of each categorical
+    distribution the task's type reads in its logits (one per instance for a classification or a choice, one per
+    token for tags, two per window for QA spans: ``task.kind.categorical``)."""
+    p, q = task.kind.categorical(task, a), task.kind.categorical(task, b)
+    if p is None:
         return (_wide(a) - _wide(b)).square().reshape(a.shape[0], -1).sum(dim=-1)
-    return symmetric_kl(a, b)
+    return symmetric_kl(p, q)
 
 
 class Smart(Regularizer):
@@ -80,12 +83,13 @@ class Smart(Regularizer):
             self.momentum.requires_grad_(False)
             self.momentum.eval()
 
-    def regression(self, task: str) -> bool:
-        return bool(self.run.tasks[task].is_regression)
+    def task(self, name: str):
+        return self.run.tasks[name]
 
     # ------------------------------------------------------------------ the adversarial term
     def noise(self, batch):
-        """δ_0 ~ N(0, σ²) [B, S, E] from the run's generator, zero on pad positions."""
+        """δ_0 ~ N(0, σ²) [N, S, E] from the run's generator, zero on pad positions (N: the sequences the backbone
+        encodes, e.g. B·k for multiple choice)."""
         import torch
 
         input_ids = batch["input_ids"]
@@ -104,16 +108,17 @@ class Smart(Regularizer):
         clean = clean.detach()
         for _ in range(self.steps):
             delta = delta.detach().requires_grad_(True)
-            harm = divergence(self.run.forward(task, batch, embedding_delta=delta), clean, self.regression(task)).sum()
+            harm = divergence(self.run.forward(task, batch, embedding_delta=delta), clean, self.task(task)).sum()
             (grad,) = torch.autograd.grad(harm, delta)
             scale = grad.abs().amax(dim=tuple(range(1, grad.dim())), keepdim=True).clamp_min(1e-12)  # ‖g_i‖∞
-            delta = self.mask((delta + self.step_size * grad / scale).clamp(-self.epsilon, self.epsilon), batch)
+            encoded = self.run.model.backbone_batch(task, batch)
+            delta = self.mask((delta + self.step_size * grad / scale).clamp(-self.epsilon, self.epsilon), encoded)
         return delta.detach()
 
     def adversarial_term(self, task: str, batch, clean):
         """ℓ_s(f(x + δ*), f(x)) per instance, δ* found by :meth:`ascend` (gradients through both outputs)."""
-        delta = self.ascend(task, batch, clean, self.noise(batch))
-        return divergence(self.run.forward(task, batch, embedding_delta=delta), clean, self.regression(task))
+        delta = self.ascend(task, batch, clean, self.noise(self.run.model.backbone_batch(task, batch)))
+        return divergence(self.run.forward(task, batch, embedding_delta=delta), clean, self.task(task))
 
     # ------------------------------------------------------------------ the proximal term
     def proximal_term(self, task: str, batch, outputs):
@@ -122,7 +127,7 @@ class Smart(Regularizer):
 
         with torch.no_grad():
             anchor = self.momentum(task, batch)[0]
-        return divergence(outputs, anchor, self.regression(task))
+        return divergence(outputs, anchor, self.task(task))
 
     def loss(self, step):
         import torch

@@ -59,7 +59,8 @@ def test_symmetric_kl_equals_scipy():
     assert np.allclose(symmetric_kl(p, q).numpy(), expected, atol=1e-6)
     assert torch.allclose(symmetric_kl(p, p), torch.zeros(5, dtype=torch.float64))
     # regression: the squared error of the outputs
-    assert torch.allclose(divergence(torch.tensor([[1.0], [2.0]]), torch.tensor([[0.5], [4.0]]), True),
+    similarity = mtl.create("task", "demo-similarity")
+    assert torch.allclose(divergence(torch.tensor([[1.0], [2.0]]), torch.tensor([[0.5], [4.0]]), similarity),
                           torch.tensor([0.25, 4.0]))
 
 
@@ -83,10 +84,9 @@ def test_the_ascent_is_at_least_as_harmful_as_its_starting_noise(prepared):
             clean = prepared.run.forward(task, batch)
         start = smart.noise(batch).double()
         found = smart.ascend(task, batch, clean, start)
-        regression = prepared.tasks[task].is_regression
         with torch.no_grad():
-            harm_start = divergence(direct_outputs(prepared, task, batch, start), clean, regression)
-            harm_found = divergence(direct_outputs(prepared, task, batch, found), clean, regression)
+            harm_start = divergence(direct_outputs(prepared, task, batch, start), clean, prepared.tasks[task])
+            harm_found = divergence(direct_outputs(prepared, task, batch, found), clean, prepared.tasks[task])
         assert bool((harm_found >= harm_start).all()) and float(harm_found.sum()) > 2 * float(harm_start.sum())
         assert float(found.abs().max()) <= 0.05 + 1e-12  # inside the ε ball
         pad = batch["attention_mask"] == 0

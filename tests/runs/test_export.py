@@ -247,7 +247,7 @@ def test_the_trainer_writes_the_model_folder_and_export_model_refuses_to_overwri
 
 
 def test_an_architecture_that_does_not_map_is_a_clear_error(tmp_path):
-    from transformers import AutoTokenizer, RobertaConfig, RobertaModel
+    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
 
     import mtl
     from mtl.model.backbone import HFBackbone
@@ -255,12 +255,13 @@ def test_an_architecture_that_does_not_map_is_a_clear_error(tmp_path):
     from mtl.plugins.backbones.minilm import model_path
     from mtl.runs.export import export_model
 
-    encoder = RobertaModel(RobertaConfig(vocab_size=31000, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                         intermediate_size=16))
-    backbone = HFBackbone(encoder, AutoTokenizer.from_pretrained(model_path()), name="roberta")
+    # MPNet has a pooler, but its classifier is dense -> tanh -> out_proj on the first token, not a Linear on it
+    encoder = MPNetModel(MPNetConfig(vocab_size=31000, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=16))
+    backbone = HFBackbone(encoder, AutoTokenizer.from_pretrained(model_path()), name="mpnet")
     tasks = {"demo-sentiment": mtl.create("task", "demo-sentiment")}
     model = MultiTaskModel(backbone, {"demo-sentiment": 2})
-    with pytest.raises(MtlError, match="cannot export backbone architecture 'roberta'"):
+    with pytest.raises(MtlError, match="cannot export backbone architecture 'mpnet'"):
         export_model(model, tasks, "demo-sentiment", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

@@ -40,6 +40,7 @@ class TaskType:
     structured: bool = False  # rows are records the type converts (convert_row), not one or two texts and a label
     reads: str = "pooled"  # the head's input: "pooled" (one vector per sequence) or "sequence" (every token's)
     export_class: str = "AutoModelForSequenceClassification"  # the transformers class an export loads with
+    export_kind: str = "sequence-classification"  # its kind in mtl.runs.families (the head each family maps to)
     default_metrics: tuple[str, ...] = ("accuracy",)
     metric_names: tuple[str, ...] = ("accuracy", "f1", "f1_macro", "mcc")  # the metrics this type can compute
 
@@ -149,10 +150,13 @@ class TaskType:
                  ["Something else entirely, for the second text.", "Short."]]
         return {column: texts[i] for i, column in enumerate(task.text_columns)}
 
-    def export(self, task, encoder, head):
-        """The transformers model of :attr:`export_class` with the encoder's weights and ``head``'s Linear; None for
-        a sequence classification, which :mod:`mtl.runs.export` maps itself (every encoder family)."""
-        return None
+    def export_labels(self, task) -> list[str]:
+        """The names of the exported head's outputs (its config's ``id2label``)."""
+        return list(task.labels) if task.labels is not None else ["score"]
+
+    def problem_type(self, task) -> str | None:
+        """The exported config's ``problem_type`` (transformers' loss for a sequence classification)."""
+        return "single_label_classification"
 
     def exported_logits(self, task, exported, batch: dict[str, Any]):
         """The logits of an exported model (:meth:`export`) in this type's shape."""

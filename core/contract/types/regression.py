@@ -22,6 +22,9 @@ class Regression(TaskType):
     def outputs(self, task) -> int:
         return 1
 
+    def problem_type(self, task) -> str | None:
+        return "regression"
+
     def label_dtype(self, task):
         import torch
 
