@@ -71,9 +71,6 @@ from mtl.runs.restore import load_state
 
 __all__ = ["ENCODER_DIR", "HEAD_FILE", "MANIFEST", "export_model"]
 
-#: the transformers ``problem_type`` of a type's export (a type without one: multiple choice, ranking)
-PROBLEM_TYPES = {"regression": "regression", "classification": "single_label_classification",
-                 "multi-label-classification": "multi_label_classification"}
 #: the run options the manifest's ``source`` records
 SOURCE_KEYS = ("target", "aux", "weighting", "sampler", "backbone", "options", "seed")
 
@@ -174,7 +171,7 @@ def _export(model, tasks: dict, target: str, out_dir: Path, *, run_dir: str | Pa
         "text_columns": list(task.text_columns),
         "labels": list(task.labels) if task.labels is not None else None,
         "type": task.kind.name,
-        "problem_type": PROBLEM_TYPES.get(task.kind.name),
+        "problem_type": task.kind.problem_type(task),
         "num_labels": task.num_outputs,
         "metrics": run_info.get("metrics", {}),
         "task_embedding": mode,

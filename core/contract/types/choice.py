@@ -23,6 +23,7 @@ class MultipleChoice(TaskType):
     name = "multiple-choice"
     structured = True
     export_class = "AutoModelForMultipleChoice"
+    export_kind = "multiple-choice"
     default_metrics = ("accuracy",)
     metric_names = ("accuracy",)
 
@@ -107,8 +108,8 @@ class MultipleChoice(TaskType):
         return {"context": ["A short sentence.", "Another, somewhat longer context to make the batch need padding."],
                 "prefix": ["Then", ""], "choices": [[endings[(i + j) % 5] for j in range(k)] for i in range(2)]}
 
-    def export(self, task, encoder, head):
-        return grouped.transformers_model("AutoModelForMultipleChoice", encoder, head)
+    def problem_type(self, task) -> str | None:
+        return None
 
     def exported_logits(self, task, exported, batch: dict[str, Any]):
         return exported(**encoder_inputs(batch)).logits

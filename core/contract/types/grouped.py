@@ -1,7 +1,6 @@
 """What the types whose instance is a group of sequences share (multiple choice: k endings; ranking: a query's
 candidates): the group's sequences padded to [B, G, L] with a mask of the real ones, flattened for the backbone,
-the per-sequence outputs put back in the group's shape, and an export that carries the encoder's weights and the
-head's Linear over to a transformers model."""
+and the per-sequence outputs put back in the group's shape."""
 
 from __future__ import annotations
 
@@ -77,35 +76,3 @@ def regroup(values, batch: dict[str, Any], fill: float):
     shape = tuple(mask.shape) + tuple(values.shape[1:])
     where = mask.view(*mask.shape, *([1] * (values.dim() - 1))).expand(shape)
     return values.new_full(shape, fill).masked_scatter(where, values)
-
-
-def transformers_model(class_name: str, encoder, head, **settings):
-    """A model of the transformers ``class_name`` (e.g. ``AutoModelForMultipleChoice``) built from a copy of the
-    encoder's config with ``settings``, carrying the encoder's weights (BERT family: ``base_model``) and the head's
-    Linear at the model's own ``classifier``."""
-    import copy
-
-    import transformers
-    from torch import nn
-
-    from mtl.errors import MtlError
-
-    config = copy.deepcopy(encoder.config)
-    if getattr(config, "_attn_implementation", None) not in (None, "eager", "sdpa", "flash_attention_2"):
-        config._attn_implementation = "sdpa"  # mtl's own CPU kernel is not registered in a plain process
-    for key, value in settings.items():
-        setattr(config, key, value)
-    config.architectures = None
-    if hasattr(config, "classifier_dropout") and hasattr(head, "dropout"):
-        config.classifier_dropout = float(head.dropout.p)
-    model = getattr(transformers, class_name).from_config(config)
-    linear, base = getattr(model, "classifier", None), model.base_model
-    expected = base.state_dict()
-    state = encoder.state_dict()
-    if (not isinstance(linear, nn.Linear) or base is model or getattr(base, "pooler", None) is None
-            or set(expected) != set(state) or linear.weight.shape != head.classifier.weight.shape):
-        raise MtlError(f"cannot export {type(encoder).__name__} as {class_name}: only BERT-family encoders "
-                       "(a Linear classifier on the pooler output) map exactly; `mtl predict RUN` still works")
-    base.load_state_dict({k: v.detach().to(expected[k].device) for k, v in state.items()})
-    linear.load_state_dict(head.classifier.state_dict())
-    return model.eval()

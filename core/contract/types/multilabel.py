@@ -106,12 +106,5 @@ class MultiLabelClassification(Classification):
                         "probabilities": {name: float(q) for name, q in zip(task.labels, p, strict=True)}})
         return out
 
-    def export(self, task, encoder, head):
-        from mtl.contract.types import grouped
-
-        labels = list(task.labels)
-        return grouped.transformers_model("AutoModelForSequenceClassification", encoder, head,
-                                          num_labels=len(labels), id2label=dict(enumerate(labels)),
-                                          label2id={name: i for i, name in enumerate(labels)},
-                                          problem_type="multi_label_classification")
-
+    def problem_type(self, task) -> str | None:
+        return "multi_label_classification"

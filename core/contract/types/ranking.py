@@ -159,9 +159,11 @@ class Ranking(TaskType):
         return {query: ["Where is the station?", "Where is the station?", "Who won?"],
                 candidate: ["It is next to the old market, two streets from here.", "The sun was out.", "Short."]}
 
-    def export(self, task, encoder, head):
-        return grouped.transformers_model("AutoModelForSequenceClassification", encoder, head, num_labels=1,
-                                          id2label={0: "score"}, label2id={"score": 0}, problem_type="regression")
+    def export_labels(self, task) -> list[str]:
+        return ["score"]
+
+    def problem_type(self, task) -> str | None:
+        return None  # one score per pair, ranked per query: no transformers loss fits
 
     def exported_logits(self, task, exported, batch: dict[str, Any]):
         flat = grouped.flatten(batch, real_only=True)
