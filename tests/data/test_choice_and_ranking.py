@@ -336,3 +336,19 @@ def test_demo_tasks_of_the_pooled_types_declare_what_their_type_needs():
         assert t.kind.name == kind
         t.kind.check(t)
         assert len(t.load("dev")) > 0
+
+
+@pytest.mark.parametrize("rows,fragment", [
+    ([{"context": "c", "prefix": "p", "ending0": "a", "ending1": "b", "ending2": "c", "ending3": "d", "label": 4}],
+     ":1: label 4 is out of range for task 'demo-choice' (4 choices: 0-3)"),
+    ([{"context": "c", "prefix": "p", "ending0": "a", "ending1": "b", "ending2": "c", "label": 0}],
+     ":1: missing column 'ending3' of task 'demo-choice'"),
+])
+def test_mtl_run_refuses_a_bad_multiple_choice_file_in_one_line(tmp_path, rows, fragment):
+    from conftest import assert_one_line_error, invoke_cli
+
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
+    result = invoke_cli("run", "--target", "demo-choice", "--data", f"demo-choice.train={path}", "--backbone",
+                        "tiny", "--max-steps", "1", "-o", str(tmp_path / "run"))
+    assert_one_line_error(result, path + fragment)
+    assert not (tmp_path / "run").exists()
