@@ -172,3 +172,12 @@ def test_mtl_predict_shows_the_chosen_ending_ranked_candidates_and_label_sets(tr
     shown = json.loads(result.stdout)
     assert set(shown["probabilities"]) == {"food", "sports", "music", "travel", "weather"}
     assert shown["labels"] == [k for k, p in shown["probabilities"].items() if p > 0.5]
+
+
+@pytest.mark.slow
+def test_mtl_eval_of_each_pooled_run_reproduces_its_eval_json(trained):
+    for target, (run, _) in trained.items():
+        result = invoke_cli("eval", str(run), "--json")
+        assert result.exit_code == 0, result.output
+        expected = json.loads((run / "eval.json").read_text())[target]["dev"]
+        assert json.loads(result.stdout)["metrics"] == pytest.approx(expected), target
