@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,10 +11,18 @@ import typer
 from .common import console, user_errors
 
 
-def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
-    """List tasks: type, labels, metrics (first = primary), evaluation splits, GLUE folder, hub dataset."""
+def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+          tasks_file: Annotated[Path | None, typer.Option(
+              "--tasks-file", help="Also list the tasks this YAML/JSON file declares (checked against their data).",
+              metavar="FILE")] = None) -> None:
+    """List tasks: type, labels, metrics (first = primary), evaluation splits, GLUE folder, hub dataset; declared
+    tasks (--tasks-file) are marked "declared"."""
     with user_errors():
         import mtl
+        from mtl.contract import declared
+
+        if tasks_file is not None:
+            declared.register(declared.read_tasks_file(tasks_file), str(tasks_file))
 
         rows = []
         for name in mtl.available("task"):
@@ -28,6 +37,7 @@ def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inste
                 "glue_folder": task.glue.folder if task.glue else None,
                 "hub": "/".join(p for p in (task.hub or ()) if p) or None,
                 "description": task.description,
+                "declared": declared.declared(name) is not None,
             })
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
@@ -38,6 +48,7 @@ def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inste
         for column in ("task", "type", "labels", "metrics", "eval splits", "GLUE folder", "hub"):
             table.add_column(column)
         for r in rows:
-            table.add_row(r["name"], r["type"], ", ".join(r["labels"]) or "score", ", ".join(r["metrics"]),
+            name = r["name"] + (" (declared)" if r["declared"] else "")
+            table.add_row(name, r["type"], ", ".join(r["labels"]) or "score", ", ".join(r["metrics"]),
                           ", ".join(r["eval_splits"]), r["glue_folder"] or "-", r["hub"] or "-")
         console().print(table)

@@ -40,6 +40,7 @@ _LAZY = {
     "train": "mtl.api.train",
     "bench": "mtl.api.bench",
     "load": "mtl.api.load",
+    "task": "mtl.api.task",
 }
 
 __all__ = [

@@ -122,7 +122,7 @@ failed: list[FailedPlugin] = []
 _info: dict[str, PluginInfo] = {}
 
 
-def _register(module: object, info: PluginInfo) -> bool:
+def register_module(module: object, info: PluginInfo) -> bool:
     """Register one plugin module; a misspelled hook unregisters it and records the failure."""
     try:
         pm.register(module, name=info.name)
@@ -151,7 +151,7 @@ def load_plugins() -> None:
             failed.append(FailedPlugin(module_name, "mtl", info.version, f"{type(exc).__name__}: {exc}"))
             warn(f"built-in plugin {module_name!r} failed to load: {type(exc).__name__}: {exc}")
             continue
-        _register(module, info)
+        register_module(module, info)
 
     allowed = os.environ.get("MTL_LOAD_PLUGINS")
     allowed_names = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
@@ -172,7 +172,7 @@ def load_plugins() -> None:
             failed.append(FailedPlugin(ep.name, package, version, f"{type(exc).__name__}: {exc}"))
             warn(f"plugin {ep.name!r} ({package} {version}) failed to load: {type(exc).__name__}: {exc}")
             continue
-        _register(module, PluginInfo(ep.name, package, version, builtin=False))
+        register_module(module, PluginInfo(ep.name, package, version, builtin=False))
 
 
 def plugin_info(plugin_name: str) -> PluginInfo:

@@ -81,7 +81,8 @@ def _no_source(task: TaskData, split: str, data_dir: Any) -> Examples:
 
 
 def read_file(task: TaskData, split: str, path: Path, *, limit: int | None = None) -> Examples:
-    """A user file: ``.tsv`` (GLUE style: tab, no quoting), ``.csv`` or ``.jsonl``; columns read by name."""
+    """A user file: ``.tsv`` (GLUE style: tab, no quoting), ``.csv``, ``.jsonl``, ``.json`` (a list of objects) or
+    ``.parquet``; columns read by name."""
     suffix = "".join(path.suffixes[-1:]).lower()
     if not path.is_file():
         raise DataError(f"data file not found: {path}" if not path.is_dir() else f"not a file: {path}")
@@ -91,7 +92,12 @@ def read_file(task: TaskData, split: str, path: Path, *, limit: int | None = Non
         return _read_delimited(task, split, path, delimiter=",", quoting=csv.QUOTE_MINIMAL, limit=limit)
     if suffix in (".jsonl", ".json-lines", ".jsonlines", ".ndjson"):
         return _read_jsonl(task, split, path, limit=limit)
-    raise DataError(f"{path}: unknown file format {suffix or '(no extension)'!r}; use .csv, .tsv or .jsonl")
+    if suffix == ".json":  # a list of objects, or {"data": [...]}
+        return _read_records(task, split, records._json(path), path, limit=limit)
+    if suffix == ".parquet":
+        return _read_records(task, split, records._parquet(path), path, limit=limit)
+    raise DataError(f"{path}: unknown file format {suffix or '(no extension)'!r}; use .csv, .tsv, .jsonl, .json or "
+                    f".parquet")
 
 
 def read_glue(task: TaskData, split: str, data_dir: Path, *, limit: int | None = None) -> Examples:
@@ -220,52 +226,65 @@ def _collect(task: TaskData, path: Path, reader: Any, pending: list[list[str]],
 
 
 def _read_jsonl(task: TaskData, split: str, path: Path, *, limit: int | None) -> Examples:
+    try:
+        handle = open(path, encoding="utf-8-sig")
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    def lines() -> Iterable[tuple[str, Any]]:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_no}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{where}: expected a JSON object per line, found {type(record).__name__}")
+            yield where, record
+
+    with handle:
+        try:
+            return _read_records(task, split, lines(), path, limit=limit)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        except OSError as exc:  # a read that fails part-way (an I/O error, a file that went away)
+            raise DataError(f"{path}: read error ({exc.strerror or exc})") from None
+
+
+def _read_records(task: TaskData, split: str, rows: Iterable[tuple[str, Any]], path: Path, *,
+                  limit: int | None) -> Examples:
+    """Texts and labels from ``(where, record)`` pairs (JSON Lines, a JSON list, Parquet rows), columns by name."""
     labels_of = Labels(task)
     texts: list[tuple[str, ...]] = []
     labels: list[Any] = []
     unlabeled = is_unlabeled_split(split)
     labelled: bool | None = None  # whether the file has labels: decided by its first record
-    try:
-        handle = open(path, encoding="utf-8-sig")
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with handle:
-        try:
-            for line_no, line in enumerate(handle, start=1):
-                if limit is not None and len(texts) >= limit:
-                    break
-                if not line.strip():
-                    continue
-                where = f"{path}:{line_no}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-                if not isinstance(record, dict):
-                    raise DataError(f"{where}: expected a JSON object per line, found {type(record).__name__}")
-                for name in task.text_columns:
-                    if name not in record:
-                        raise DataError(
-                            f"{where}: missing column {name!r} of task {task.name!r}; the columns are: "
-                            f"{', '.join(repr(k) for k in record)}"
-                        )
-                if labelled is None:
-                    labelled = task.label_column in record or not unlabeled
-                if labelled:
-                    if task.label_column not in record:
-                        raise DataError(
-                            f"{where}: missing label column {task.label_column!r} of task {task.name!r}; "
-                            f"the columns are: {', '.join(repr(k) for k in record)}"
-                        )
-                    label = labels_of.convert(record[task.label_column], where)
-                    if label is None:
-                        continue
-                    labels.append(label)
-                texts.append(tuple(_text(record[name], where, name) for name in task.text_columns))
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
-        except OSError as exc:  # a read that fails part-way (an I/O error, a file that went away)
-            raise DataError(f"{path}: read error ({exc.strerror or exc})") from None
+    for where, record in rows:
+        if limit is not None and len(texts) >= limit:
+            break
+        if not isinstance(record, dict):
+            raise DataError(f"{where}: expected an object per row, found {type(record).__name__}")
+        for name in task.text_columns:
+            if name not in record:
+                raise DataError(
+                    f"{where}: missing column {name!r} of task {task.name!r}; the columns are: "
+                    f"{', '.join(repr(k) for k in record)}"
+                )
+        if labelled is None:
+            labelled = task.label_column in record or not unlabeled
+        if labelled:
+            if task.label_column not in record:
+                raise DataError(
+                    f"{where}: missing label column {task.label_column!r} of task {task.name!r}; "
+                    f"the columns are: {', '.join(repr(k) for k in record)}"
+                )
+            label = labels_of.convert(record[task.label_column], where)
+            if label is None:
+                continue
+            labels.append(label)
+        texts.append(tuple(_text(record[name], where, name) for name in task.text_columns))
     if not texts and limit != 0:
         raise DataError(f"task {task.name!r} has no examples in {path}")
     return Examples(texts, labels, str(path))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mtl.contract import declared
 from mtl.errors import MtlError
 from mtl.runs.config import FIELD_NAMES, RunConfig
 from mtl.runs.files import read_json
@@ -67,6 +68,7 @@ def parse_record(values: dict[str, Any], path: Path) -> RunRecord:
         raise MtlError(f"{path}: not a run configuration: {exc}") from None
     except MtlError as exc:
         raise MtlError(f"{path}: {exc}") from None
+    declared.register_recorded(config.declared, str(path))  # the run's declared tasks, known by name from now on
     recorded = {}
     for name in RECORDED:
         value = values.get(name)

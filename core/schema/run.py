@@ -43,6 +43,11 @@ class RunConfig:
                                   help="A GLUE-format folder (glue_data/ layout: RTE/train.tsv, ...).")
     data: dict[str, str] = option(factory=dict, metavar="TASK.SPLIT=FILE", group=TASKS, repeat=True, help=(
         "A user file for a split (CSV/TSV/JSONL, named columns), or TASK=FOLDER; repeatable."))
+    tasks_file: str | None = option(None, metavar="FILE", group=TASKS, help=(
+        "A YAML or JSON file declaring your own tasks (type, columns, labels, data files or Hub dataset); use their "
+        "names as --target/--aux. The run records the declarations, so it resumes and evaluates without the file."))
+    declared: list[dict[str, Any]] = option(factory=list, group=TASKS, cli=False, help=(
+        "The declared tasks of the run (config.json: labels resolved, absolute paths), as a tasks file's entries."))
     limit: int | None = option(None, metavar="N|TASK=N", group=TASKS, repeat=True, absent="all", help=(
         "N: at most N training examples per task; TASK=N: at most N of TASK (overrides N for it); repeatable: "
         "--limit 500 --limit stsb=2000."))

@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtl.contract import loader
+from mtl.contract import declared, loader
 from mtl.errors import MtlError, PluginError
 from mtl.runs.config import FIELD_NAMES, RunConfig
 from mtl.training import tracking
@@ -43,6 +43,7 @@ class RunPlan:
         """Check ``config`` and build the run's plugins (one-line errors naming what is wrong). ``distributed``:
         under torchrun; ``main``: rank 0 (the trackers report there only); ``target_optional``: tasks without a
         target are allowed (`mtl affinity --tasks`; the first task is checked as the target would be)."""
+        declared.use(config)  # --tasks-file read, declared tasks registered (one-line errors, nothing written)
         check(config, target_optional)
         c = config
         routed = c.plugin_options()

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from mtl import locks
-from mtl.contract import loader
+from mtl.contract import declared, loader
 from mtl.errors import MtlError, OptionError
 from mtl.runs import folder as run_files
 from mtl.runs.config import RunConfig
@@ -158,7 +158,8 @@ class Trainer:
         """What this run reads from disk besides its packages: --overwrite must not delete it with the output."""
         c = self.config
         teachers = [path for paths in distill.normalise(c.teachers).values() for path in paths]
-        return [p for p in (c.parent, c.data_dir, *c.data.values(), *teachers) if p]
+        files = [path for decl in c.declared for path in (decl.get("files") or {}).values()]
+        return [p for p in (c.parent, c.data_dir, *c.data.values(), *teachers, *files) if p]
 
     def config_record(self) -> dict[str, Any]:
         registry = loader.registry()
@@ -185,6 +186,7 @@ class Trainer:
             "world_size": self.engine.ctx.world,
             "dropout_backend": self.engine.dropout_backend,
             "resume_command": self.RESUME_COMMAND,
+            "declared": declared.record(self.config.declared, self.output),  # data given in memory: copied here
             **self.events.record(),
         }
 

@@ -27,11 +27,11 @@ PAIRS = [("The lawyer followed the man at the station.", "The attorney trailed t
 
 
 def test_import_mtl_declares_the_api_without_importing_torch():
-    code = ("import sys, mtl; print(sorted({'train', 'bench', 'load'} & set(mtl.__all__))); "
+    code = ("import sys, mtl; print(sorted({'train', 'bench', 'load', 'task'} & set(mtl.__all__))); "
             "print([m for m in ('torch', 'mtl.api', 'mtl.training') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
-    assert out[:2] == ["['bench', 'load', 'train']", "[]"]
-    assert callable(mtl.train) and callable(mtl.bench) and callable(mtl.load)
+    assert out[:2] == ["['bench', 'load', 'task', 'train']", "[]"]
+    assert callable(mtl.train) and callable(mtl.bench) and callable(mtl.load) and callable(mtl.task)
 
 
 @pytest.mark.parametrize("options, args", [

@@ -95,7 +95,7 @@ def test_misspelled_hook_is_reported_and_the_plugin_not_loaded():
     module.register_weighting = register_weighting
     before = len(loader.failed)
     try:
-        ok = loader._register(module, loader.PluginInfo("misspelled", "misspelled-pkg", "1.0", builtin=False))
+        ok = loader.register_module(module, loader.PluginInfo("misspelled", "misspelled-pkg", "1.0", builtin=False))
         assert ok is False
         assert not loader.pm.is_registered(module)
         failure = loader.failed[-1]

@@ -77,7 +77,7 @@ def test_the_choices_are_the_literal_types():
 
 
 def test_only_the_fields_set_by_other_flags_have_no_option_of_their_own():
-    assert {o.name for o in OPTIONS if not o.flag.cli} == {"task_limits", "parent"}
+    assert {o.name for o in OPTIONS if not o.flag.cli} == {"task_limits", "parent", "declared"}
     for o in OPTIONS:
         assert o.flag.help and o.flag.group and "default" not in o.flag.help.lower(), o.name
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mtl.contract import declared
 from mtl.errors import MtlError, OptionError
 from mtl.runs import folder as run_files
 from mtl.study.bench.folder import BenchFolder
@@ -104,10 +105,16 @@ def make_plan(base: dict[str, Any], strategies: list[Strategy], seeds: list[int]
     """Check everything (names, options, an existing bench folder) before anything is written."""
     base = bench_options(base)
     base.setdefault("aux", [])
+    base = declared.use_values(base)  # --tasks-file read into 'declared', declared tasks registered
+    memory = base.get("declared") or []  # data given in memory is copied into the bench folder, named there
+    if memory:
+        base["declared"] = declared.record(memory, Path(output), copy=False)
     base = json.loads(json.dumps(base))  # as stored in bench.json, so a resumed bench compares equal
     validate_strategies(base, strategies)
     plan = BenchPlan(Path(output), base, strategies, seeds)
     _check_existing(plan)
+    if memory:
+        declared.record(memory, Path(output))
     return plan
 
 
