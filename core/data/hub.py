@@ -112,7 +112,7 @@ def _from_hub(task: TaskData, split: str, dataset: Any, source: str, limit: int 
         raw = None  # GLUE's hidden test labels are -1
     texts: list[tuple[str, ...]] = []
     labels: list[Any] = []
-    n_classes = task.num_outputs
+    n_classes = len(task.labels) if task.labels is not None else task.num_outputs
     labels_of = Labels(task)
     for i, row in enumerate(zip(*columns, strict=True)):
         if limit is not None and len(texts) >= limit:
