@@ -5,10 +5,12 @@ seed from the vocabulary of GLUE's QNLI dev file, QNLI's lengths) is written as 
 
     mtl run --target rte --aux qnli --data qnli.train=FILE --data-dir $MTL_GLUE_DIR --backbone minilm --max-steps 2
 
-runs twice in a row as a subprocess, with one data cache (``MTL_DATA_CACHE``, a fresh folder per size): the first
-run finds it cold, the second warm. Measured per run: seconds until the run's ``metrics.jsonl`` has its first line
-(written after step 0, so: start-up, data, model and one step), total seconds, and the child's peak RSS
-(``ru_maxrss`` of ``os.wait4``). Size 0 is RTE alone (no auxiliary task): what every run pays anyway.
+runs twice in a row as a subprocess (stopped once its first step is logged, unless ``--whole``), with one data
+cache (``MTL_DATA_CACHE``, a fresh folder per size): the first run finds it cold, the second warm. Measured per
+run: seconds until the run's ``metrics.jsonl`` has its first line (written after step 0, so: start-up, data, model
+and one step), total seconds, the CPU seconds of each (user + system, from ``/proc`` and ``os.wait4``: what a
+loaded machine does not inflate), and the child's peak RSS (``ru_maxrss`` of ``os.wait4``). Size 0 is RTE alone
+(no auxiliary task): what every run pays anyway.
 
     MTL_GLUE_DIR=/work/shared/data/glue python benchmarks/data_scale.py [--sizes 0,5463,50000,400000]
 
@@ -52,10 +54,17 @@ def write_pairs(path: Path, n: int, words: list[str], seed: int = 0) -> None:
             out.write(f"{i}\t{question.capitalize()}\t{sentence.capitalize()}\t{labels[rng.random() < 0.5]}\n")
 
 
-def run_once(command: list[str], output: Path, env: dict[str, str]) -> dict:
-    """One run: seconds to the first metrics record, total seconds, peak RSS (MB), exit status."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_once(command: list[str], output: Path, env: dict[str, str], stop: bool) -> dict:
+    """One run: seconds (wall and CPU) to the first metrics record, in all, peak RSS (MB), exit status."""
     metrics = output / "metrics.jsonl"
     first: list[float] = []
+    first_cpu: list[float] = []
     start = time.perf_counter()
     log = open(output.with_suffix(".log"), "w")
     proc = subprocess.Popen(command + ["--output", str(output)], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -66,6 +75,9 @@ def run_once(command: list[str], output: Path, env: dict[str, str]) -> dict:
             try:
                 if metrics.stat().st_size > 0:
                     first.append(time.perf_counter() - start)
+                    first_cpu.append(cpu_seconds(proc.pid))
+                    if stop:
+                        proc.kill()
                     return
             except OSError:
                 pass
@@ -78,8 +90,10 @@ def run_once(command: list[str], output: Path, env: dict[str, str]) -> dict:
     done.set()
     watcher.join()
     log.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.returncode = 0 if stop and first else os.waitstatus_to_exitcode(status)
     return {"first_step_s": round(first[0], 1) if first else None, "total_s": round(total, 1),
+            "first_step_cpu_s": round(first_cpu[0], 1) if first_cpu else None,
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
             "peak_rss_mb": round(usage.ru_maxrss / 1024), "rc": proc.returncode,
             "load": os.getloadavg()[0]}
 
@@ -89,6 +103,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="0,5463,50000,400000", help="comma-separated pair counts (0: no aux)")
     parser.add_argument("--runs", type=int, default=2, help="runs per size, one after the other (cold, warm, ...)")
     parser.add_argument("--mtl", default=f"{shlex.quote(sys.executable)} -m mtl.cli", help="the mtl command")
+    parser.add_argument("--whole", action="store_true",
+                        help="let each run finish (training and evaluation); by default it is stopped (SIGKILL) "
+                             "once its first step is logged, so that total and peak RSS cover start-up and step 0")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (printed)")
     args = parser.parse_args()
@@ -98,7 +115,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mtl-data-scale-"))
     words = vocabulary(GLUE)
     results = []
-    print(f"{'pairs':>8} {'run':>4} {'first step s':>12} {'total s':>8} {'peak RSS MB':>11} {'load':>5}", flush=True)
+    print(f"{'pairs':>8} {'run':>4} {'first step s':>12} {'(CPU s)':>8} {'total s':>8} {'(CPU s)':>8} "
+          f"{'peak RSS MB':>11} {'load':>5}", flush=True)
     try:
         for n in (int(s) for s in args.sizes.split(",")):
             folder = tmp / f"n{n}"
@@ -112,10 +130,10 @@ def main() -> None:
             env = dict(os.environ, MTL_DATA_CACHE=str(folder / "cache"), HF_HUB_OFFLINE="1",
                        TOKENIZERS_PARALLELISM="false")
             for r in range(args.runs):
-                result = {"pairs": n, "run": r + 1, **run_once(command, folder / f"run{r + 1}", env)}
+                result = {"pairs": n, "run": r + 1, **run_once(command, folder / f"run{r + 1}", env, not args.whole)}
                 results.append(result)
-                print(f"{n:>8} {r + 1:>4} {result['first_step_s']!s:>12} {result['total_s']:>8} "
-                      f"{result['peak_rss_mb']:>11} {result['load']:>5.2f}"
+                print(f"{n:>8} {r + 1:>4} {result['first_step_s']!s:>12} {result['first_step_cpu_s']!s:>8} "
+                      f"{result['total_s']:>8} {result['cpu_s']:>8} {result['peak_rss_mb']:>11} {result['load']:>5.2f}"
                       + ("" if result["rc"] == 0 else f"  exit {result['rc']}: see {folder}/run{r + 1}.log"),
                       flush=True)
     finally:
