@@ -234,3 +234,38 @@ def test_a_large_split_stays_small_in_memory(tmp_path, store):
     rows, growth = (int(x) for x in result.stdout.split())
     assert rows == 100_000
     assert growth < 300, f"RSS grew by {growth} MB encoding 100,000 pairs"
+
+
+@pytest.mark.parametrize("name, text", [
+    ("pairs.tsv", "\ufeffsentence1\tsentence2\tlabel\n\"a\tb \" c\t paraphrase \n\nx\ty\t0\n"),
+    ("pairs.csv", 'sentence1,sentence2,label\n"a, ""quoted""\nline",b,1\nc,d,not_paraphrase\n'),
+    ("extra.tsv", "idx\tsentence1\tsentence2\tlabel\n1\ta\tb\tparaphrase\n2\tc\td\t1\textra\n"),
+])
+def test_the_arrow_reader_reads_as_the_row_by_row_reader(tmp_path, monkeypatch, name, text):
+    from mtl.data import tables
+
+    task = mtl.create("task", "demo-paraphrase")
+    file = tmp_path / name
+    file.write_text(text, encoding="utf-8")
+    fast = task.load("train", file=str(file))
+    monkeypatch.setattr(tables, "read_delimited", lambda *a, **k: None)
+    slow = task.load("train", file=str(file))
+    assert (fast.texts, fast.labels, len(fast)) == (slow.texts, slow.labels, len(slow))
+    assert all(type(label) is int for label in fast.labels) and fast.labels
+    assert fast.fingerprint == slow.fingerprint
+    assert (fast.table is not None) == (name != "extra.tsv")  # a row with more fields: the row-by-row reader
+
+
+def test_the_arrow_reader_converts_scores_and_skips_labels(tmp_path):
+    similarity = mtl.create("task", "demo-similarity")
+    file = tmp_path / "scores.tsv"
+    file.write_text(f"sentence1\tsentence2\t{similarity.label_column}\na\tb\t 4.5\nc\td\t0\n", encoding="utf-8")
+    examples = similarity.load("train", file=str(file))
+    assert examples.table is not None and examples.labels == [4.5, 0.0]
+    assert examples.head(1).texts == [("a", "b")] and examples.head(1).fingerprint["head"] == 1
+    snli = mtl.create("task", "snli")
+    file = tmp_path / "snli.tsv"
+    file.write_text(f"sentence1\tsentence2\t{snli.label_column}\na\tb\t-\nc\td\tneutral\ne\tf\t-\ng\th\t0\n")
+    examples = snli.load("train", file=str(file), limit=1)
+    assert examples.table is not None and examples.texts == [("c", "d")] and examples.labels == [1]
+    assert snli.load("train", file=str(file)).labels == [1, 0]  # the rows labelled "-" dropped
