@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from mtl.data.examples import Examples
+from mtl.errors import warn
 
 
 class Encoded:
@@ -67,10 +68,16 @@ def encode(examples: Examples, tokenizer, max_length: int, task, *, cache: bool 
     hub), else tokenised in memory."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if cache and examples.fingerprint is not None and len(examples) > 0:
+        import pyarrow as pa
+
         from mtl.data.cache import encoded_table
 
-        table, _ = encoded_table(examples, task, tokenizer, max_length)
-        return Encoded(table, task, pad_id, examples=len(examples))
+        try:
+            table, _ = encoded_table(examples, task, tokenizer, max_length)
+            return Encoded(table, task, pad_id, examples=len(examples))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            warn(f"task {task.name!r}: its instances do not fit an Arrow table ({reason}); tokenised in memory")
     rows = examples.columns(task)
     table = task.kind.encode_batch(task, rows, tokenizer, max_length)
     if "labels" in table and not examples.labelled:

@@ -269,3 +269,4 @@ def test_the_arrow_reader_converts_scores_and_skips_labels(tmp_path):
     examples = snli.load("train", file=str(file), limit=1)
     assert examples.table is not None and examples.texts == [("c", "d")] and examples.labels == [1]
     assert snli.load("train", file=str(file)).labels == [1, 0]  # the rows labelled "-" dropped
+
