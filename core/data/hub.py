@@ -91,8 +91,11 @@ def read_hub(task: TaskData, split: str, *, limit: int | None = None) -> Example
     if getattr(task.kind, "structured", False):
         from mtl.data.records import from_dataset
 
-        return from_dataset(task, split, dataset, source, limit)
-    return _from_hub(task, split, dataset, source, limit)
+        examples = from_dataset(task, split, dataset, source, limit)
+    else:
+        examples = _from_hub(task, split, dataset, source, limit)
+    examples.fingerprint = {"dataset": source, "fingerprint": getattr(dataset, "_fingerprint", None)}
+    return examples
 
 
 def _from_hub(task: TaskData, split: str, dataset: Any, source: str, limit: int | None) -> Examples:
