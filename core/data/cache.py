@@ -140,7 +140,8 @@ def _tokenise(examples, task, tokenizer, max_length: int, path: Path) -> None:
     bars = not datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()
     try:
-        rows.map(encode_batch, batched=True, batch_size=BATCH, remove_columns=["__index__"],
+        whole = getattr(kind, "groups_rows", False)  # e.g. ranking groups a query's rows: one batch of all
+        rows.map(encode_batch, batched=True, batch_size=None if whole else BATCH, remove_columns=["__index__"],
                  cache_file_name=str(path), writer_batch_size=BATCH, load_from_cache_file=False,
                  new_fingerprint=path.parent.name)
     finally:
