@@ -29,8 +29,8 @@ def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inste
             task = mtl.create("task", name)
             rows.append({
                 "name": name,
-                "type": task.kind.name if task.kind.structured else
-                "regression" if task.is_regression else f"{task.num_outputs}-way classification",
+                "type": (f"{task.num_outputs}-way classification" if task.kind.name == "classification"
+                         else task.kind.name),
                 "labels": list(task.labels or []),
                 "metrics": list(task.metrics),
                 "eval_splits": list(task.eval_splits),

@@ -19,6 +19,14 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GLUE = Path(os.environ.get("MTL_GLUE_DIR", ROOT.parent / "shared" / "data" / "glue"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_cache(tmp_path_factory) -> Path:
+    """The tokenised-data cache of the whole session (mtl.data.cache): in a temporary folder, not the user's."""
+    folder = Path(os.environ.get("MTL_DATA_CACHE") or tmp_path_factory.mktemp("data-cache"))
+    os.environ["MTL_DATA_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture
 def glue_dir() -> Path:
     if not (GLUE / "RTE" / "train.tsv").exists():

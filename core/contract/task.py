@@ -39,6 +39,14 @@ class Task:
     hub_splits: dict[str, str] = {"train": "train", "dev": "validation", "test": "test"}
     hub_columns: dict[str, str] = {}  # our column -> hub column, where they differ
     packaged: dict[str, str] = {}  # split -> file shipped inside the package (the demo suite)
+    multi_label: bool = False  # classification: a set of labels per example (one sigmoid per label)
+    label_separator: str = ","  # multi-label: how a CSV/TSV cell joins an example's labels
+    choice_columns: tuple[str, ...] = ()  # multiple choice: one column per candidate ending (SWAG's ending0..3)
+    choices_column: str | None = None  # multiple choice: or one column holding the list of endings
+    choice_prefix_column: str | None = None  # multiple choice: a text put before every ending (SWAG's sent2)
+    choice_prefixes: dict[str, str] = {}  # multiple choice: prefix values rewritten (COPA's cause -> a question)
+    num_choices: int | None = None  # multiple choice: endings per example (None: as many as the first row's)
+    positive_label: str = "1"  # ranking: the label of a relevant candidate
     question_column: str = "question"  # extractive-qa: the question
     context_column: str = "context"  # extractive-qa: the passage the answer is a span of
     answers_column: str = "answers"  # extractive-qa: SQuAD's {"text": [...], "answer_start": [...]}
@@ -48,11 +56,14 @@ class Task:
     @property
     def kind(self) -> types.TaskType:
         """The task's type (:class:`mtl.contract.types.TaskType`)."""
-        return types.get(self.type or ("regression" if self.labels is None else "classification"))
+        name = self.type or ("regression" if self.labels is None else "classification")
+        if self.multi_label and name == "classification":
+            name = "multi-label-classification"
+        return types.get(name)
 
     @property
     def is_regression(self) -> bool:
-        return self.labels is None
+        return self.kind.name == "regression"
 
     @property
     def num_outputs(self) -> int:
@@ -66,7 +77,7 @@ class Task:
              limit: int | None = None) -> Examples:
         """Read a split from ``file`` if given, else from ``data_dir`` (GLUE layout), else the package
         (demo tasks), else the Hugging Face hub. Raises :class:`mtl.errors.DataError` naming the file."""
-        return files.load_split(self, split, data_dir=data_dir, file=file, limit=limit)
+        return self.kind.select(self, split, files.load_split(self, split, data_dir=data_dir, file=file, limit=limit))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-instance loss (unreduced): cross-entropy, or squared error for regression (the type's)."""

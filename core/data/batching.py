@@ -10,36 +10,51 @@ from __future__ import annotations
 import torch
 
 from mtl.data.examples import Examples
+from mtl.errors import warn
 
 
 class Encoded:
     """A tokenised split: its instances as columns (``input_ids``, ``labels``, ``length``, ``example``, and what the
-    task's type adds), batched by the type's ``collate``. ``examples``: how many examples (rows) they come from."""
+    task's type adds), batched by the type's ``collate``. ``table``: column -> list, or a (memory-mapped)
+    ``datasets.Dataset`` from the cache (:mod:`mtl.data.cache`). ``examples``: how many examples (rows) they come
+    from."""
 
-    def __init__(self, table: dict[str, list], task, pad_id: int, examples: int | None = None) -> None:
+    def __init__(self, table, task, pad_id: int, examples: int | None = None) -> None:
         self.table, self.task, self.pad_id = table, task, pad_id
         self.kind = task.kind
         self.examples = len(self) if examples is None else examples
 
+    @property
+    def arrow(self) -> bool:
+        return not isinstance(self.table, dict)
+
     def __len__(self) -> int:
-        return len(self.table["input_ids"])
+        return len(self.table) if self.arrow else len(self.table["input_ids"])
+
+    def column(self, name: str) -> list:
+        """One column of every instance, as a list."""
+        if self.arrow:
+            return self.table.data.column(name).to_pylist()
+        return list(self.table[name])
 
     @property
     def lengths(self) -> list[int]:
-        return list(self.table["length"])
+        return self.column("length")
 
     @property
     def labelled(self) -> bool:
-        return "labels" in self.table
+        return "labels" in (self.table.column_names if self.arrow else self.table)
 
     @property
     def labels(self) -> torch.Tensor | None:
         """The labels of every instance as one tensor (one label per instance), None when unlabelled."""
         if not self.labelled:
             return None
-        return torch.tensor(self.table["labels"], dtype=self.kind.label_dtype(self.task))
+        return torch.tensor(self.column("labels"), dtype=self.kind.label_dtype(self.task))
 
     def rows(self, indices) -> dict[str, list]:
+        if self.arrow:
+            return self.table[[int(i) for i in indices]]
         return {k: [column[i] for i in indices] for k, column in self.table.items()}
 
     def collate(self, indices) -> dict[str, torch.Tensor]:
@@ -47,13 +62,26 @@ class Encoded:
         return self.kind.collate(self.task, self.rows(indices), self.pad_id)
 
 
-def encode(examples: Examples, tokenizer, max_length: int, task) -> Encoded:
-    """The instances of ``examples`` as ``task``'s type makes them (:meth:`TaskType.encode_batch`)."""
+def encode(examples: Examples, tokenizer, max_length: int, task, *, cache: bool = True) -> Encoded:
+    """The instances of ``examples`` as ``task``'s type makes them (:meth:`TaskType.encode_batch`): from the data
+    cache (made first if need be) when ``cache`` and the examples have a fingerprint (they came from a file or the
+    hub), else tokenised in memory."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if cache and examples.fingerprint is not None and len(examples) > 0:
+        import pyarrow as pa
+
+        from mtl.data.cache import encoded_table
+
+        try:
+            table, _ = encoded_table(examples, task, tokenizer, max_length)
+            return Encoded(table, task, pad_id, examples=len(examples))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            warn(f"task {task.name!r}: its instances do not fit an Arrow table ({reason}); tokenised in memory")
     rows = examples.columns(task)
     table = task.kind.encode_batch(task, rows, tokenizer, max_length)
-    if "labels" in table and not examples.labels:
+    if "labels" in table and not examples.labelled:
         del table["labels"]
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return Encoded(table, task, pad_id, examples=len(examples))
 
 

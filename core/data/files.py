@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mtl.data import records
+from mtl.data import records, tables
 from mtl.data.examples import Examples, TaskData
 from mtl.data.hub import read_hub
 from mtl.data.labels import Labels, is_unlabeled_split
@@ -39,6 +39,16 @@ def load_split(task: TaskData, split: str, *, data_dir: str | os.PathLike | None
     for name, value in (("data_dir", data_dir), ("file", file)):
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise OptionError(f"task {task.name!r}: {name} must be a path (got {type(value).__name__})")
+    examples = _load(task, split, data_dir, file, limit)
+    if examples.fingerprint is None and os.path.isfile(examples.source):
+        examples.fingerprint = tables.fingerprint(examples.source)
+    if examples.fingerprint is not None:  # whether the examples are only the first rows of the data
+        head = limit if limit is not None and len(examples) >= limit else None
+        examples.fingerprint = {**examples.fingerprint, "head": head}
+    return examples
+
+
+def _load(task: TaskData, split: str, data_dir: Any, file: Any, limit: int | None) -> Examples:
     if getattr(task.kind, "structured", False):  # rows of tags, choices or answers: records
         if file is not None:
             return records.read_file(task, split, Path(file), limit=limit)
@@ -149,6 +159,11 @@ def _read_delimited(task: TaskData, split: str, path: Path, *, delimiter: str, q
     A headerless layout whose file nevertheless starts with a row naming the text columns (CoLA's
     ``test.tsv``) is read by that header.
     """
+    if columns is None:  # a file with a header: read at once into Arrow when it reads as below
+        fast = tables.read_delimited(task, split, path, delimiter=delimiter, quoted=quoting != csv.QUOTE_NONE,
+                                     limit=limit)
+        if fast is not None:
+            return fast
     _raise_field_limit()
     try:
         handle = open(path, encoding="utf-8-sig", newline="")

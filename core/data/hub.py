@@ -91,8 +91,11 @@ def read_hub(task: TaskData, split: str, *, limit: int | None = None) -> Example
     if getattr(task.kind, "structured", False):
         from mtl.data.records import from_dataset
 
-        return from_dataset(task, split, dataset, source, limit)
-    return _from_hub(task, split, dataset, source, limit)
+        examples = from_dataset(task, split, dataset, source, limit)
+    else:
+        examples = _from_hub(task, split, dataset, source, limit)
+    examples.fingerprint = {"dataset": source, "fingerprint": getattr(dataset, "_fingerprint", None)}
+    return examples
 
 
 def _from_hub(task: TaskData, split: str, dataset: Any, source: str, limit: int | None) -> Examples:
@@ -112,7 +115,7 @@ def _from_hub(task: TaskData, split: str, dataset: Any, source: str, limit: int 
         raw = None  # GLUE's hidden test labels are -1
     texts: list[tuple[str, ...]] = []
     labels: list[Any] = []
-    n_classes = task.num_outputs
+    n_classes = len(task.labels) if task.labels is not None else task.num_outputs
     labels_of = Labels(task)
     for i, row in enumerate(zip(*columns, strict=True)):
         if limit is not None and len(texts) >= limit:

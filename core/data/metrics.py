@@ -1,5 +1,5 @@
-"""The GLUE metrics (Wang et al., ICLR 2019): accuracy, F1 (positive class 1), Matthews correlation (CoLA),
-Pearson and Spearman correlation (STS-B).
+"""The GLUE metrics (Wang et al., ICLR 2019): accuracy, F1 (positive class 1), macro-F1 (SuperGLUE's CB), Matthews
+correlation (CoLA), Pearson and Spearman correlation (STS-B).
 
 scikit-learn and scipy are imported only when a metric is computed. Inputs may be lists, numpy arrays or
 torch tensors; results are Python floats. Correlations that are undefined (a constant input) are 0.0.
@@ -14,7 +14,7 @@ from typing import Any
 
 from mtl.errors import unknown
 
-METRICS = ("accuracy", "f1", "mcc", "pearson", "spearman")
+METRICS = ("accuracy", "f1", "f1_macro", "mcc", "pearson", "spearman")
 
 
 def _array(values: Any):
@@ -52,6 +52,10 @@ def _one(name: str, pred, ref) -> float:
             from sklearn.metrics import f1_score
 
             value = f1_score(ref, pred, pos_label=1, average="binary", zero_division=0.0)
+        elif name == "f1_macro":  # the mean over the classes of each class's F1 (CB in SuperGLUE)
+            from sklearn.metrics import f1_score
+
+            value = f1_score(ref, pred, average="macro", zero_division=0.0)
         elif name == "mcc":
             from sklearn.metrics import matthews_corrcoef
 

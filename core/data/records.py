@@ -16,7 +16,7 @@ from mtl.data.examples import Examples
 from mtl.data.labels import is_unlabeled_split
 from mtl.errors import DataError
 
-FORMATS = (".jsonl", ".json", ".parquet")
+FORMATS = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
 
 
 def from_records(task, split: str, records: Iterable[tuple[str, dict]], source: str,
@@ -43,8 +43,8 @@ def from_records(task, split: str, records: Iterable[tuple[str, dict]], source: 
 
 
 def read_file(task, split: str, path: Path, *, limit: int | None = None) -> Examples:
-    """A user's (or the package's) ``.jsonl``, ``.json`` (a list of objects, or ``{"data": [...]}``) or
-    ``.parquet`` file."""
+    """A user's (or the package's) ``.jsonl``, ``.json`` (a list of objects, or ``{"data": [...]}``),
+    ``.parquet``, ``.csv`` or ``.tsv`` (a header row names the columns; every value a string) file."""
     suffix = path.suffix.lower()
     if not path.is_file():
         raise DataError(f"data file not found: {path}" if not path.is_dir() else f"not a file: {path}")
@@ -56,6 +56,8 @@ def read_file(task, split: str, path: Path, *, limit: int | None = None) -> Exam
         records = _parquet(path)
     elif (reader := _type_reader(task, suffix)) is not None:  # a format of the type's own (CoNLL text for tags)
         records = reader(path)
+    elif suffix in (".csv", ".tsv"):
+        records = _delimited(path, "," if suffix == ".csv" else "\t")
     else:
         formats = FORMATS + tuple(getattr(task.kind, "file_suffixes", ()))
         raise DataError(f"{path}: task {task.name!r} ({task.kind.name}) reads {', '.join(formats)} files, not "
@@ -132,3 +134,32 @@ def _parquet(path: Path) -> Iterator[tuple[str, dict]]:
         raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from None
     for i, record in enumerate(table.to_pylist()):
         yield f"{path} row {i}", record
+
+
+def _delimited(path: Path, delimiter: str) -> Iterator[tuple[str, dict]]:
+    """Rows of a CSV (quoted as Excel writes it) or TSV (tab, no quoting, as GLUE) file with a header row."""
+    import csv
+
+    try:
+        handle = open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    with handle:
+        reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            header = [name.strip() for name in header]
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise DataError(f"{path}:{reader.line_num}: {len(row)} fields, but the header names "
+                                    f"{len(header)}")
+                yield f"{path}:{reader.line_num}", dict(zip(header, row, strict=True))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        except csv.Error as exc:
+            raise DataError(f"{path}:{reader.line_num}: {exc}") from None

@@ -170,8 +170,8 @@ def _export(model, tasks: dict, target: str, out_dir: Path, *, run_dir: str | Pa
         "task": target,
         "task_options": run_info.get("task_options", {}),
         "text_columns": list(task.text_columns),
-        "type": task.kind.name,
         "labels": list(task.labels) if task.labels else None,  # None: regression, or a type without classes (spans)
+        "type": task.kind.name,
         "problem_type": task.kind.problem_type(task),
         "num_labels": task.num_outputs,
         "metrics": run_info.get("metrics", {}),

@@ -69,8 +69,10 @@ def manifest_problem(manifest: dict[str, Any]) -> str | None:
                                     and all(isinstance(c, str) and c for c in columns)):
         return f"'text_columns' must be a list of one or two column names (got {columns!r})"
     problem = manifest.get("problem_type")
-    if problem is not None and problem not in ("regression", "single_label_classification"):
-        return f"'problem_type' must be regression or single_label_classification (got {problem!r})"
+    if problem is not None and problem not in ("regression", "single_label_classification",
+                                               "multi_label_classification"):
+        return (f"'problem_type' must be regression, single_label_classification or multi_label_classification "
+                f"(got {problem!r})")
     if problem is not None and (problem == "regression") != (labels is None):
         return f"'problem_type' {problem} does not match 'labels' {labels!r}"
     return None

@@ -79,6 +79,9 @@ class RunConfig:
     grad_accum: int = option(1, group=TRAINING,
                              help="Micro-batches of --batch-size per optimisation step (gradient accumulation).")
     max_length: int = option(128, group=TRAINING, help="Maximum tokens per example (at most 512).")
+    data_cache: bool = option(True, group=TASKS, help=(
+        "Tokenised splits cached on disk and shared by runs ($MTL_DATA_CACHE, else $HF_DATASETS_CACHE/mtl); "
+        "--no-data-cache tokenises in memory and writes nothing."))
     group_by_length: bool = option(False, group=TRAINING, help=(
         "Batches of similar lengths (windows of 50 batches; transformers' group_by_length) instead of random ones."))
     optimizer: Optimizer = option("adamw", group=TRAINING, help=(

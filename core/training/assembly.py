@@ -23,7 +23,7 @@ def load_examples(t) -> None:
         source = plan.sources[(name, task.train_split)]
         examples = task.load(task.train_split, data_dir=source.data_dir, file=source.file,
                              limit=c.task_limits.get(name, c.limit))
-        if not examples.labels:
+        if not examples.labelled:
             raise DataError(f"task {name!r}: the training data in {examples.source} has no labels")
         t.train_examples[name] = examples
         for split in task.eval_splits:
@@ -48,10 +48,10 @@ def encode_all(t) -> None:
                               f"{needed} tokens for one token of each of its {texts} text(s) with "
                               f"{needed - texts} special tokens")
     t.train_data: dict[str, Encoded] = {
-        n: encode(ex, tokenizer, c.max_length, t.tasks[n]) for n, ex in t.train_examples.items()
+        n: encode(ex, tokenizer, c.max_length, t.tasks[n], cache=c.data_cache) for n, ex in t.train_examples.items()
     }
     t.eval_data: dict[tuple[str, str], Encoded] = {
-        key: encode(ex, tokenizer, c.max_length, t.tasks[key[0]])
+        key: encode(ex, tokenizer, c.max_length, t.tasks[key[0]], cache=c.data_cache)
         for key, ex in t.eval_examples.items()
     }
 

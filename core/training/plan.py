@@ -117,8 +117,8 @@ def check_task(name: str, task) -> None:
     metrics = tuple(task.metrics or ())
     if not metrics:
         raise PluginError(f"task {name!r} declares no metrics (the first one is the primary metric)")
-    kind = getattr(task, "kind", None)
-    known = kind.metric_names if getattr(kind, "structured", False) else METRICS  # a structured type's own metrics
+    kind = task.kind
+    known = METRICS if kind.name in ("classification", "regression") else kind.metric_names  # a type's own metrics
     for metric in metrics:
         if metric not in known:
             raise PluginError(f"task {name!r}: unknown metric {metric!r} (known: {', '.join(known)})")

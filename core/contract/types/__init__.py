@@ -4,8 +4,11 @@ type's name to its class; :func:`get` gives the type of a name with a one-line e
 from __future__ import annotations
 
 from mtl.contract.types.base import TaskType, encoder_inputs, pad_sequences
+from mtl.contract.types.choice import MultipleChoice
 from mtl.contract.types.classification import Classification
 from mtl.contract.types.extractive_qa import ExtractiveQA
+from mtl.contract.types.multilabel import MultiLabelClassification
+from mtl.contract.types.ranking import Ranking
 from mtl.contract.types.regression import Regression
 from mtl.contract.types.tagging import TokenClassification
 from mtl.errors import UnknownNameError, unknown
@@ -16,6 +19,9 @@ TYPES: dict[str, type[TaskType]] = {
     "classification": Classification,
     "regression": Regression,
     "token-classification": TokenClassification,
+    "multiple-choice": MultipleChoice,
+    "ranking": Ranking,
+    "multi-label-classification": MultiLabelClassification,  # what `classification` with multi_label=True is
     "extractive-qa": ExtractiveQA,
 }
 

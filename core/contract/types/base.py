@@ -8,6 +8,8 @@ with every type. Torch is imported by the methods that need it (``import mtl`` d
 
 The methods and what they take:
 
+- ``select(task, split, examples)``: the examples of a split that a run uses (all of them but for ranking's
+  training split).
 - ``encode_batch(task, rows, tokenizer, max_length)``: a batch of raw rows (column -> list, as
   ``datasets.Dataset.map(batched=True)`` passes them) to a batch of *instances* (column -> list): ``input_ids``,
   ``token_type_ids`` (when the tokenizer makes them), ``labels`` (in the type's form), ``length`` (the padded length
@@ -40,7 +42,7 @@ class TaskType:
     export_class: str = "AutoModelForSequenceClassification"  # the transformers class an export loads with
     export_kind: str = "sequence-classification"  # its kind in mtl.runs.families (the head each family maps to)
     default_metrics: tuple[str, ...] = ("accuracy",)
-    metric_names: tuple[str, ...] = ("accuracy", "f1", "mcc")  # the metrics this type can compute
+    metric_names: tuple[str, ...] = ("accuracy", "f1", "f1_macro", "mcc")  # the metrics this type can compute
 
     def __repr__(self) -> str:
         return f"<task type {self.name}>"
@@ -63,6 +65,10 @@ class TaskType:
         :class:`mtl.errors.DataError` naming ``where`` (file and line, or dataset and row) when it does not fit;
         None to drop the row. Text types are read by :mod:`mtl.data.files` instead."""
         raise NotImplementedError(f"task type {self.name!r} reads one or two texts and a label")
+
+    def select(self, task, split: str, examples):
+        """The examples of ``split`` a run uses (ranking leaves queries without a positive out of training)."""
+        return examples
 
     def encode_batch(self, task, rows: dict[str, list], tokenizer, max_length: int) -> dict[str, list]:
         columns = [rows[c] for c in task.text_columns]
