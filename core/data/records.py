@@ -106,14 +106,14 @@ def _jsonl(path: Path) -> Iterator[tuple[str, dict]]:
             raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
 
 
-def _json(path: Path, task) -> Iterator[tuple[str, dict]]:
+def _json(path: Path, task=None) -> Iterator[tuple[str, dict]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if squad_format.is_nested(data):  # SQuAD's articles > paragraphs > questions
+    if task is not None and squad_format.is_nested(data):  # SQuAD's articles > paragraphs > questions
         names = {k: getattr(task, f"{k}_column", k) for k in ("question", "context", "answers")}
         yield from squad_format.records(path, data, names)
         return

@@ -150,6 +150,10 @@ def _kind(labels: tuple[str, ...] | None) -> str:
     return "a regression (one score)" if labels is None else f"a classification with labels {', '.join(labels)}"
 
 
+#: the task types a teacher can be given for: one vector of logits per training example (MT-DNN-KD's setting)
+DISTILLED_TYPES = ("classification", "regression")
+
+
 def check_teachers(config, tasks: dict[str, Task]) -> dict[str, list[Teacher]]:
     """Every teacher of ``config.teachers`` described and checked against the run's ``tasks`` (not the data size:
     :func:`check_sizes`). Sets ``config.teachers`` to absolute paths, duplicates dropped, for config.json."""
@@ -160,6 +164,9 @@ def check_teachers(config, tasks: dict[str, Task]) -> dict[str, list[Teacher]]:
     for name, runs in teachers.items():
         if name not in tasks:
             raise OptionError(f"{FLAG} {name}=...: task {name!r} is not in this run ({', '.join(tasks)})")
+        if tasks[name].kind.name not in DISTILLED_TYPES:
+            raise OptionError(f"{FLAG} {name}=...: task {name!r} is a {tasks[name].kind.name} task; distillation "
+                              f"(soft targets per training example) takes {' and '.join(DISTILLED_TYPES)} tasks")
         task, found = tasks[name], []
         for run in runs:
             where = f"{FLAG} {name}={run}"

@@ -96,7 +96,7 @@ def test_the_keys_a_declaration_may_pass_through_are_the_task_attributes():
 
 
 @pytest.mark.parametrize("decl, fragments", [
-    ({"type": "clasification"}, ["unknown task type 'clasification'", "Did you mean 'classification'?"]),
+    ({"type": "clasification"}, ["unknown task type 'clasification'", "Did you mean 'classification'"]),
     ({"label_colum": "label"}, ["unknown declaration key 'label_colum'", "Did you mean 'label_column'"]),
     ({"text_columns": ["sentence"]}, ["train.tsv: no column 'sentence'", "task 'films'", "its columns are"]),
     ({"labels": ["pos", "neg"]}, ["train.tsv:4: unknown label 'meh'"]),

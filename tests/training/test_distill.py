@@ -315,3 +315,13 @@ def test_bench_refuses_a_bad_teacher_before_running(teachers, tmp_path):
                         "--teacher", f"demo-paraphrase={teachers['sim']}", "-o", str(tmp_path / "bench"))
     assert_one_line_error(result, "is a model of task 'demo-similarity'")
     assert not (tmp_path / "bench").exists()
+
+
+@pytest.mark.parametrize("target", ["demo-entities", "demo-qa", "demo-choice"])
+def test_a_teacher_of_a_task_without_one_logit_vector_per_example_is_refused(tmp_path, target):
+    """Soft targets are one vector per training example: token tags, QA windows and choices are refused in one
+    line, before any teacher is loaded or anything is written."""
+    result = invoke_cli("run", "--target", target, "--backbone", "tiny", "--max-steps", "1",
+                        "--teacher", f"{target}={tmp_path / 'teacher'}", "-o", str(tmp_path / "run"))
+    assert_one_line_error(result, f"--teacher {target}=...", "distillation", "classification and regression")
+    assert not (tmp_path / "run").exists()
