@@ -12,7 +12,6 @@ one plugin, ``declared``, so every command finds them by name like any registere
 from __future__ import annotations
 
 import atexit
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any
 
 from mtl.contract import declare, loader
 from mtl.contract.hookspecs import hookimpl
-from mtl.errors import MtlError, not_utf8
+from mtl.errors import MtlError
+from mtl.schema.documents import read_document
 
 PLUGIN = "declared"  # the plugin name declared tasks are registered under (`mtl plugins`, config.json)
 
@@ -90,25 +90,8 @@ def clear() -> None:
 def read_tasks_file(path: str | Path) -> list[dict[str, Any]]:
     """The declarations of a tasks file, resolved (columns checked, labels inferred); one-line errors name the file
     and the task, before anything is written."""
-    import yaml
-
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MtlError(f"tasks file not found: {path}") from None
-    except OSError as exc:
-        raise MtlError(f"tasks file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise MtlError(not_utf8(path, exc)) from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise MtlError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise MtlError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    data = read_document(path, "tasks file")
     if isinstance(data, dict) and set(data) == {"tasks"}:
         data = data["tasks"]
     if not isinstance(data, list) or not data:

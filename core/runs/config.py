@@ -8,11 +8,10 @@ Command-line values override the config file; the file's keys are the option nam
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from mtl.errors import MtlError, OptionError, not_utf8, unknown
+from mtl.errors import MtlError, OptionError, unknown
 from mtl.schema import (
     FIELD_NAMES,
     KEEPS,
@@ -23,6 +22,7 @@ from mtl.schema import (
     convert_option,
     parse_report_to,
 )
+from mtl.schema.documents import read_document
 from mtl.schema.routing import plugin_options as route
 
 __all__ = ["FIELD_NAMES", "KEEPS", "LR_SCHEDULES", "OPTIMIZERS", "PRECISIONS", "RunConfig", "convert_option",
@@ -32,25 +32,8 @@ __all__ = ["FIELD_NAMES", "KEEPS", "LR_SCHEDULES", "OPTIMIZERS", "PRECISIONS", "
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML or JSON mapping of run options (safe loading only)."""
-    import yaml
-
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MtlError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise MtlError(f"config file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise MtlError(not_utf8(path, exc)) from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise MtlError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise MtlError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    data = read_document(path, "config file")
     if data is None:
         return {}
     if not isinstance(data, dict):
