@@ -143,7 +143,7 @@ def test_a_declared_task_is_an_auxiliary_task_in_a_bench_and_listed_by_mtl_tasks
 
 BAD = [  # (what the tasks file says instead, the error)
     (("type: classification", "type: clasification"),
-     "unknown task type 'clasification'. Did you mean 'classification'?"),
+     "unknown task type 'clasification'. Did you mean 'classification'"),
     (("label_column: mood", "label_colum: mood"), "unknown declaration key 'label_colum'. Did you mean 'label_column'"),
     (("[review]", "[text]"), "/data/train.tsv: no column 'text' (text_columns of task 'reviews' in "),
     (("mood\n", "mood\n    labels: [negative, neutral]\n"),

@@ -425,7 +425,8 @@ def test_export_overwrite_never_deletes_the_run_it_reads(runs, tmp_path):
     ({"max_length": "big"}, "'max_length' must be an integer >= 1 (got 'big')"),
     ({"labels": 5}, "'labels' must be a list of label names"),
     ({"text_columns": ["a", "b", "c"]}, "'text_columns' must be a list of one or two column names"),
-    ({"problem_type": "nosuch"}, "'problem_type' must be regression, single_label_classification or multi_label_classification"),
+    ({"problem_type": "nosuch"},
+     "'problem_type' must be regression, single_label_classification or multi_label_classification"),
     ({"task": 7}, "'task' must be a task name (got 7)"),
 ])
 @pytest.mark.slow
