@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import os
 import sys
 from collections.abc import Iterable
@@ -241,31 +240,7 @@ def _collect(task: TaskData, path: Path, reader: Any, pending: list[list[str]],
 
 
 def _read_jsonl(task: TaskData, split: str, path: Path, *, limit: int | None) -> Examples:
-    try:
-        handle = open(path, encoding="utf-8-sig")
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-    def lines() -> Iterable[tuple[str, Any]]:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{where}: expected a JSON object per line, found {type(record).__name__}")
-            yield where, record
-
-    with handle:
-        try:
-            return _read_records(task, split, lines(), path, limit=limit)
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
-        except OSError as exc:  # a read that fails part-way (an I/O error, a file that went away)
-            raise DataError(f"{path}: read error ({exc.strerror or exc})") from None
+    return _read_records(task, split, records._jsonl(path), path, limit=limit)
 
 
 def _read_records(task: TaskData, split: str, rows: Iterable[tuple[str, Any]], path: Path, *,

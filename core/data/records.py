@@ -89,6 +89,7 @@ def from_dataset(task, split: str, dataset: Any, source: str, limit: int | None)
 
 
 def _jsonl(path: Path) -> Iterator[tuple[str, dict]]:
+    """``(path:line, object)`` of each non-blank line of a JSON Lines file (every task type's JSONL reader)."""
     try:
         handle = open(path, encoding="utf-8-sig")
     except OSError as exc:
@@ -98,12 +99,18 @@ def _jsonl(path: Path) -> Iterator[tuple[str, dict]]:
             for line_no, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
+                where = f"{path}:{line_no}"
                 try:
-                    yield f"{path}:{line_no}", json.loads(line)
+                    record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{line_no}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                    raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                if not isinstance(record, dict):
+                    raise DataError(f"{where}: expected a JSON object per line, found {type(record).__name__}")
+                yield where, record
         except UnicodeDecodeError as exc:
             raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        except OSError as exc:  # a read that fails part-way (an I/O error, a file that went away)
+            raise DataError(f"{path}: read error ({exc.strerror or exc})") from None
 
 
 def _json(path: Path, task=None) -> Iterator[tuple[str, dict]]:
