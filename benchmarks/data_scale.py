@@ -12,7 +12,7 @@ and one step), total seconds, the CPU seconds of each (user + system, from ``/pr
 loaded machine does not inflate), and the child's peak RSS (``ru_maxrss`` of ``os.wait4``). Size 0 is RTE alone
 (no auxiliary task): what every run pays anyway.
 
-    MTL_GLUE_DIR=/work/shared/data/glue python benchmarks/data_scale.py [--sizes 0,5463,50000,400000]
+    MTL_GLUE_DIR=path/to/glue python benchmarks/data_scale.py [--sizes 0,5463,50000,400000]
 
 ``--mtl "python -m mtl.cli"`` names the command (e.g. another checkout's). The machine's load average is printed
 with each figure: on a shared machine the times move with it.
@@ -34,7 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-GLUE = Path(os.environ.get("MTL_GLUE_DIR", "/work/shared/data/glue"))
+GLUE = Path(os.environ.get("MTL_GLUE_DIR", "glue_data"))  # the GLUE folder (RTE, QNLI): set MTL_GLUE_DIR
 
 
 def vocabulary(glue: Path) -> list[str]:
